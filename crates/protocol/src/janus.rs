@@ -85,6 +85,13 @@ pub enum Request {
         /// The session.
         session_id: u64,
     },
+    /// Reclaim a session over a new transport connection after a reconnect.
+    Claim {
+        /// Transaction id.
+        transaction: String,
+        /// The session.
+        session_id: u64,
+    },
     /// Destroy a session and every handle in it.
     Destroy {
         /// Transaction id.
@@ -155,6 +162,7 @@ impl Request {
         match self {
             Request::Create { transaction }
             | Request::Keepalive { transaction, .. }
+            | Request::Claim { transaction, .. }
             | Request::Destroy { transaction, .. }
             | Request::Attach { transaction, .. }
             | Request::Detach { transaction, .. }

@@ -1,0 +1,1136 @@
+//! The sans-IO meeting client.
+//!
+//! [`Client`] holds the whole state of one meeting: the Janus session and its
+//! handles, the transactions in flight, the WebRTC peer connection (a str0m
+//! [`Rtc`]) that carries the TextRoom data channel, the roster and the chat.
+//! It performs no I/O and reads no clock: the caller feeds it [`Input`]s with
+//! the current time and drains [`Output`]s until [`Output::Timeout`], in the
+//! same shape as str0m itself. [`crate::runtime`] is the thin async driver.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use conclave_protocol::janus::{self, Jsep, JsepKind, Request, ServerMessage, TrickleCandidate};
+use conclave_protocol::textroom::{
+    self, TextRoomApiRequest, TextRoomEvent, TextRoomParticipant, TextRoomRequest,
+};
+use conclave_protocol::videoroom::{self, ParticipantType, VideoRoomEvent, VideoRoomRequest};
+use conclave_protocol::MeetingInfo;
+use serde_json::Value;
+use str0m::change::SdpOffer;
+use str0m::channel::{ChannelConfig, ChannelId};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Rtc};
+use tracing::{debug, info, warn};
+
+use crate::api::{ChatMessage, Command, EngineEvent, Participant};
+use crate::chat::ChatCodec;
+
+/// How long a request may wait for its answer.
+pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long joining may take in all, including ICE and DTLS.
+pub const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Interval between session keepalives (Janus's default timeout is 60 s).
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(25);
+/// How long leaving waits for the server before giving up.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest nickname, in characters.
+pub const MAX_NICKNAME_CHARS: usize = 64;
+
+/// What the client needs to join one meeting.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// The meeting (ID, password, chat key).
+    pub info: MeetingInfo,
+    /// The nickname shown to others. The only personal datum sent.
+    pub nickname: String,
+    /// This participant's id in the meeting (random per join).
+    pub self_id: u64,
+    /// The local UDP address announced as ICE host candidate.
+    pub local_addr: SocketAddr,
+}
+
+/// Something the caller feeds into the client.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A text frame from the signaling connection.
+    Signal(&'a str),
+    /// The signaling connection dropped; the caller is trying to reconnect.
+    SignalLost,
+    /// The signaling connection is back (a new transport connection).
+    SignalRestored,
+    /// The signaling connection is gone for good.
+    SignalGaveUp(String),
+    /// A UDP datagram arrived.
+    Udp {
+        /// Sender.
+        source: SocketAddr,
+        /// Local address it arrived on.
+        destination: SocketAddr,
+        /// Payload.
+        data: &'a [u8],
+    },
+    /// Time passed; nothing else happened.
+    Timeout,
+    /// A user command.
+    Command(Command),
+}
+
+/// Something the client wants done.
+#[derive(Debug)]
+pub enum Output {
+    /// Send a text frame on the signaling connection.
+    Signal(String),
+    /// Send a UDP datagram.
+    Transmit {
+        /// Where to.
+        destination: SocketAddr,
+        /// Payload.
+        data: Vec<u8>,
+    },
+    /// Tell the user.
+    Event(EngineEvent),
+    /// Nothing more to do until this instant (or the next input).
+    Timeout(Instant),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Joining,
+    InMeeting,
+    Leaving,
+    Finished,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tx {
+    CreateSession,
+    AttachVideoRoom,
+    AttachTextRoom,
+    VideoRoomJoin,
+    TextRoomSetup,
+    TextRoomAck,
+    Keepalive,
+    Claim,
+    Trickle,
+    VideoRoomLeave,
+    Destroy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum DcTx {
+    Join,
+    Message { to_name: Option<String> },
+    Leave,
+}
+
+/// The sans-IO meeting client. See the module documentation.
+pub struct Client {
+    cfg: ClientConfig,
+    self_id: String,
+    codec: ChatCodec,
+    phase: Phase,
+    now: Instant,
+    next_tx: u64,
+    pending: HashMap<String, (Tx, Instant)>,
+    dc_pending: HashMap<String, DcTx>,
+    session_id: Option<u64>,
+    videoroom_handle: Option<u64>,
+    textroom_handle: Option<u64>,
+    videoroom_joined: bool,
+    textroom_joined: bool,
+    rtc: Option<Rtc>,
+    rtc_deadline: Option<Instant>,
+    channel: Option<ChannelId>,
+    dc_backlog: Vec<String>,
+    signal_up: bool,
+    signal_backlog: Vec<String>,
+    roster: BTreeMap<String, Participant>,
+    chat_log: Vec<ChatMessage>,
+    join_deadline: Instant,
+    keepalive_at: Instant,
+    leave_deadline: Option<Instant>,
+    out: VecDeque<Output>,
+}
+
+impl Client {
+    /// A client that starts joining at once: the first output is the
+    /// `create` request for the signaling connection.
+    pub fn new(cfg: ClientConfig, now: Instant) -> Self {
+        let codec = ChatCodec::new(cfg.info.room.0, cfg.info.chat_key.as_ref());
+        let mut client = Client {
+            self_id: cfg.self_id.to_string(),
+            cfg,
+            codec,
+            phase: Phase::Joining,
+            now,
+            next_tx: 1,
+            pending: HashMap::new(),
+            dc_pending: HashMap::new(),
+            session_id: None,
+            videoroom_handle: None,
+            textroom_handle: None,
+            videoroom_joined: false,
+            textroom_joined: false,
+            rtc: None,
+            rtc_deadline: None,
+            channel: None,
+            dc_backlog: Vec::new(),
+            signal_up: true,
+            signal_backlog: Vec::new(),
+            roster: BTreeMap::new(),
+            chat_log: Vec::new(),
+            join_deadline: now + JOIN_TIMEOUT,
+            keepalive_at: now + KEEPALIVE_INTERVAL,
+            leave_deadline: None,
+            out: VecDeque::new(),
+        };
+        let transaction = client.transaction(Tx::CreateSession);
+        client.send(Request::Create { transaction });
+        client
+    }
+
+    /// Whether the meeting is over and the driver can stop.
+    pub fn is_finished(&self) -> bool {
+        self.phase == Phase::Finished && self.out.is_empty()
+    }
+
+    /// The local participant's id.
+    pub fn self_id(&self) -> &str {
+        &self.self_id
+    }
+
+    /// The chat of this meeting so far, oldest first. Only in memory.
+    pub fn chat_log(&self) -> &[ChatMessage] {
+        &self.chat_log
+    }
+
+    /// The meeting being joined.
+    pub fn meeting(&self) -> &MeetingInfo {
+        &self.cfg.info
+    }
+
+    /// The local nickname.
+    pub fn nickname(&self) -> &str {
+        &self.cfg.nickname
+    }
+
+    /// Feeds one input at time `now`.
+    pub fn handle_input(&mut self, now: Instant, input: Input<'_>) {
+        self.now = now.max(self.now);
+        if self.phase == Phase::Finished {
+            return;
+        }
+        match input {
+            Input::Signal(text) => self.on_signal(text),
+            Input::SignalLost => self.on_signal_lost(),
+            Input::SignalRestored => self.on_signal_restored(),
+            Input::SignalGaveUp(reason) => {
+                self.fail(format!("Lost the connection to the meeting server: {reason}"))
+            }
+            Input::Udp {
+                source,
+                destination,
+                data,
+            } => self.on_udp(source, destination, data),
+            Input::Timeout => self.on_timeout(),
+            Input::Command(cmd) => self.on_command(cmd),
+        }
+    }
+
+    /// The next output. Call until it returns [`Output::Timeout`].
+    pub fn poll_output(&mut self) -> Output {
+        if let Some(o) = self.out.pop_front() {
+            return o;
+        }
+        let mut next = self.now + Duration::from_secs(3600);
+        if self.phase != Phase::Finished {
+            next = next.min(self.keepalive_at);
+            if self.phase == Phase::Joining {
+                next = next.min(self.join_deadline);
+            }
+            if let Some(t) = self.rtc_deadline {
+                next = next.min(t);
+            }
+            if let Some(t) = self.leave_deadline {
+                next = next.min(t);
+            }
+            if let Some(t) = self.pending.values().map(|(_, t)| *t).min() {
+                next = next.min(t);
+            }
+        }
+        Output::Timeout(next)
+    }
+
+    // ----- signaling -------------------------------------------------------
+
+    fn transaction(&mut self, tx: Tx) -> String {
+        let id = format!("c{}", self.next_tx);
+        self.next_tx += 1;
+        self.pending
+            .insert(id.clone(), (tx, self.now + TRANSACTION_TIMEOUT));
+        id
+    }
+
+    fn send(&mut self, req: Request) {
+        let text = req.to_json();
+        if self.signal_up {
+            self.out.push_back(Output::Signal(text));
+        } else {
+            self.signal_backlog.push(text);
+        }
+    }
+
+    fn plugin_message(&mut self, tx: Tx, handle_id: u64, body: Value, jsep: Option<Jsep>) {
+        let Some(session_id) = self.session_id else {
+            return;
+        };
+        let transaction = self.transaction(tx);
+        self.send(Request::Message {
+            transaction,
+            session_id,
+            handle_id,
+            body,
+            jsep,
+        });
+    }
+
+    fn on_signal(&mut self, text: &str) {
+        let msg = match ServerMessage::from_json(text) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "ignoring a server message that could not be decoded");
+                return;
+            }
+        };
+        let tx = msg
+            .transaction()
+            .and_then(|t| self.pending.get(t).map(|(tx, _)| (t.to_owned(), *tx)));
+        match msg {
+            ServerMessage::Ack { .. } => {
+                if let Some((id, Tx::Keepalive | Tx::Trickle)) = tx {
+                    self.pending.remove(&id);
+                }
+            }
+            ServerMessage::Success {
+                data, plugindata, ..
+            } => {
+                let Some((id, tx)) = tx else {
+                    debug!("success for an unknown transaction");
+                    return;
+                };
+                self.pending.remove(&id);
+                self.on_success(tx, data.map(|d| d.id), plugindata.map(|p| p.data));
+            }
+            ServerMessage::Error { error, .. } => {
+                if let Some((id, tx)) = tx {
+                    self.pending.remove(&id);
+                    self.on_core_error(tx, error);
+                } else {
+                    warn!(code = error.code, "server error for an unknown transaction");
+                }
+            }
+            ServerMessage::Event {
+                sender,
+                plugindata,
+                jsep,
+                ..
+            } => {
+                if let Some((id, _)) = &tx {
+                    self.pending.remove(id);
+                }
+                if Some(sender) == self.videoroom_handle {
+                    self.on_videoroom(&plugindata.data);
+                } else if Some(sender) == self.textroom_handle {
+                    self.on_textroom_api(&plugindata.data, jsep);
+                } else {
+                    debug!(sender, "event for an unknown handle");
+                }
+            }
+            ServerMessage::Trickle {
+                sender, candidate, ..
+            } => {
+                if Some(sender) == self.textroom_handle {
+                    self.on_remote_candidate(candidate);
+                }
+            }
+            ServerMessage::Webrtcup { sender, .. } => debug!(sender, "webrtcup"),
+            ServerMessage::Hangup { sender, reason, .. } => {
+                if Some(sender) == self.textroom_handle && self.phase != Phase::Leaving {
+                    self.fail(format!("The server closed the chat connection ({reason})"));
+                }
+            }
+            ServerMessage::Timeout { .. } => {
+                self.fail("The server ended the session after a timeout".into());
+            }
+            ServerMessage::Detached { .. }
+            | ServerMessage::Media { .. }
+            | ServerMessage::Slowlink { .. } => {}
+        }
+    }
+
+    fn on_success(&mut self, tx: Tx, id: Option<u64>, data: Option<Value>) {
+        match tx {
+            Tx::CreateSession => {
+                let Some(session_id) = id else {
+                    return self.fail("The server sent an invalid session".into());
+                };
+                self.session_id = Some(session_id);
+                for (tx, plugin) in [
+                    (Tx::AttachVideoRoom, janus::VIDEOROOM_PLUGIN),
+                    (Tx::AttachTextRoom, janus::TEXTROOM_PLUGIN),
+                ] {
+                    let transaction = self.transaction(tx);
+                    self.send(Request::Attach {
+                        transaction,
+                        session_id,
+                        plugin: plugin.into(),
+                        opaque_id: None,
+                    });
+                }
+            }
+            Tx::AttachVideoRoom => {
+                let Some(handle) = id else {
+                    return self.fail("The server sent an invalid handle".into());
+                };
+                self.videoroom_handle = Some(handle);
+                let body = VideoRoomRequest::Join {
+                    room: self.cfg.info.room.0,
+                    ptype: ParticipantType::Publisher,
+                    id: Some(self.cfg.self_id),
+                    display: Some(self.cfg.nickname.clone()),
+                    pin: self.cfg.info.room_pin(),
+                    streams: None,
+                    private_id: None,
+                }
+                .to_body();
+                self.plugin_message(Tx::VideoRoomJoin, handle, body, None);
+            }
+            Tx::AttachTextRoom => {
+                let Some(handle) = id else {
+                    return self.fail("The server sent an invalid handle".into());
+                };
+                self.textroom_handle = Some(handle);
+                let body = TextRoomApiRequest::Setup.to_body();
+                self.plugin_message(Tx::TextRoomSetup, handle, body, None);
+            }
+            Tx::Destroy => self.finish(EngineEvent::Left),
+            Tx::VideoRoomJoin => {
+                // Synchronous answers are unusual for join; treat as an event.
+                if let Some(d) = data {
+                    self.on_videoroom(&d);
+                }
+            }
+            Tx::Claim => info!("signaling session reclaimed"),
+            _ => {}
+        }
+    }
+
+    fn on_core_error(&mut self, tx: Tx, error: janus::ErrorInfo) {
+        warn!(code = error.code, ?tx, "request failed");
+        match tx {
+            Tx::Keepalive | Tx::Trickle | Tx::VideoRoomLeave => {}
+            Tx::Destroy => self.finish(EngineEvent::Left),
+            Tx::Claim => self.fail("The meeting session could not be resumed".into()),
+            _ if self.phase == Phase::Joining => {
+                let msg = match error.code {
+                    janus::error_code::PLUGIN_NOT_FOUND => {
+                        "The server does not support Conclave meetings (plugin missing)".into()
+                    }
+                    _ => format!("The server refused to join (error {})", error.code),
+                };
+                self.fail(msg);
+            }
+            _ => self.emit(EngineEvent::Error {
+                message: format!("The server reported an error ({})", error.code),
+            }),
+        }
+    }
+
+    fn on_videoroom(&mut self, data: &Value) {
+        let event = match VideoRoomEvent::from_data(data) {
+            Ok(e) => e,
+            Err(e) => {
+                warn!(error = %e, "ignoring a malformed VideoRoom event");
+                return;
+            }
+        };
+        match event {
+            VideoRoomEvent::Joined { id, .. } => {
+                debug!(id, "joined the VideoRoom");
+                self.videoroom_joined = true;
+                self.maybe_joined();
+            }
+            VideoRoomEvent::Error { code, reason } => {
+                warn!(code, "VideoRoom error");
+                if self.phase == Phase::Joining {
+                    let msg = self.room_error_message(code, &reason, false);
+                    self.fail(msg);
+                }
+            }
+            VideoRoomEvent::Destroyed(_) => self.fail("The meeting was ended".into()),
+            VideoRoomEvent::Kicked(id) if id == self.cfg.self_id => {
+                self.fail("You were removed from the meeting".into())
+            }
+            other => debug!(?other, "VideoRoom event"),
+        }
+    }
+
+    fn room_error_message(&self, code: i64, reason: &str, textroom: bool) -> String {
+        let room = self.cfg.info.room;
+        let (no_room, unauthorized) = if textroom {
+            (
+                textroom::error_code::NO_SUCH_ROOM,
+                textroom::error_code::UNAUTHORIZED,
+            )
+        } else {
+            (
+                videoroom::error_code::NO_SUCH_ROOM,
+                videoroom::error_code::UNAUTHORIZED,
+            )
+        };
+        if code == no_room {
+            format!("No meeting with ID {room} exists on this server")
+        } else if code == unauthorized {
+            if self.cfg.info.password.is_some() {
+                "Wrong meeting password".into()
+            } else {
+                "This meeting needs a password".into()
+            }
+        } else {
+            let reason: String = reason.chars().take(120).collect();
+            format!("The server refused to join: {reason} ({code})")
+        }
+    }
+
+    fn on_textroom_api(&mut self, data: &Value, jsep: Option<Jsep>) {
+        if data.get("textroom").and_then(Value::as_str) == Some("error")
+            || data.get("error_code").is_some()
+        {
+            let code = data
+                .get("error_code")
+                .and_then(Value::as_i64)
+                .unwrap_or_default();
+            let reason = data
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            warn!(code, "TextRoom setup error");
+            if self.phase == Phase::Joining {
+                let msg = self.room_error_message(code, &reason, true);
+                self.fail(msg);
+            }
+            return;
+        }
+        let Some(jsep) = jsep else {
+            return;
+        };
+        if jsep.kind != JsepKind::Offer {
+            warn!("ignoring a TextRoom answer: this client never offers");
+            return;
+        }
+        if let Err(msg) = self.accept_offer(&jsep.sdp) {
+            self.fail(msg);
+        }
+    }
+
+    fn accept_offer(&mut self, sdp: &str) -> Result<(), String> {
+        let offer = SdpOffer::from_sdp_string(sdp)
+            .map_err(|e| format!("The server sent an invalid session description: {e}"))?;
+        let mut rtc = match self.rtc.take() {
+            Some(rtc) => rtc,
+            None => {
+                let mut rtc = Rtc::builder().build(self.now);
+                let candidate = Candidate::host(self.cfg.local_addr, "udp")
+                    .map_err(|e| format!("No usable local network address: {e}"))?;
+                rtc.add_local_candidate(candidate);
+                rtc
+            }
+        };
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| format!("Could not negotiate the chat connection: {e}"));
+        self.rtc = Some(rtc);
+        let answer = answer?;
+        self.drain_rtc();
+        let Some(handle) = self.textroom_handle else {
+            return Ok(());
+        };
+        let jsep = Jsep {
+            kind: JsepKind::Answer,
+            sdp: answer.to_sdp_string(),
+            restart: false,
+            e2ee: false,
+        };
+        self.plugin_message(
+            Tx::TextRoomAck,
+            handle,
+            TextRoomApiRequest::Ack.to_body(),
+            Some(jsep),
+        );
+        // Our candidates are in the answer; tell the server gathering is done.
+        if let Some(session_id) = self.session_id {
+            let transaction = self.transaction(Tx::Trickle);
+            self.send(Request::Trickle {
+                transaction,
+                session_id,
+                handle_id: handle,
+                candidate: TrickleCandidate::Completed { completed: true },
+            });
+        }
+        Ok(())
+    }
+
+    fn on_remote_candidate(&mut self, candidate: TrickleCandidate) {
+        let TrickleCandidate::Candidate { candidate, .. } = candidate else {
+            return;
+        };
+        let text = if candidate.starts_with("candidate:") {
+            candidate
+        } else {
+            format!("candidate:{candidate}")
+        };
+        match Candidate::from_sdp_string(&text) {
+            Ok(c) => {
+                if let Some(rtc) = &mut self.rtc {
+                    rtc.add_remote_candidate(c);
+                    self.drain_rtc();
+                }
+            }
+            Err(e) => warn!(error = %e, "ignoring an invalid remote candidate"),
+        }
+    }
+
+    fn on_signal_lost(&mut self) {
+        if self.phase == Phase::Leaving {
+            return self.finish(EngineEvent::Left);
+        }
+        warn!("signaling connection lost, reconnecting");
+        self.signal_up = false;
+    }
+
+    fn on_signal_restored(&mut self) {
+        self.signal_up = true;
+        if let Some(session_id) = self.session_id {
+            let transaction = self.transaction(Tx::Claim);
+            self.out.push_back(Output::Signal(
+                Request::Claim {
+                    transaction,
+                    session_id,
+                }
+                .to_json(),
+            ));
+        }
+        for text in std::mem::take(&mut self.signal_backlog) {
+            self.out.push_back(Output::Signal(text));
+        }
+    }
+
+    // ----- WebRTC ----------------------------------------------------------
+
+    fn on_udp(&mut self, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
+        let Some(rtc) = &mut self.rtc else {
+            return;
+        };
+        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, data) else {
+            debug!("dropping an unrecognised datagram");
+            return;
+        };
+        let input = str0m::Input::Receive(self.now, receive);
+        if !rtc.accepts(&input) {
+            return;
+        }
+        if let Err(e) = rtc.handle_input(input) {
+            warn!(error = %e, "WebRTC input failed");
+        }
+        self.drain_rtc();
+    }
+
+    fn drain_rtc(&mut self) {
+        loop {
+            let Some(rtc) = &mut self.rtc else {
+                return;
+            };
+            let output = match rtc.poll_output() {
+                Ok(o) => o,
+                Err(e) => {
+                    warn!(error = %e, "WebRTC failed");
+                    self.rtc = None;
+                    self.rtc_deadline = None;
+                    return self.fail("The chat connection failed".into());
+                }
+            };
+            match output {
+                str0m::Output::Timeout(t) => {
+                    self.rtc_deadline = Some(t);
+                    return;
+                }
+                str0m::Output::Transmit(t) => self.out.push_back(Output::Transmit {
+                    destination: t.destination,
+                    data: t.contents.to_vec(),
+                }),
+                str0m::Output::Event(e) => self.on_rtc_event(e),
+            }
+        }
+    }
+
+    fn on_rtc_event(&mut self, event: RtcEvent) {
+        match event {
+            RtcEvent::Connected => {
+                debug!("WebRTC connected; opening the TextRoom data channel");
+                if self.channel.is_none() {
+                    if let Some(rtc) = &mut self.rtc {
+                        let id = rtc.direct_api().create_data_channel(ChannelConfig {
+                            label: textroom::DATA_CHANNEL_LABEL.into(),
+                            ..Default::default()
+                        });
+                        debug!(?id, "data channel requested");
+                    }
+                }
+            }
+            RtcEvent::ChannelOpen(id, label) => {
+                debug!(%label, "data channel open");
+                if self.channel.is_none() {
+                    self.channel = Some(id);
+                    self.dc_join();
+                    for text in std::mem::take(&mut self.dc_backlog) {
+                        self.dc_write(&text);
+                    }
+                }
+            }
+            RtcEvent::ChannelData(d) => match std::str::from_utf8(&d.data) {
+                Ok(text) => {
+                    let text = text.to_owned();
+                    self.on_textroom_data(&text);
+                }
+                Err(_) => warn!("ignoring binary data on the TextRoom channel"),
+            },
+            RtcEvent::ChannelClose(id) => {
+                if Some(id) == self.channel && self.phase != Phase::Leaving {
+                    self.channel = None;
+                    self.fail("The chat channel was closed".into());
+                }
+            }
+            RtcEvent::IceConnectionStateChange(state) => {
+                debug!(?state, "ICE state");
+                if state == IceConnectionState::Disconnected && self.phase != Phase::Leaving {
+                    self.fail("The connection to the meeting server was lost".into());
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn dc_write(&mut self, text: &str) {
+        let (Some(rtc), Some(id)) = (&mut self.rtc, self.channel) else {
+            self.dc_backlog.push(text.to_owned());
+            return;
+        };
+        match rtc.channel(id).map(|mut c| c.write(false, text.as_bytes())) {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => warn!(error = %e, "data channel write failed"),
+            None => warn!("data channel vanished"),
+        }
+        self.drain_rtc();
+    }
+
+    fn dc_request(&mut self, tx: DcTx, make: impl FnOnce(String) -> TextRoomRequest) {
+        let transaction = format!("d{}", self.next_tx);
+        self.next_tx += 1;
+        self.dc_pending.insert(transaction.clone(), tx);
+        let text = make(transaction).to_json();
+        self.dc_write(&text);
+    }
+
+    fn dc_join(&mut self) {
+        let room = self.cfg.info.room.0;
+        let username = self.self_id.clone();
+        let display = Some(self.cfg.nickname.clone());
+        let pin = self.cfg.info.room_pin();
+        self.dc_request(DcTx::Join, |transaction| TextRoomRequest::Join {
+            transaction,
+            room,
+            username,
+            display,
+            pin,
+        });
+    }
+
+    fn on_textroom_data(&mut self, text: &str) {
+        let event = match TextRoomEvent::from_json(text) {
+            Ok(e) => e,
+            Err(e) => {
+                warn!(error = %e, "ignoring a malformed TextRoom message");
+                return;
+            }
+        };
+        match event {
+            TextRoomEvent::Success {
+                transaction,
+                participants,
+            } => {
+                let tx = transaction.and_then(|t| self.dc_pending.remove(&t));
+                if tx == Some(DcTx::Join) {
+                    for p in participants.unwrap_or_default() {
+                        self.add_participant(p, false);
+                    }
+                    self.textroom_joined = true;
+                    self.maybe_joined();
+                }
+            }
+            TextRoomEvent::Error {
+                transaction,
+                error_code,
+                error,
+            } => {
+                let tx = transaction.and_then(|t| self.dc_pending.remove(&t));
+                warn!(code = error_code, "TextRoom request failed");
+                match tx {
+                    Some(DcTx::Join) => {
+                        let msg = self.room_error_message(error_code, &error, true);
+                        self.fail(msg);
+                    }
+                    Some(DcTx::Message { to_name }) => {
+                        let message = match to_name {
+                            Some(name) if error_code == textroom::error_code::NO_SUCH_USER => {
+                                format!("{name} has left; the message was not delivered")
+                            }
+                            _ => format!("The message was not delivered (error {error_code})"),
+                        };
+                        self.emit(EngineEvent::Error { message });
+                    }
+                    _ => {}
+                }
+            }
+            TextRoomEvent::Join {
+                username, display, ..
+            } => {
+                self.add_participant(TextRoomParticipant { username, display }, true);
+            }
+            TextRoomEvent::Leave { username, .. } | TextRoomEvent::Kicked { username, .. } => {
+                if username == self.self_id {
+                    if self.phase != Phase::Leaving {
+                        self.fail("You were removed from the meeting".into());
+                    }
+                } else if let Some(p) = self.roster.remove(&username) {
+                    if self.phase == Phase::InMeeting {
+                        self.emit(EngineEvent::ParticipantLeft { participant: p });
+                    }
+                }
+            }
+            TextRoomEvent::Message {
+                from, text, whisper, ..
+            } => self.on_chat(&from, &text, whisper),
+            TextRoomEvent::Announcement { .. } => {
+                self.emit(EngineEvent::Warning {
+                    message: "The meeting server sent an announcement".into(),
+                });
+            }
+            TextRoomEvent::Destroyed { .. } => self.fail("The meeting was ended".into()),
+        }
+    }
+
+    fn add_participant(&mut self, p: TextRoomParticipant, announce: bool) {
+        if p.username == self.self_id || self.roster.contains_key(&p.username) {
+            return;
+        }
+        let nickname = p
+            .display
+            .map(|d| sanitize_nickname(&d))
+            .filter(|d| !d.is_empty())
+            .unwrap_or_else(|| format!("Guest {}", p.username.chars().take(4).collect::<String>()));
+        let participant = Participant {
+            id: p.username.clone(),
+            nickname,
+            is_self: false,
+        };
+        self.roster.insert(p.username, participant.clone());
+        if announce && self.phase == Phase::InMeeting {
+            self.emit(EngineEvent::ParticipantJoined { participant });
+        }
+    }
+
+    fn self_participant(&self) -> Participant {
+        Participant {
+            id: self.self_id.clone(),
+            nickname: self.cfg.nickname.clone(),
+            is_self: true,
+        }
+    }
+
+    fn maybe_joined(&mut self) {
+        if self.phase != Phase::Joining || !self.videoroom_joined || !self.textroom_joined {
+            return;
+        }
+        self.phase = Phase::InMeeting;
+        info!(room = self.cfg.info.room.0, "joined the meeting");
+        let mut participants = vec![self.self_participant()];
+        participants.extend(self.roster.values().cloned());
+        self.emit(EngineEvent::Joined {
+            room: self.cfg.info.room.0.to_string(),
+            self_id: self.self_id.clone(),
+            nickname: self.cfg.nickname.clone(),
+            chat_encrypted: self.codec.is_encrypted(),
+            participants,
+        });
+    }
+
+    // ----- chat ------------------------------------------------------------
+
+    fn on_chat(&mut self, from: &str, wire: &str, whisper: bool) {
+        if from == self.self_id {
+            // Our own message echoed by the server; it was shown when sent.
+            return;
+        }
+        let to = whisper.then_some(self.self_id.as_str());
+        match self.codec.open(from, to, wire) {
+            Ok(opened) => {
+                let from_name = self
+                    .roster
+                    .get(from)
+                    .map(|p| p.nickname.clone())
+                    .unwrap_or_else(|| "Unknown".into());
+                let message = ChatMessage {
+                    from: from.to_owned(),
+                    from_name,
+                    to: to.map(str::to_owned),
+                    to_name: whisper.then(|| self.cfg.nickname.clone()),
+                    text: opened.text,
+                    encrypted: opened.encrypted,
+                    at_ms: unix_ms(),
+                };
+                debug!(from, private = whisper, "chat message received");
+                self.chat_log.push(message.clone());
+                self.emit(EngineEvent::Chat { message });
+            }
+            Err(reason) => {
+                warn!(from, %reason, "chat message dropped");
+                self.emit(EngineEvent::Warning {
+                    message: capitalise(&reason.to_string()),
+                });
+            }
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::SendChat { to, text } => self.send_chat(to, text),
+            Command::Leave => self.leave(),
+        }
+    }
+
+    fn send_chat(&mut self, to: Option<String>, text: String) {
+        if self.phase != Phase::InMeeting {
+            return self.emit(EngineEvent::Error {
+                message: "Not in a meeting".into(),
+            });
+        }
+        if let Err(e) = ChatCodec::validate(&text) {
+            return self.emit(EngineEvent::Error {
+                message: capitalise(&e.to_string()),
+            });
+        }
+        let to_name = match &to {
+            Some(id) => match self.roster.get(id) {
+                Some(p) => Some(p.nickname.clone()),
+                None => {
+                    return self.emit(EngineEvent::Error {
+                        message: "That participant is no longer in the meeting".into(),
+                    })
+                }
+            },
+            None => None,
+        };
+        let wire = self.codec.seal(&self.self_id, to.as_deref(), &text);
+        let room = self.cfg.info.room.0;
+        let to_clone = to.clone();
+        self.dc_request(
+            DcTx::Message {
+                to_name: to_name.clone(),
+            },
+            |transaction| TextRoomRequest::Message {
+                transaction,
+                room,
+                text: wire,
+                to: to_clone,
+                tos: None,
+                ack: true,
+            },
+        );
+        debug!(private = to.is_some(), "chat message sent");
+        let message = ChatMessage {
+            from: self.self_id.clone(),
+            from_name: self.cfg.nickname.clone(),
+            to,
+            to_name,
+            text,
+            encrypted: self.codec.is_encrypted(),
+            at_ms: unix_ms(),
+        };
+        self.chat_log.push(message.clone());
+        self.emit(EngineEvent::Chat { message });
+    }
+
+    fn leave(&mut self) {
+        match self.phase {
+            Phase::Leaving | Phase::Finished => return,
+            Phase::Joining | Phase::InMeeting => {}
+        }
+        info!("leaving the meeting");
+        self.phase = Phase::Leaving;
+        self.leave_deadline = Some(self.now + LEAVE_TIMEOUT);
+        if self.channel.is_some() && self.textroom_joined {
+            let room = self.cfg.info.room.0;
+            self.dc_request(DcTx::Leave, |transaction| TextRoomRequest::Leave {
+                transaction,
+                room,
+            });
+        }
+        if let (Some(handle), true) = (self.videoroom_handle, self.videoroom_joined) {
+            self.plugin_message(
+                Tx::VideoRoomLeave,
+                handle,
+                VideoRoomRequest::Leave.to_body(),
+                None,
+            );
+        }
+        match self.session_id {
+            Some(session_id) if self.signal_up => {
+                let transaction = self.transaction(Tx::Destroy);
+                self.send(Request::Destroy {
+                    transaction,
+                    session_id,
+                });
+            }
+            _ => self.finish(EngineEvent::Left),
+        }
+    }
+
+    // ----- time ------------------------------------------------------------
+
+    fn on_timeout(&mut self) {
+        let now = self.now;
+        if let Some(t) = self.leave_deadline {
+            if now >= t {
+                return self.finish(EngineEvent::Left);
+            }
+        }
+        if self.phase == Phase::Joining && now >= self.join_deadline {
+            return self.fail("Joining took too long: the meeting server did not connect".into());
+        }
+        let expired: Vec<(String, Tx)> = self
+            .pending
+            .iter()
+            .filter(|(_, (_, t))| now >= *t)
+            .map(|(id, (tx, _))| (id.clone(), *tx))
+            .collect();
+        for (id, tx) in expired {
+            self.pending.remove(&id);
+            warn!(?tx, "request timed out");
+            match tx {
+                Tx::Keepalive | Tx::Trickle | Tx::VideoRoomLeave => {}
+                Tx::Destroy => return self.finish(EngineEvent::Left),
+                _ if self.phase == Phase::Joining => {
+                    return self.fail("The meeting server did not answer in time".into())
+                }
+                _ => self.emit(EngineEvent::Error {
+                    message: "The meeting server did not answer in time".into(),
+                }),
+            }
+        }
+        if now >= self.keepalive_at {
+            self.keepalive_at = now + KEEPALIVE_INTERVAL;
+            if let Some(session_id) = self.session_id {
+                if self.signal_up {
+                    let transaction = self.transaction(Tx::Keepalive);
+                    self.send(Request::Keepalive {
+                        transaction,
+                        session_id,
+                    });
+                }
+            }
+        }
+        if let Some(t) = self.rtc_deadline {
+            if now >= t {
+                if let Some(rtc) = &mut self.rtc {
+                    if let Err(e) = rtc.handle_input(str0m::Input::Timeout(now)) {
+                        warn!(error = %e, "WebRTC timeout handling failed");
+                    }
+                }
+                self.drain_rtc();
+            }
+        }
+    }
+
+    // ----- endings ---------------------------------------------------------
+
+    fn emit(&mut self, event: EngineEvent) {
+        self.out.push_back(Output::Event(event));
+    }
+
+    /// Ends the meeting with an error: a failed join, or a lost connection.
+    fn fail(&mut self, message: String) {
+        if self.phase == Phase::Finished {
+            return;
+        }
+        warn!(%message, "meeting ended with an error");
+        let event = if self.phase == Phase::Joining {
+            EngineEvent::JoinFailed { message }
+        } else {
+            EngineEvent::Disconnected { message }
+        };
+        if let Some(session_id) = self.session_id.filter(|_| self.signal_up) {
+            // Best effort: free the server-side session at once.
+            self.out.push_back(Output::Signal(
+                Request::Destroy {
+                    transaction: "bye".into(),
+                    session_id,
+                }
+                .to_json(),
+            ));
+        }
+        self.finish(event);
+    }
+
+    fn finish(&mut self, event: EngineEvent) {
+        if self.phase == Phase::Finished {
+            return;
+        }
+        if let Some(rtc) = &mut self.rtc {
+            rtc.disconnect();
+        }
+        self.rtc = None;
+        self.rtc_deadline = None;
+        self.pending.clear();
+        self.phase = Phase::Finished;
+        self.emit(event);
+    }
+}
+
+/// Trims a nickname and removes control characters.
+pub fn sanitize_nickname(name: &str) -> String {
+    name.chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NICKNAME_CHARS)
+        .collect::<String>()
+        .trim()
+        .to_owned()
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => first.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default()
+}

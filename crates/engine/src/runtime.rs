@@ -1,0 +1,347 @@
+//! The thin async driver around [`Client`]: one WebSocket for signaling, one
+//! UDP socket for WebRTC, one timer. All decisions are the client's.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use conclave_protocol::janus::WS_SUBPROTOCOL;
+use conclave_protocol::MeetingInfo;
+use futures_util::{SinkExt, StreamExt};
+use rand::Rng;
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tracing::{debug, info, warn};
+
+use crate::api::{ChatMessage, Command, EngineEvent};
+use crate::chat::transcript_markdown;
+use crate::client::{sanitize_nickname, Client, ClientConfig, Input, Output};
+
+/// How long connecting to the signaling server may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
+/// Delays between reconnection attempts after the signaling connection drops.
+/// Their sum bounds how long a dead server goes unnoticed.
+pub const RECONNECT_DELAYS: [Duration; 4] = [
+    Duration::from_millis(200),
+    Duration::from_millis(500),
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+];
+
+/// Why a meeting could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The nickname is empty after trimming, or too long.
+    #[error("enter a nickname of 1 to 64 characters")]
+    BadNickname,
+    /// The server address is not a ws:// or wss:// URL.
+    #[error("the server address is not valid")]
+    BadServer,
+}
+
+/// Everything needed to join a meeting.
+#[derive(Debug, Clone)]
+pub struct JoinOptions {
+    /// The meeting.
+    pub info: MeetingInfo,
+    /// Nickname shown to others.
+    pub nickname: String,
+    /// Signaling URL (`ws://` or `wss://`).
+    pub server: String,
+}
+
+enum Request {
+    Engine(Command),
+    ChatLog(oneshot::Sender<Vec<ChatMessage>>),
+}
+
+/// A running meeting. Dropping it leaves the meeting.
+#[derive(Clone)]
+pub struct MeetingHandle {
+    tx: mpsc::UnboundedSender<Request>,
+}
+
+impl MeetingHandle {
+    /// Sends a command. Returns false if the meeting is already over.
+    pub fn command(&self, cmd: Command) -> bool {
+        self.tx.send(Request::Engine(cmd)).is_ok()
+    }
+
+    /// The chat so far (only in memory).
+    pub async fn chat_log(&self) -> Vec<ChatMessage> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Request::ChatLog(tx)).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Writes the chat to a local file: Markdown, or JSON if the path ends in
+    /// `.json`. This file is the only chat record that ever exists.
+    pub async fn export_chat(&self, room: &str, path: PathBuf) -> std::io::Result<()> {
+        let log = self.chat_log().await;
+        export_chat(room, &log, path).await
+    }
+}
+
+/// Writes a chat transcript to `path` (atomically: temp file, then rename).
+pub async fn export_chat(room: &str, log: &[ChatMessage], path: PathBuf) -> std::io::Result<()> {
+    let body = if path.extension().is_some_and(|e| e == "json") {
+        serde_json::to_string_pretty(log).map_err(std::io::Error::other)?
+    } else {
+        transcript_markdown(room, log)
+    };
+    let tmp = path.with_extension("part");
+    tokio::fs::write(&tmp, body).await?;
+    tokio::fs::rename(&tmp, &path).await
+}
+
+/// Starts joining a meeting. Events arrive on the returned receiver; the last
+/// one is final (see [`EngineEvent::is_final`]).
+pub fn start(
+    opts: JoinOptions,
+) -> Result<(MeetingHandle, mpsc::UnboundedReceiver<EngineEvent>), StartError> {
+    let nickname = sanitize_nickname(&opts.nickname);
+    if nickname.is_empty() || opts.nickname.chars().count() > crate::client::MAX_NICKNAME_CHARS {
+        return Err(StartError::BadNickname);
+    }
+    let server = conclave_protocol::link::normalise_server(&opts.server)
+        .filter(|s| s.starts_with("ws"))
+        .ok_or(StartError::BadServer)?;
+    let (req_tx, req_rx) = mpsc::unbounded_channel();
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let opts = JoinOptions {
+        nickname,
+        server,
+        ..opts
+    };
+    tokio::spawn(async move {
+        if let Err(message) = run(opts, req_rx, ev_tx.clone()).await {
+            let _ = ev_tx.send(EngineEvent::JoinFailed { message });
+        }
+    });
+    Ok((MeetingHandle { tx: req_tx }, ev_rx))
+}
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Connects the signaling WebSocket with the Janus subprotocol.
+pub async fn connect_signaling(url: &str, fingerprint: Option<&str>) -> Result<Ws, String> {
+    let mut request = url
+        .into_client_request()
+        .map_err(|e| format!("invalid server address: {e}"))?;
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static(WS_SUBPROTOCOL),
+    );
+    let connector = crate::tls::connector(fingerprint);
+    let connect = tokio_tungstenite::connect_async_tls_with_config(
+        request,
+        None,
+        true,
+        Some(connector),
+    );
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+        Err(_) => Err("the server did not answer in time".into()),
+        Ok(Err(e)) => Err(describe_ws_error(&e)),
+        Ok(Ok((ws, _))) => Ok(ws),
+    }
+}
+
+fn describe_ws_error(e: &tokio_tungstenite::tungstenite::Error) -> String {
+    use tokio_tungstenite::tungstenite::Error as E;
+    match e {
+        E::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused (is the server running?)".into()
+        }
+        E::Io(io) => format!("network error: {io}"),
+        E::Tls(t) => format!("secure connection failed: {t}"),
+        E::Http(r) => format!("the server answered HTTP {}", r.status()),
+        other => other.to_string(),
+    }
+}
+
+/// Picks the local address for the ICE host candidate: loopback for a
+/// loopback server, otherwise the interface the OS would route through.
+/// Nothing is sent to find it out.
+async fn local_ip_for(server: &str) -> IpAddr {
+    let host = server
+        .split_once("://")
+        .map(|(_, r)| r)
+        .unwrap_or(server)
+        .split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default();
+    let with_port = if host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        host.to_owned()
+    } else {
+        format!("{host}:443")
+    };
+    let Ok(Some(addr)) = tokio::net::lookup_host(with_port).await.map(|mut a| a.next()) else {
+        return IpAddr::V4(Ipv4Addr::LOCALHOST);
+    };
+    if addr.ip().is_loopback() {
+        return addr.ip();
+    }
+    let bind: SocketAddr = if addr.is_ipv4() {
+        "0.0.0.0:0".parse().unwrap_or(addr)
+    } else {
+        "[::]:0".parse().unwrap_or(addr)
+    };
+    match std::net::UdpSocket::bind(bind).and_then(|s| {
+        s.connect(addr)?;
+        s.local_addr()
+    }) {
+        Ok(local) => local.ip(),
+        Err(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    }
+}
+
+async fn run(
+    opts: JoinOptions,
+    mut requests: mpsc::UnboundedReceiver<Request>,
+    events: mpsc::UnboundedSender<EngineEvent>,
+) -> Result<(), String> {
+    let pin = opts.info.cert_fingerprint.clone();
+    let mut ws = Some(
+        connect_signaling(&opts.server, pin.as_deref())
+            .await
+            .map_err(|e| format!("Could not reach the meeting server: {e}"))?,
+    );
+    let ip = local_ip_for(&opts.server).await;
+    let socket = UdpSocket::bind(SocketAddr::new(ip, 0))
+        .await
+        .map_err(|e| format!("Could not open a network port: {e}"))?;
+    let local_addr = socket
+        .local_addr()
+        .map_err(|e| format!("Could not open a network port: {e}"))?;
+    info!(room = opts.info.room.0, "joining");
+    let self_id = rand::thread_rng().gen_range(1_000_000_000u64..9_000_000_000_000_000);
+    let mut client = Client::new(
+        ClientConfig {
+            info: opts.info,
+            nickname: opts.nickname,
+            self_id,
+            local_addr,
+        },
+        Instant::now(),
+    );
+    let mut buf = vec![0u8; 2048];
+    let mut reconnect: Option<(usize, Instant)> = None;
+    let mut requests_open = true;
+    loop {
+        // Drain the client.
+        let deadline = loop {
+            match client.poll_output() {
+                Output::Timeout(t) => break t,
+                Output::Signal(text) => {
+                    if let Some(w) = ws.as_mut() {
+                        if let Err(e) = w.send(Message::text(text)).await {
+                            debug!(error = %e, "signaling send failed");
+                        }
+                    }
+                }
+                Output::Transmit { destination, data } => {
+                    if let Err(e) = socket.send_to(&data, destination).await {
+                        debug!(error = %e, "UDP send failed");
+                    }
+                }
+                Output::Event(e) => {
+                    let _ = events.send(e);
+                }
+            }
+        };
+        if client.is_finished() {
+            if let Some(mut w) = ws.take() {
+                let _ = w.close(None).await;
+            }
+            return Ok(());
+        }
+        let wake = reconnect.map_or(deadline, |(_, at)| deadline.min(at));
+        tokio::select! {
+            frame = next_frame(&mut ws) => match frame {
+                Some(text) => client.handle_input(Instant::now(), Input::Signal(&text)),
+                None => {
+                    ws = None;
+                    reconnect = Some((0, Instant::now() + RECONNECT_DELAYS[0]));
+                    client.handle_input(Instant::now(), Input::SignalLost);
+                }
+            },
+            received = socket.recv_from(&mut buf) => match received {
+                Ok((n, source)) => client.handle_input(
+                    Instant::now(),
+                    Input::Udp { source, destination: local_addr, data: &buf[..n] },
+                ),
+                Err(e) => debug!(error = %e, "UDP receive failed"),
+            },
+            req = requests.recv(), if requests_open => match req {
+                Some(Request::Engine(cmd)) => client.handle_input(Instant::now(), Input::Command(cmd)),
+                Some(Request::ChatLog(reply)) => { let _ = reply.send(client.chat_log().to_vec()); }
+                None => {
+                    // Every handle is gone: nobody is listening any more.
+                    requests_open = false;
+                    client.handle_input(Instant::now(), Input::Command(Command::Leave));
+                }
+            },
+            _ = tokio::time::sleep_until(wake.into()) => {
+                let now = Instant::now();
+                if let Some((attempt, at)) = reconnect {
+                    if now >= at {
+                        match connect_signaling(&opts.server, pin.as_deref()).await {
+                            Ok(w) => {
+                                info!("signaling reconnected");
+                                ws = Some(w);
+                                reconnect = None;
+                                client.handle_input(Instant::now(), Input::SignalRestored);
+                            }
+                            Err(e) if attempt + 1 < RECONNECT_DELAYS.len() => {
+                                warn!(attempt, error = %e, "reconnect failed");
+                                reconnect = Some((attempt + 1, Instant::now() + RECONNECT_DELAYS[attempt + 1]));
+                            }
+                            Err(e) => {
+                                reconnect = None;
+                                client.handle_input(Instant::now(), Input::SignalGaveUp(e));
+                            }
+                        }
+                    }
+                }
+                client.handle_input(Instant::now(), Input::Timeout);
+            }
+        }
+    }
+}
+
+/// The next text frame, or `None` when the connection is gone. Pends forever
+/// while there is no connection.
+async fn next_frame(ws: &mut Option<Ws>) -> Option<String> {
+    let Some(w) = ws.as_mut() else {
+        return std::future::pending().await;
+    };
+    loop {
+        match w.next().await {
+            Some(Ok(Message::Text(t))) => return Some(t.to_string()),
+            Some(Ok(Message::Binary(b))) => match String::from_utf8(b.to_vec()) {
+                Ok(t) => return Some(t),
+                Err(_) => warn!("ignoring a binary signaling frame"),
+            },
+            Some(Ok(Message::Close(_))) | None => return None,
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                debug!(error = %e, "signaling connection error");
+                return None;
+            }
+        }
+    }
+}
+
+/// Runs `fut` on a fresh multi-threaded runtime, for callers without one.
+pub fn block_on<F: std::future::Future>(fut: F) -> std::io::Result<F::Output> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(fut))
+}

@@ -1,1 +1,370 @@
-fn main(){}
+//! `conclave-cli`: join a meeting from a terminal or a script, create rooms,
+//! and parse meeting links. Uses the same engine as the desktop app.
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand};
+use conclave_engine::admin::{self, RoomSpec};
+use conclave_engine::{Command, EngineEvent, JoinOptions, Participant};
+use conclave_protocol::link::{ChatKey, MeetingId, Password, CHAT_KEY_LEN};
+use conclave_protocol::MeetingInfo;
+use rand::{Rng, RngCore};
+use serde_json::json;
+use tokio::io::AsyncBufReadExt;
+
+/// Server used when neither the link nor `--server` names one.
+const DEFAULT_SERVER: &str = "ws://127.0.0.1:8188";
+
+#[derive(Parser)]
+#[command(name = "conclave-cli", version, about = "Conclave meetings from the command line")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Join a meeting, optionally chat, then leave.
+    Join(JoinArgs),
+    /// Create a meeting (VideoRoom + TextRoom with the same ID) on a server.
+    CreateRoom(CreateArgs),
+    /// Print the meeting info in a link, ID or invitation text as JSON.
+    ParseLink {
+        /// A link, a meeting ID, or invitation text.
+        text: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct JoinArgs {
+    /// Meeting link (conclave://… or https://…/j/…) or meeting ID.
+    link: String,
+    /// Nickname shown to others.
+    #[arg(long)]
+    name: String,
+    /// Signaling server URL (ws:// or wss://); overrides the link's.
+    #[arg(long, env = "CONCLAVE_SERVER")]
+    server: Option<String>,
+    /// Meeting password, if the link does not carry it.
+    #[arg(long, env = "CONCLAVE_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Send a chat message to everyone once joined (repeatable).
+    #[arg(long = "say", value_name = "TEXT")]
+    say: Vec<String>,
+    /// Send a private message to the participant with this nickname (repeatable).
+    #[arg(long = "say-to", value_name = "NICK=TEXT")]
+    say_to: Vec<String>,
+    /// Wait until this many other participants are present before chatting.
+    #[arg(long, default_value_t = 0)]
+    wait_for: usize,
+    /// Stay this many seconds after joining, then leave (default: until Ctrl-C
+    /// or end of standard input with --stdin).
+    #[arg(long)]
+    stay: Option<f64>,
+    /// Send each line of standard input as a chat message; leave at its end.
+    #[arg(long)]
+    stdin: bool,
+    /// Print one JSON object per line for every event.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+struct CreateArgs {
+    /// Signaling server URL (ws:// or wss://).
+    #[arg(long, env = "CONCLAVE_SERVER")]
+    server: String,
+    /// Meeting ID; random when absent.
+    #[arg(long)]
+    room: Option<String>,
+    /// Meeting password (the server only receives a derived PIN).
+    #[arg(long, alias = "pin")]
+    password: Option<String>,
+    /// Admin secret for the room.
+    #[arg(long)]
+    secret: Option<String>,
+    /// Meeting topic.
+    #[arg(long)]
+    topic: Option<String>,
+    /// Print the result as JSON on the last line.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CONCLAVE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Cmd::ParseLink { text } => parse_link(&text),
+        Cmd::CreateRoom(args) => block_on(create_room(args)),
+        Cmd::Join(args) => block_on(join(args)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("conclave-cli: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn block_on<F: std::future::Future<Output = anyhow::Result<ExitCode>>>(
+    fut: F,
+) -> anyhow::Result<ExitCode> {
+    conclave_engine::runtime::block_on(fut).context("could not start the async runtime")?
+}
+
+fn parse_link(text: &str) -> anyhow::Result<ExitCode> {
+    let info = MeetingInfo::parse(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{}", serde_json::to_string(&info)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn create_room(args: CreateArgs) -> anyhow::Result<ExitCode> {
+    let server = conclave_protocol::link::normalise_server(&args.server)
+        .filter(|s| s.starts_with("ws"))
+        .context("--server must be a ws:// or wss:// URL")?;
+    let room = match &args.room {
+        Some(r) => MeetingId::parse_bare(r)
+            .or_else(|_| r.parse::<u64>().ok().filter(|n| *n > 0).map(MeetingId).ok_or(()))
+            .map_err(|_| anyhow::anyhow!("--room must be a meeting ID"))?,
+        None => MeetingId(rand::thread_rng().gen_range(100_000_000..1_000_000_000)),
+    };
+    let spec = RoomSpec {
+        room,
+        password: args.password.clone(),
+        secret: args.secret.clone(),
+        description: args.topic.clone(),
+    };
+    admin::create_meeting(&server, None, &spec).await?;
+    let mut key = [0u8; CHAT_KEY_LEN];
+    rand::thread_rng().fill_bytes(&mut key);
+    let info = MeetingInfo {
+        server: Some(server),
+        room,
+        password: args.password.map(Password),
+        chat_key: Some(ChatKey(key)),
+        cert_fingerprint: None,
+    };
+    let link = info.to_app_link();
+    if args.json {
+        println!(
+            "{}",
+            json!({"room": room.0.to_string(), "pin": info.password.as_ref().map(|p| &p.0), "link": link})
+        );
+    } else {
+        println!("Created meeting {room}\n{link}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints events as JSON lines or as readable text.
+struct Printer {
+    json: bool,
+}
+
+impl Printer {
+    fn print(&self, event: &EngineEvent) {
+        let line = if self.json {
+            event_json(event).to_string()
+        } else {
+            event_text(event)
+        };
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+fn event_json(event: &EngineEvent) -> serde_json::Value {
+    match event {
+        EngineEvent::Joined {
+            room,
+            self_id,
+            nickname,
+            chat_encrypted,
+            participants,
+        } => json!({"event": "joined", "room": room, "id": self_id, "nickname": nickname,
+            "encrypted": chat_encrypted,
+            "participants": participants.iter().map(|p| &p.nickname).collect::<Vec<_>>()}),
+        EngineEvent::JoinFailed { message } => json!({"event": "error", "message": message}),
+        EngineEvent::ParticipantJoined { participant } => {
+            json!({"event": "participant_joined", "id": participant.id, "nickname": participant.nickname})
+        }
+        EngineEvent::ParticipantLeft { participant } => {
+            json!({"event": "participant_left", "id": participant.id, "nickname": participant.nickname})
+        }
+        EngineEvent::Chat { message } => json!({"event": "chat", "from": message.from_name,
+            "from_id": message.from, "to": message.to_name, "text": message.text,
+            "encrypted": message.encrypted, "outgoing": false}),
+        EngineEvent::Warning { message } => json!({"event": "warning", "message": message}),
+        EngineEvent::Error { message } => json!({"event": "error", "message": message}),
+        EngineEvent::Disconnected { message } => {
+            json!({"event": "disconnected", "message": message})
+        }
+        EngineEvent::Left => json!({"event": "left"}),
+    }
+}
+
+fn event_text(event: &EngineEvent) -> String {
+    match event {
+        EngineEvent::Joined {
+            room, participants, chat_encrypted, ..
+        } => format!(
+            "Joined meeting {room} ({} present; chat {})",
+            participants.len(),
+            if *chat_encrypted { "end-to-end encrypted" } else { "encrypted in transit only" }
+        ),
+        EngineEvent::JoinFailed { message } => format!("Could not join: {message}"),
+        EngineEvent::ParticipantJoined { participant } => format!("+ {} joined", participant.nickname),
+        EngineEvent::ParticipantLeft { participant } => format!("- {} left", participant.nickname),
+        EngineEvent::Chat { message } => match &message.to_name {
+            Some(to) => format!("[{} → {}] {}", message.from_name, to, message.text),
+            None => format!("[{}] {}", message.from_name, message.text),
+        },
+        EngineEvent::Warning { message } => format!("! {message}"),
+        EngineEvent::Error { message } => format!("error: {message}"),
+        EngineEvent::Disconnected { message } => format!("Disconnected: {message}"),
+        EngineEvent::Left => "Left the meeting".into(),
+    }
+}
+
+async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
+    let mut info = MeetingInfo::parse(&args.link).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(p) = args.password.clone().filter(|p| !p.is_empty()) {
+        info.password = Some(Password(p));
+    }
+    let server = args
+        .server
+        .clone()
+        .or_else(|| info.server.clone())
+        .unwrap_or_else(|| DEFAULT_SERVER.into());
+    let mut say_to = Vec::new();
+    for item in &args.say_to {
+        let Some((nick, text)) = item.split_once('=') else {
+            bail!("--say-to expects NICK=TEXT");
+        };
+        say_to.push((nick.to_owned(), text.to_owned()));
+    }
+    let printer = Printer { json: args.json };
+    let (meeting, mut events) = conclave_engine::start(JoinOptions {
+        info,
+        nickname: args.name.clone(),
+        server,
+    })?;
+
+    // Wait for the outcome of joining.
+    let (self_id, mut roster): (String, Vec<Participant>) = loop {
+        let Some(event) = events.recv().await else {
+            bail!("the meeting engine stopped unexpectedly");
+        };
+        printer.print(&event);
+        match event {
+            EngineEvent::Joined {
+                participants,
+                self_id,
+                ..
+            } => break (self_id, participants.into_iter().filter(|p| !p.is_self).collect()),
+            EngineEvent::JoinFailed { message } => {
+                eprintln!("conclave-cli: could not join: {message}");
+                return Ok(ExitCode::FAILURE);
+            }
+            _ => {}
+        }
+    };
+
+    let stay_until = args
+        .stay
+        .map(|s| tokio::time::Instant::now() + Duration::from_secs_f64(s.max(0.0)));
+    let mut pending_say: VecDeque<String> = args.say.iter().cloned().collect();
+    let mut pending_say_to = say_to;
+    let mut stdin = args
+        .stdin
+        .then(|| tokio::io::BufReader::new(tokio::io::stdin()).lines());
+    let mut leaving = false;
+    let mut flush = |roster: &[Participant], meeting: &conclave_engine::MeetingHandle| {
+        if roster.len() < args.wait_for {
+            return;
+        }
+        while let Some(text) = pending_say.pop_front() {
+            meeting.command(Command::SendChat { to: None, text });
+        }
+        pending_say_to.retain(|(nick, text)| {
+            match roster.iter().find(|p| &p.nickname == nick) {
+                Some(p) => {
+                    meeting.command(Command::SendChat {
+                        to: Some(p.id.clone()),
+                        text: text.clone(),
+                    });
+                    false
+                }
+                None => true,
+            }
+        });
+    };
+    flush(&roster, &meeting);
+    loop {
+        let sleep = async {
+            match stay_until {
+                Some(t) => tokio::time::sleep_until(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let line = async {
+            match stdin.as_mut() {
+                Some(l) => l.next_line().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                if let EngineEvent::Chat { message } = &event {
+                    if args.json && message.from == self_id {
+                        let mut v = event_json(&event);
+                        v["outgoing"] = json!(true);
+                        println!("{v}");
+                        continue;
+                    }
+                }
+                printer.print(&event);
+                match &event {
+                    EngineEvent::ParticipantJoined { participant } => {
+                        roster.push(participant.clone());
+                        flush(&roster, &meeting);
+                    }
+                    EngineEvent::ParticipantLeft { participant } => roster.retain(|p| p.id != participant.id),
+                    EngineEvent::Disconnected { .. } => return Ok(ExitCode::from(2)),
+                    EngineEvent::Left => return Ok(ExitCode::SUCCESS),
+                    _ => {}
+                }
+            }
+            _ = sleep, if !leaving => {
+                leaving = true;
+                meeting.command(Command::Leave);
+            }
+            line = line, if !leaving => match line {
+                Ok(Some(text)) if !text.trim().is_empty() => {
+                    meeting.command(Command::SendChat { to: None, text });
+                }
+                Ok(Some(_)) => {}
+                _ => { leaving = true; meeting.command(Command::Leave); }
+            },
+            _ = tokio::signal::ctrl_c(), if !leaving => {
+                leaving = true;
+                meeting.command(Command::Leave);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

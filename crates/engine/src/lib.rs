@@ -10,6 +10,7 @@
 //! user asks (chat export), or log chat text, passwords, chat keys or
 //! clipboard content.
 
+pub mod admin;
 pub mod api;
 pub mod chat;
 pub mod client;

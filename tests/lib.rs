@@ -1,1 +1,179 @@
-//! x
+//! Helpers for end-to-end tests: engines joining real meeting servers.
+//!
+//! Tests read the signaling URL of a running server from
+//! `CONCLAVE_TEST_SERVER`; `scripts/test` starts a private Janus inside a
+//! private network namespace and sets it.
+
+use std::time::Duration;
+
+use conclave_engine::admin::{self, RoomSpec};
+use conclave_engine::{EngineEvent, JoinOptions, MeetingHandle, Participant};
+use conclave_protocol::link::{ChatKey, MeetingId, Password};
+use conclave_protocol::MeetingInfo;
+use rand::{Rng, RngCore};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// How long a test waits for an expected event.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The signaling URL of the server under test.
+pub fn server() -> String {
+    std::env::var("CONCLAVE_TEST_SERVER").unwrap_or_else(|_| {
+        panic!("CONCLAVE_TEST_SERVER is not set: run the end-to-end tests through scripts/test")
+    })
+}
+
+/// Creates a fresh meeting with a password and, optionally, a chat key.
+pub async fn new_meeting(with_chat_key: bool) -> MeetingInfo {
+    let room = MeetingId(rand::thread_rng().gen_range(100_000_000..1_000_000_000));
+    let password = format!("pw-{}", rand::thread_rng().gen::<u32>());
+    admin::create_meeting(
+        &server(),
+        None,
+        &RoomSpec {
+            room,
+            password: Some(password.clone()),
+            secret: Some("test-secret".into()),
+            description: None,
+        },
+    )
+    .await
+    .expect("create meeting");
+    let chat_key = with_chat_key.then(|| {
+        let mut k = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut k);
+        ChatKey(k)
+    });
+    MeetingInfo {
+        server: Some(server()),
+        room,
+        password: Some(Password(password)),
+        chat_key,
+        cert_fingerprint: None,
+    }
+}
+
+/// One engine in a meeting, with every event it has seen.
+pub struct Peer {
+    /// Nickname.
+    pub name: String,
+    /// Own participant id.
+    pub id: String,
+    /// The meeting.
+    pub meeting: MeetingHandle,
+    /// Pending events.
+    pub events: UnboundedReceiver<EngineEvent>,
+    /// Everyone present when joining.
+    pub joined_with: Vec<Participant>,
+    /// Every event seen so far.
+    pub seen: Vec<EngineEvent>,
+}
+
+/// Starts an engine and returns its first final-or-joined event.
+pub async fn try_join(
+    info: &MeetingInfo,
+    name: &str,
+    server: &str,
+    tap: bool,
+) -> (MeetingHandle, UnboundedReceiver<EngineEvent>, EngineEvent) {
+    let (meeting, mut events) = conclave_engine::start(JoinOptions {
+        info: info.clone(),
+        nickname: name.into(),
+        server: server.into(),
+        tap_textroom: tap,
+    })
+    .expect("start");
+    let first = tokio::time::timeout(WAIT, async {
+        loop {
+            match events.recv().await {
+                Some(e @ (EngineEvent::Joined { .. } | EngineEvent::JoinFailed { .. })) => {
+                    return e
+                }
+                Some(_) => {}
+                None => panic!("engine stopped without an outcome"),
+            }
+        }
+    })
+    .await
+    .expect("join outcome in time");
+    (meeting, events, first)
+}
+
+impl Peer {
+    /// Joins and waits until in the meeting.
+    pub async fn join(info: &MeetingInfo, name: &str) -> Peer {
+        Self::join_with(info, name, false).await
+    }
+
+    /// Joins, optionally tapping raw TextRoom frames.
+    pub async fn join_with(info: &MeetingInfo, name: &str, tap: bool) -> Peer {
+        let (meeting, events, first) = try_join(info, name, &server(), tap).await;
+        let EngineEvent::Joined {
+            self_id,
+            participants,
+            ..
+        } = first
+        else {
+            panic!("{name} could not join: {first:?}");
+        };
+        Peer {
+            name: name.into(),
+            id: self_id,
+            meeting,
+            events,
+            joined_with: participants,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for an event matching `pred` and returns it.
+    pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&EngineEvent) -> bool) -> EngineEvent {
+        if let Some(e) = self.seen.iter().find(|e| pred(e)) {
+            return e.clone();
+        }
+        let name = self.name.clone();
+        tokio::time::timeout(WAIT, async {
+            loop {
+                let e = self.events.recv().await.expect("engine running");
+                self.seen.push(e.clone());
+                if pred(&e) {
+                    return e;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{name} did not see {what}; saw {:?}", self.seen))
+    }
+
+    /// Collects events for a while.
+    pub async fn settle(&mut self, d: Duration) {
+        let _ = tokio::time::timeout(d, async {
+            while let Some(e) = self.events.recv().await {
+                self.seen.push(e);
+            }
+        })
+        .await;
+    }
+
+    /// Received (not own) chat texts seen so far.
+    pub fn received_chats(&self) -> Vec<(String, Option<String>, String, bool)> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                EngineEvent::Chat { message } if message.from != self.id => Some((
+                    message.from_name.clone(),
+                    message.to_name.clone(),
+                    message.text.clone(),
+                    message.encrypted,
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Leaves and waits for `left`.
+    pub async fn leave(mut self) {
+        self.meeting.command(conclave_engine::Command::Leave);
+        self.wait_for("left", |e| matches!(e, EngineEvent::Left)).await;
+    }
+}

@@ -71,6 +71,10 @@ struct JoinArgs {
     /// Print one JSON object per line for every event.
     #[arg(long)]
     json: bool,
+    /// Also print every TextRoom frame exactly as the server relays it
+    /// (shows that end-to-end encrypted chat reaches the server as ciphertext).
+    #[arg(long)]
+    raw: bool,
 }
 
 #[derive(clap::Args)]
@@ -213,6 +217,7 @@ fn event_json(event: &EngineEvent) -> serde_json::Value {
             json!({"event": "disconnected", "message": message})
         }
         EngineEvent::Left => json!({"event": "left"}),
+        EngineEvent::RawTextRoom { text } => json!({"event": "raw_textroom", "text": text}),
     }
 }
 
@@ -236,6 +241,7 @@ fn event_text(event: &EngineEvent) -> String {
         EngineEvent::Error { message } => format!("error: {message}"),
         EngineEvent::Disconnected { message } => format!("Disconnected: {message}"),
         EngineEvent::Left => "Left the meeting".into(),
+        EngineEvent::RawTextRoom { text } => format!("raw: {text}"),
     }
 }
 
@@ -261,6 +267,7 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
         info,
         nickname: args.name.clone(),
         server,
+        tap_textroom: args.raw,
     })?;
 
     // Wait for the outcome of joining.

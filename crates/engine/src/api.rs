@@ -107,6 +107,13 @@ pub enum EngineEvent {
     },
     /// We left the meeting on request.
     Left,
+    /// A raw frame from the TextRoom data channel, exactly as the server
+    /// relayed it. Only emitted with [`crate::JoinOptions::tap_textroom`], for
+    /// tests and audits that show what the server sees; the app never sets it.
+    RawTextRoom {
+        /// The frame.
+        text: String,
+    },
 }
 
 impl EngineEvent {

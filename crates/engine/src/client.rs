@@ -49,6 +49,8 @@ pub struct ClientConfig {
     pub self_id: u64,
     /// The local UDP address announced as ICE host candidate.
     pub local_addr: SocketAddr,
+    /// Emit every TextRoom frame as [`EngineEvent::RawTextRoom`] (tests, audits).
+    pub tap_textroom: bool,
 }
 
 /// Something the caller feeds into the client.
@@ -492,7 +494,9 @@ impl Client {
         };
         if code == no_room {
             format!("No meeting with ID {room} exists on this server")
-        } else if code == unauthorized {
+        } else if code == unauthorized
+            || (reason.contains("pin") && self.cfg.info.password.is_none())
+        {
             if self.cfg.info.password.is_some() {
                 "Wrong meeting password".into()
             } else {
@@ -760,6 +764,9 @@ impl Client {
     }
 
     fn on_textroom_data(&mut self, text: &str) {
+        if self.cfg.tap_textroom {
+            self.emit(EngineEvent::RawTextRoom { text: text.into() });
+        }
         let event = match TextRoomEvent::from_json(text) {
             Ok(e) => e,
             Err(e) => {

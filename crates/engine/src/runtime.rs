@@ -52,6 +52,8 @@ pub struct JoinOptions {
     pub nickname: String,
     /// Signaling URL (`ws://` or `wss://`).
     pub server: String,
+    /// Emit raw TextRoom frames (see [`EngineEvent::RawTextRoom`]).
+    pub tap_textroom: bool,
 }
 
 enum Request {
@@ -227,6 +229,7 @@ async fn run(
             nickname: opts.nickname,
             self_id,
             local_addr,
+            tap_textroom: opts.tap_textroom,
         },
         Instant::now(),
     );

@@ -127,7 +127,11 @@ impl Peer {
     }
 
     /// Waits for an event matching `pred` and returns it.
-    pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&EngineEvent) -> bool) -> EngineEvent {
+    pub async fn wait_for(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&EngineEvent) -> bool,
+    ) -> EngineEvent {
         if let Some(e) = self.seen.iter().find(|e| pred(e)) {
             return e.clone();
         }
@@ -174,6 +178,7 @@ impl Peer {
     /// Leaves and waits for `left`.
     pub async fn leave(mut self) {
         self.meeting.command(conclave_engine::Command::Leave);
-        self.wait_for("left", |e| matches!(e, EngineEvent::Left)).await;
+        self.wait_for("left", |e| matches!(e, EngineEvent::Left))
+            .await;
     }
 }

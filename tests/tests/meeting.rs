@@ -19,8 +19,15 @@ async fn rosters_converge_for_two_and_three_and_leaves_propagate() {
     let mut ann = Peer::join(&info, "Ann").await;
     assert_eq!(ann.joined_with.len(), 1);
     let mut bob = Peer::join(&info, "Bob").await;
-    let names: Vec<_> = bob.joined_with.iter().map(|p| p.nickname.as_str()).collect();
-    assert!(names.contains(&"Ann") && names.contains(&"Bob"), "{names:?}");
+    let names: Vec<_> = bob
+        .joined_with
+        .iter()
+        .map(|p| p.nickname.as_str())
+        .collect();
+    assert!(
+        names.contains(&"Ann") && names.contains(&"Bob"),
+        "{names:?}"
+    );
     ann.wait_for("Bob joined", joined_named("Bob")).await;
 
     // A late joiner sees everyone who came before.
@@ -49,10 +56,24 @@ async fn chat_reaches_everyone_once_and_private_only_the_addressee() {
         ann.wait_for("Cy joined", joined_named("Cy")).await;
         bob.wait_for("Cy joined", joined_named("Cy")).await;
 
-        ann.meeting.command(Command::SendChat { to: None, text: "hello all".into() });
-        ann.meeting.command(Command::SendChat { to: Some(bob.id.clone()), text: "just for bob".into() });
-        bob.wait_for("private", |e| matches!(e, EngineEvent::Chat { message } if message.text == "just for bob")).await;
-        cy.wait_for("broadcast", |e| matches!(e, EngineEvent::Chat { message } if message.text == "hello all")).await;
+        ann.meeting.command(Command::SendChat {
+            to: None,
+            text: "hello all".into(),
+        });
+        ann.meeting.command(Command::SendChat {
+            to: Some(bob.id.clone()),
+            text: "just for bob".into(),
+        });
+        bob.wait_for(
+            "private",
+            |e| matches!(e, EngineEvent::Chat { message } if message.text == "just for bob"),
+        )
+        .await;
+        cy.wait_for(
+            "broadcast",
+            |e| matches!(e, EngineEvent::Chat { message } if message.text == "hello all"),
+        )
+        .await;
         for p in [&mut ann, &mut bob, &mut cy] {
             p.settle(Duration::from_millis(1500)).await;
         }
@@ -60,13 +81,25 @@ async fn chat_reaches_everyone_once_and_private_only_the_addressee() {
             bob.received_chats(),
             [
                 ("Ann".to_string(), None, "hello all".to_string(), encrypted),
-                ("Ann".to_string(), Some("Bob".to_string()), "just for bob".to_string(), encrypted)
+                (
+                    "Ann".to_string(),
+                    Some("Bob".to_string()),
+                    "just for bob".to_string(),
+                    encrypted
+                )
             ]
         );
-        assert_eq!(cy.received_chats(), [("Ann".to_string(), None, "hello all".to_string(), encrypted)]);
+        assert_eq!(
+            cy.received_chats(),
+            [("Ann".to_string(), None, "hello all".to_string(), encrypted)]
+        );
         assert!(ann.received_chats().is_empty());
         // The sender sees its own messages once each.
-        let own = ann.seen.iter().filter(|e| matches!(e, EngineEvent::Chat { .. })).count();
+        let own = ann
+            .seen
+            .iter()
+            .filter(|e| matches!(e, EngineEvent::Chat { .. }))
+            .count();
         assert_eq!(own, 2);
         for p in [ann, bob, cy] {
             p.leave().await;
@@ -88,11 +121,19 @@ async fn server_relays_only_ciphertext_and_wrong_key_sees_nothing() {
     wrong.wait_for("Ann joined", joined_named("Ann")).await;
 
     let secret = "the launch code is 0000";
-    ann.meeting.command(Command::SendChat { to: None, text: secret.into() });
+    ann.meeting.command(Command::SendChat {
+        to: None,
+        text: secret.into(),
+    });
     let raw = observer
-        .wait_for("raw message", |e| matches!(e, EngineEvent::RawTextRoom { text } if text.contains("\"message\"")))
+        .wait_for(
+            "raw message",
+            |e| matches!(e, EngineEvent::RawTextRoom { text } if text.contains("\"message\"")),
+        )
         .await;
-    let EngineEvent::RawTextRoom { text } = raw else { unreachable!() };
+    let EngineEvent::RawTextRoom { text } = raw else {
+        unreachable!()
+    };
     println!("raw frame relayed by the server: {text}");
     assert!(text.contains("cv1e:"), "{text}");
     assert!(!text.contains("launch code"), "{text}");
@@ -104,6 +145,11 @@ async fn server_relays_only_ciphertext_and_wrong_key_sees_nothing() {
         assert!(p.received_chats().is_empty(), "{} saw chat", p.name);
         assert!(!format!("{:?}", p.seen).contains("launch code"));
     }
-    observer.wait_for("no-key warning", |e| matches!(e, EngineEvent::Warning { message } if message.contains("no chat key"))).await;
+    observer
+        .wait_for(
+            "no-key warning",
+            |e| matches!(e, EngineEvent::Warning { message } if message.contains("no chat key")),
+        )
+        .await;
     ann.leave().await;
 }

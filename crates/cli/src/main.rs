@@ -20,7 +20,11 @@ use tokio::io::AsyncBufReadExt;
 const DEFAULT_SERVER: &str = "ws://127.0.0.1:8188";
 
 #[derive(Parser)]
-#[command(name = "conclave-cli", version, about = "Conclave meetings from the command line")]
+#[command(
+    name = "conclave-cli",
+    version,
+    about = "Conclave meetings from the command line"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -140,7 +144,13 @@ async fn create_room(args: CreateArgs) -> anyhow::Result<ExitCode> {
         .context("--server must be a ws:// or wss:// URL")?;
     let room = match &args.room {
         Some(r) => MeetingId::parse_bare(r)
-            .or_else(|_| r.parse::<u64>().ok().filter(|n| *n > 0).map(MeetingId).ok_or(()))
+            .or_else(|_| {
+                r.parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(MeetingId)
+                    .ok_or(())
+            })
             .map_err(|_| anyhow::anyhow!("--room must be a meeting ID"))?,
         None => MeetingId(rand::thread_rng().gen_range(100_000_000..1_000_000_000)),
     };
@@ -224,14 +234,23 @@ fn event_json(event: &EngineEvent) -> serde_json::Value {
 fn event_text(event: &EngineEvent) -> String {
     match event {
         EngineEvent::Joined {
-            room, participants, chat_encrypted, ..
+            room,
+            participants,
+            chat_encrypted,
+            ..
         } => format!(
             "Joined meeting {room} ({} present; chat {})",
             participants.len(),
-            if *chat_encrypted { "end-to-end encrypted" } else { "encrypted in transit only" }
+            if *chat_encrypted {
+                "end-to-end encrypted"
+            } else {
+                "encrypted in transit only"
+            }
         ),
         EngineEvent::JoinFailed { message } => format!("Could not join: {message}"),
-        EngineEvent::ParticipantJoined { participant } => format!("+ {} joined", participant.nickname),
+        EngineEvent::ParticipantJoined { participant } => {
+            format!("+ {} joined", participant.nickname)
+        }
         EngineEvent::ParticipantLeft { participant } => format!("- {} left", participant.nickname),
         EngineEvent::Chat { message } => match &message.to_name {
             Some(to) => format!("[{} → {}] {}", message.from_name, to, message.text),
@@ -281,7 +300,12 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
                 participants,
                 self_id,
                 ..
-            } => break (self_id, participants.into_iter().filter(|p| !p.is_self).collect()),
+            } => {
+                break (
+                    self_id,
+                    participants.into_iter().filter(|p| !p.is_self).collect(),
+                )
+            }
             EngineEvent::JoinFailed { message } => {
                 eprintln!("conclave-cli: could not join: {message}");
                 return Ok(ExitCode::FAILURE);
@@ -306,8 +330,8 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
         while let Some(text) = pending_say.pop_front() {
             meeting.command(Command::SendChat { to: None, text });
         }
-        pending_say_to.retain(|(nick, text)| {
-            match roster.iter().find(|p| &p.nickname == nick) {
+        pending_say_to.retain(
+            |(nick, text)| match roster.iter().find(|p| &p.nickname == nick) {
                 Some(p) => {
                     meeting.command(Command::SendChat {
                         to: Some(p.id.clone()),
@@ -316,8 +340,8 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
                     false
                 }
                 None => true,
-            }
-        });
+            },
+        );
     };
     flush(&roster, &meeting);
     loop {

@@ -137,11 +137,7 @@ impl AdminSession {
     }
 
     /// Sends a synchronous plugin request and returns its answer body.
-    pub async fn plugin_request(
-        &mut self,
-        plugin: &str,
-        body: Value,
-    ) -> Result<Value, AdminError> {
+    pub async fn plugin_request(&mut self, plugin: &str, body: Value) -> Result<Value, AdminError> {
         let handle_id = self.attach(plugin).await?;
         let transaction = self.tx();
         let answer = self

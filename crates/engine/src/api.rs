@@ -46,7 +46,10 @@ impl std::fmt::Debug for ChatMessage {
         f.debug_struct("ChatMessage")
             .field("from", &self.from)
             .field("to", &self.to)
-            .field("text", &format_args!("<{} chars>", self.text.chars().count()))
+            .field(
+                "text",
+                &format_args!("<{} chars>", self.text.chars().count()),
+            )
             .field("encrypted", &self.encrypted)
             .finish()
     }

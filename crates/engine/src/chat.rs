@@ -258,11 +258,11 @@ mod tests {
             Err(ChatDropReason::NoKey)
         );
         assert_eq!(c.open("1", None, "plain"), Err(ChatDropReason::Unencrypted));
+        assert_eq!(c.open("1", None, "cv1e:!!"), Err(ChatDropReason::Malformed));
         assert_eq!(
-            c.open("1", None, "cv1e:!!"),
+            c.open("1", None, "cv1e:AAAA"),
             Err(ChatDropReason::Malformed)
         );
-        assert_eq!(c.open("1", None, "cv1e:AAAA"), Err(ChatDropReason::Malformed));
     }
 
     #[test]

@@ -228,9 +228,9 @@ impl Client {
             Input::Signal(text) => self.on_signal(text),
             Input::SignalLost => self.on_signal_lost(),
             Input::SignalRestored => self.on_signal_restored(),
-            Input::SignalGaveUp(reason) => {
-                self.fail(format!("Lost the connection to the meeting server: {reason}"))
-            }
+            Input::SignalGaveUp(reason) => self.fail(format!(
+                "Lost the connection to the meeting server: {reason}"
+            )),
             Input::Udp {
                 source,
                 destination,
@@ -712,17 +712,16 @@ impl Client {
                 }
                 Err(_) => warn!("ignoring binary data on the TextRoom channel"),
             },
-            RtcEvent::ChannelClose(id) => {
-                if Some(id) == self.channel && self.phase != Phase::Leaving {
-                    self.channel = None;
-                    self.fail("The chat channel was closed".into());
-                }
+            RtcEvent::ChannelClose(id)
+                if Some(id) == self.channel && self.phase != Phase::Leaving =>
+            {
+                self.channel = None;
+                self.fail("The chat channel was closed".into());
             }
-            RtcEvent::IceConnectionStateChange(state) => {
-                debug!(?state, "ICE state");
-                if state == IceConnectionState::Disconnected && self.phase != Phase::Leaving {
-                    self.fail("The connection to the meeting server was lost".into());
-                }
+            RtcEvent::IceConnectionStateChange(IceConnectionState::Disconnected)
+                if self.phase != Phase::Leaving =>
+            {
+                self.fail("The connection to the meeting server was lost".into());
             }
             _ => {}
         }
@@ -829,7 +828,10 @@ impl Client {
                 }
             }
             TextRoomEvent::Message {
-                from, text, whisper, ..
+                from,
+                text,
+                whisper,
+                ..
             } => self.on_chat(&from, &text, whisper),
             TextRoomEvent::Announcement { .. } => {
                 self.emit(EngineEvent::Warning {

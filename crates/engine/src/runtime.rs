@@ -141,12 +141,8 @@ pub async fn connect_signaling(url: &str, fingerprint: Option<&str>) -> Result<W
         HeaderValue::from_static(WS_SUBPROTOCOL),
     );
     let connector = crate::tls::connector(fingerprint);
-    let connect = tokio_tungstenite::connect_async_tls_with_config(
-        request,
-        None,
-        true,
-        Some(connector),
-    );
+    let connect =
+        tokio_tungstenite::connect_async_tls_with_config(request, None, true, Some(connector));
     match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Err(_) => Err("the server did not answer in time".into()),
         Ok(Err(e)) => Err(describe_ws_error(&e)),
@@ -178,12 +174,18 @@ async fn local_ip_for(server: &str) -> IpAddr {
         .split(['/', '?', '#'])
         .next()
         .unwrap_or_default();
-    let with_port = if host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    let with_port = if host
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         host.to_owned()
     } else {
         format!("{host}:443")
     };
-    let Ok(Some(addr)) = tokio::net::lookup_host(with_port).await.map(|mut a| a.next()) else {
+    let Ok(Some(addr)) = tokio::net::lookup_host(with_port)
+        .await
+        .map(|mut a| a.next())
+    else {
         return IpAddr::V4(Ipv4Addr::LOCALHOST);
     };
     if addr.ip().is_loopback() {

@@ -85,7 +85,7 @@ pub(crate) fn redact_values(msg: &str) -> String {
         out.push_str(&rest[..=start]);
         let after = &rest[start + 1..];
         let Some(len) = after.find(quote) else {
-            out.push_str("…");
+            out.push('…');
             return out;
         };
         let inner = &after[..len];

@@ -280,7 +280,9 @@ pub fn derive_room_pin(room: MeetingId, password: &str) -> String {
 
 fn looks_like_link(text: &str) -> bool {
     let lower = text.get(..12).unwrap_or(text).to_ascii_lowercase();
-    lower.starts_with("conclave://") || lower.starts_with("https://") || lower.starts_with("http://")
+    lower.starts_with("conclave://")
+        || lower.starts_with("https://")
+        || lower.starts_with("http://")
 }
 
 /// Parses a `conclave://`, `https://` or `http://` meeting link.
@@ -469,9 +471,16 @@ pub fn find_in_text(text: &str) -> Option<MeetingInfo> {
 }
 
 fn is_id_label(label: &str) -> bool {
-    ["meeting id", "meeting number", "conference id", "会议号", "会议 id", "会议id"]
-        .iter()
-        .any(|l| label.ends_with(l))
+    [
+        "meeting id",
+        "meeting number",
+        "conference id",
+        "会议号",
+        "会议 id",
+        "会议id",
+    ]
+    .iter()
+    .any(|l| label.ends_with(l))
 }
 
 fn is_password_label(label: &str) -> bool {
@@ -522,7 +531,12 @@ mod tests {
 
     #[test]
     fn bare_ids() {
-        for ok in ["123456789", "123 456 789", "123-456-789", " 1234 5678 9012 "] {
+        for ok in [
+            "123456789",
+            "123 456 789",
+            "123-456-789",
+            " 1234 5678 9012 ",
+        ] {
             assert!(MeetingId::parse_bare(ok).is_ok(), "{ok}");
         }
         for bad in [
@@ -557,9 +571,10 @@ mod tests {
     #[test]
     fn web_link() {
         let fp = "ab".repeat(32);
-        let info =
-            MeetingInfo::parse(&format!("https://meet.example.org:8443/j/987654321#fp={fp}"))
-                .expect("valid");
+        let info = MeetingInfo::parse(&format!(
+            "https://meet.example.org:8443/j/987654321#fp={fp}"
+        ))
+        .expect("valid");
         assert_eq!(
             info.server.as_deref(),
             Some("wss://meet.example.org:8443/janus")

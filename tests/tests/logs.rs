@@ -52,12 +52,31 @@ async fn meeting_log_holds_no_chat_text_passwords_or_keys() {
 
         let mut ann = Peer::join(&info, "Ann").await;
         let mut bob = Peer::join(&info, "Bob").await;
-        ann.wait_for("Bob", |e| matches!(e, EngineEvent::ParticipantJoined { .. })).await;
-        ann.meeting.command(Command::SendChat { to: None, text: chat.clone() });
-        ann.meeting.command(Command::SendChat { to: Some(bob.id.clone()), text: private.clone() });
-        bob.wait_for("private", |e| matches!(e, EngineEvent::Chat { message } if message.text == private)).await;
-        let export = std::env::temp_dir().join(format!("conclave-export-{}-{encrypted}.md", std::process::id()));
-        bob.meeting.export_chat("room", export.clone()).await.expect("export");
+        ann.wait_for("Bob", |e| {
+            matches!(e, EngineEvent::ParticipantJoined { .. })
+        })
+        .await;
+        ann.meeting.command(Command::SendChat {
+            to: None,
+            text: chat.clone(),
+        });
+        ann.meeting.command(Command::SendChat {
+            to: Some(bob.id.clone()),
+            text: private.clone(),
+        });
+        bob.wait_for(
+            "private",
+            |e| matches!(e, EngineEvent::Chat { message } if message.text == private),
+        )
+        .await;
+        let export = std::env::temp_dir().join(format!(
+            "conclave-export-{}-{encrypted}.md",
+            std::process::id()
+        ));
+        bob.meeting
+            .export_chat("room", export.clone())
+            .await
+            .expect("export");
         let exported = std::fs::read_to_string(&export).expect("read export");
         assert!(exported.contains(&chat) && exported.contains(&private));
         std::fs::remove_file(&export).expect("cleanup");
@@ -74,9 +93,16 @@ async fn meeting_log_holds_no_chat_text_passwords_or_keys() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let log = String::from_utf8_lossy(&capture.0.lock().expect("log").clone()).into_owned();
-    assert!(log.len() > 1000, "the log captured the meeting ({} bytes)", log.len());
+    assert!(
+        log.len() > 1000,
+        "the log captured the meeting ({} bytes)",
+        log.len()
+    );
     for value in &planted {
         assert!(!value.is_empty());
-        assert!(!log.contains(value.as_str()), "the log contains a planted secret");
+        assert!(
+            !log.contains(value.as_str()),
+            "the log contains a planted secret"
+        );
     }
 }

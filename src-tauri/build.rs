@@ -1,0 +1,18 @@
+//! Declares the app's commands so that capabilities can grant them one by one.
+
+fn main() {
+    tauri_build::try_build(tauri_build::Attributes::new().app_manifest(
+        tauri_build::AppManifest::new().commands(&[
+            "parse_link",
+            "launch_link",
+            "get_settings",
+            "save_settings",
+            "join",
+            "leave",
+            "send_chat",
+            "copy_invitation",
+            "export_chat",
+        ]),
+    ))
+    .expect("tauri build configuration");
+}

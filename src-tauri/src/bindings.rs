@@ -1,0 +1,215 @@
+//! The TypeScript bindings of the commands and events the UI uses, generated
+//! from the Rust types into `ui/src/lib/bindings.ts`.
+//!
+//! `cargo test -p conclave-app bindings` fails when the file is out of date;
+//! `CONCLAVE_WRITE_BINDINGS=1` with the same command rewrites it.
+
+use conclave_engine::{ChatMessage, EngineEvent, Participant};
+use ts_rs::TS;
+
+use crate::commands::{JoinRequest, LinkSummary, ENGINE_EVENT};
+use crate::settings::Settings;
+
+/// Renders a TypeScript type.
+type TypeScript = fn() -> String;
+
+/// One command as the UI calls it.
+struct CommandSignature {
+    /// The Rust (and IPC) name.
+    name: &'static str,
+    /// Argument names and their TypeScript types.
+    args: &'static [(&'static str, TypeScript)],
+    /// The TypeScript type of the resolved value.
+    returns: TypeScript,
+}
+
+fn ts<T: TS>() -> String {
+    T::name()
+}
+
+fn void() -> String {
+    "void".into()
+}
+
+/// Every command the app registers, in the order of `generate_handler!`.
+const COMMANDS: &[CommandSignature] = &[
+    CommandSignature {
+        name: "parse_link",
+        args: &[("text", ts::<String>)],
+        returns: ts::<LinkSummary>,
+    },
+    CommandSignature {
+        name: "launch_link",
+        args: &[],
+        returns: ts::<Option<String>>,
+    },
+    CommandSignature {
+        name: "get_settings",
+        args: &[],
+        returns: ts::<Settings>,
+    },
+    CommandSignature {
+        name: "save_settings",
+        args: &[("settings", ts::<Settings>)],
+        returns: void,
+    },
+    CommandSignature {
+        name: "join",
+        args: &[("request", ts::<JoinRequest>)],
+        returns: void,
+    },
+    CommandSignature {
+        name: "leave",
+        args: &[],
+        returns: void,
+    },
+    CommandSignature {
+        name: "send_chat",
+        args: &[("to", ts::<Option<String>>), ("text", ts::<String>)],
+        returns: void,
+    },
+    CommandSignature {
+        name: "copy_invitation",
+        args: &[],
+        returns: ts::<String>,
+    },
+    CommandSignature {
+        name: "export_chat",
+        args: &[],
+        returns: ts::<Option<String>>,
+    },
+];
+
+fn camel_case(name: &str) -> String {
+    let mut out = String::new();
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Renders the whole bindings file.
+fn render() -> String {
+    let mut out = String::from(
+        "// Generated from the Rust types by `CONCLAVE_WRITE_BINDINGS=1 cargo test -p conclave-app bindings`.\n\
+         // Do not edit: CI fails when this file differs from what the Rust code generates.\n\n\
+         import { invoke } from \"@tauri-apps/api/core\";\n\
+         import { listen, type UnlistenFn } from \"@tauri-apps/api/event\";\n\n",
+    );
+    for decl in [
+        Participant::decl(),
+        ChatMessage::decl(),
+        EngineEvent::decl(),
+        LinkSummary::decl(),
+        JoinRequest::decl(),
+        Settings::decl(),
+    ] {
+        out.push_str("export ");
+        out.push_str(&decl);
+        out.push_str("\n\n");
+    }
+    out.push_str("/** The commands of the app, as an interface so tests and demos can supply their own. */\n");
+    out.push_str("export interface Commands {\n");
+    for c in COMMANDS {
+        let args: Vec<String> = c
+            .args
+            .iter()
+            .map(|(n, t)| format!("{n}: {}", t()))
+            .collect();
+        out.push_str(&format!(
+            "  {}({}): Promise<{}>;\n",
+            camel_case(c.name),
+            args.join(", "),
+            (c.returns)()
+        ));
+    }
+    out.push_str("}\n\n/** The commands, invoked over Tauri IPC. */\nexport const tauriCommands: Commands = {\n");
+    for c in COMMANDS {
+        let params: Vec<String> = c
+            .args
+            .iter()
+            .map(|(n, t)| format!("{n}: {}", t()))
+            .collect();
+        let names: Vec<&str> = c.args.iter().map(|(n, _)| *n).collect();
+        let call_args = if names.is_empty() {
+            String::new()
+        } else {
+            format!(", {{ {} }}", names.join(", "))
+        };
+        out.push_str(&format!(
+            "  {}: ({}) => invoke<{}>(\"{}\"{}),\n",
+            camel_case(c.name),
+            params.join(", "),
+            (c.returns)(),
+            c.name,
+            call_args
+        ));
+    }
+    out.push_str(&format!(
+        "}};\n\n/** The name of the event that carries every [`EngineEvent`]. */\n\
+         export const ENGINE_EVENT = \"{ENGINE_EVENT}\";\n\n\
+         /** Subscribes to engine events over Tauri IPC. */\n\
+         export function listenEngineEvents(handler: (event: EngineEvent) => void): Promise<UnlistenFn> {{\n  \
+         return listen<EngineEvent>(ENGINE_EVENT, (e) => handler(e.payload));\n}}\n"
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../ui/src/lib/bindings.ts");
+
+    #[test]
+    fn bindings_are_up_to_date() {
+        let generated = render();
+        if std::env::var_os("CONCLAVE_WRITE_BINDINGS").is_some() {
+            std::fs::write(PATH, &generated).expect("write bindings");
+            return;
+        }
+        let current = std::fs::read_to_string(PATH).unwrap_or_default();
+        assert!(
+            current == generated,
+            "ui/src/lib/bindings.ts is out of date: run \
+             `CONCLAVE_WRITE_BINDINGS=1 cargo test -p conclave-app bindings`"
+        );
+    }
+
+    #[test]
+    fn bindings_cover_every_granted_command() {
+        let build = include_str!("../build.rs");
+        let capability = include_str!("../capabilities/main.json");
+        let main = include_str!("main.rs");
+        for c in COMMANDS {
+            assert!(
+                build.contains(&format!("\"{}\"", c.name)),
+                "{} missing in build.rs",
+                c.name
+            );
+            assert!(
+                capability.contains(&format!("\"allow-{}\"", c.name.replace('_', "-"))),
+                "{} not granted",
+                c.name
+            );
+            assert!(
+                main.contains(&format!("commands::{},", c.name)),
+                "{} not registered",
+                c.name
+            );
+        }
+        assert_eq!(
+            build.matches("\",").count(),
+            COMMANDS.len(),
+            "build.rs lists other commands"
+        );
+    }
+}

@@ -1,0 +1,229 @@
+//! Tauri commands: thin wrappers over the engine API.
+
+use conclave_engine::{Command, EngineEvent, JoinOptions, MeetingHandle};
+use conclave_protocol::link::{Invitation, Password};
+use conclave_protocol::MeetingInfo;
+use serde::{Deserialize, Serialize};
+use tauri::{AppHandle, Emitter, State};
+use tauri_plugin_clipboard_manager::ClipboardExt;
+use tauri_plugin_dialog::DialogExt;
+use tokio::sync::Mutex;
+
+use crate::settings::{self, Settings};
+
+/// The event name carrying [`EngineEvent`]s to the UI.
+pub const ENGINE_EVENT: &str = "engine-event";
+
+/// The meeting the app is in, if any.
+struct Session {
+    meeting: MeetingHandle,
+    info: MeetingInfo,
+    nickname: String,
+}
+
+/// State shared by the commands.
+#[derive(Default)]
+pub struct AppState {
+    session: Mutex<Option<Session>>,
+}
+
+/// What the join screen submits.
+#[derive(Debug, Deserialize, ts_rs::TS)]
+pub struct JoinRequest {
+    /// A link, a meeting ID or pasted invitation text.
+    link_or_id: String,
+    /// A password typed by the user, used when the link carries none.
+    password: Option<String>,
+    /// The display name.
+    nickname: String,
+    /// A server typed by the user; otherwise the link's, then the default.
+    server: Option<String>,
+}
+
+/// What the join screen shows about a pasted link. Secrets stay in Rust: the
+/// UI learns only whether they are present.
+#[derive(Debug, Serialize, ts_rs::TS)]
+pub struct LinkSummary {
+    /// The meeting ID, grouped for reading (`123 456 789`).
+    room: String,
+    /// The server the link names, if any.
+    server: Option<String>,
+    /// Whether the link carries the password.
+    has_password: bool,
+    /// Whether the link carries a chat key (chat end-to-end encrypted).
+    has_chat_key: bool,
+}
+
+/// Parses a link, ID or invitation text.
+#[tauri::command]
+pub async fn parse_link(text: String) -> Result<LinkSummary, String> {
+    let info = MeetingInfo::parse(&text).map_err(|e| capitalise(&e.to_string()))?;
+    Ok(LinkSummary {
+        room: info.room.to_string(),
+        server: info.server,
+        has_password: info.password.is_some(),
+        has_chat_key: info.chat_key.is_some(),
+    })
+}
+
+/// The meeting link the app was started with (`conclave <link>`), if any, so
+/// the join screen can start filled in.
+#[tauri::command]
+pub fn launch_link() -> Option<String> {
+    std::env::args()
+        .skip(1)
+        .find(|arg| !arg.starts_with('-') && MeetingInfo::parse(arg).is_ok())
+}
+
+/// The stored settings.
+#[tauri::command]
+pub fn get_settings() -> Settings {
+    settings::load()
+}
+
+/// Stores settings.
+#[tauri::command]
+pub fn save_settings(settings: Settings) -> Result<(), String> {
+    settings::save(&settings).map_err(|e| format!("Could not save settings: {e}"))
+}
+
+/// Joins a meeting; resolves once joined, rejects with a message otherwise.
+#[tauri::command]
+pub async fn join(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    request: JoinRequest,
+) -> Result<(), String> {
+    let mut session = state.session.lock().await;
+    if let Some(old) = session.take() {
+        old.meeting.command(Command::Leave);
+    }
+    let mut info =
+        MeetingInfo::parse(&request.link_or_id).map_err(|e| capitalise(&e.to_string()))?;
+    // A password in the link wins: the join screen hides its password field
+    // then, so a typed value can only be a leftover.
+    if info.password.is_none() {
+        info.password = request.password.filter(|p| !p.is_empty()).map(Password);
+    }
+    let mut stored = settings::load();
+    let server = request
+        .server
+        .filter(|s| !s.trim().is_empty())
+        .or_else(|| info.server.clone())
+        .unwrap_or_else(|| stored.server.clone());
+    let (meeting, mut events) = conclave_engine::start(JoinOptions {
+        info: info.clone(),
+        nickname: request.nickname.clone(),
+        server,
+        tap_textroom: false,
+    })
+    .map_err(|e| capitalise(&e.to_string()))?;
+    // The first outcome decides the command; every event also goes to the UI.
+    let outcome = loop {
+        match events.recv().await {
+            Some(e @ EngineEvent::Joined { .. }) => {
+                let _ = app.emit(ENGINE_EVENT, &e);
+                break Ok(());
+            }
+            Some(EngineEvent::JoinFailed { message }) => break Err(message),
+            Some(other) => {
+                let _ = app.emit(ENGINE_EVENT, &other);
+            }
+            None => break Err("The meeting engine stopped".to_string()),
+        }
+    };
+    outcome?;
+    stored.nickname = request.nickname.trim().to_owned();
+    if let Err(e) = settings::save(&stored) {
+        tracing::warn!(error = %e, "could not remember the nickname");
+    }
+    let forward = app.clone();
+    tauri::async_runtime::spawn(async move {
+        while let Some(event) = events.recv().await {
+            let _ = forward.emit(ENGINE_EVENT, &event);
+        }
+    });
+    *session = Some(Session {
+        meeting,
+        info,
+        nickname: request.nickname,
+    });
+    Ok(())
+}
+
+/// Leaves the meeting.
+#[tauri::command]
+pub async fn leave(state: State<'_, AppState>) -> Result<(), String> {
+    if let Some(s) = state.session.lock().await.take() {
+        s.meeting.command(Command::Leave);
+    }
+    Ok(())
+}
+
+/// Sends a chat message to everyone or one participant.
+#[tauri::command]
+pub async fn send_chat(
+    state: State<'_, AppState>,
+    to: Option<String>,
+    text: String,
+) -> Result<(), String> {
+    let session = state.session.lock().await;
+    let s = session.as_ref().ok_or("Not in a meeting")?;
+    if s.meeting.command(Command::SendChat { to, text }) {
+        Ok(())
+    } else {
+        Err("The meeting has ended".into())
+    }
+}
+
+/// Copies the invitation to the clipboard and returns it.
+#[tauri::command]
+pub async fn copy_invitation(app: AppHandle, state: State<'_, AppState>) -> Result<String, String> {
+    let session = state.session.lock().await;
+    let s = session.as_ref().ok_or("Not in a meeting")?;
+    let text = Invitation {
+        info: &s.info,
+        inviter: &s.nickname,
+        topic: None,
+    }
+    .to_text();
+    app.clipboard()
+        .write_text(text.clone())
+        .map_err(|e| format!("Could not copy: {e}"))?;
+    Ok(text)
+}
+
+/// Asks where to save the chat and writes it there. `None` if cancelled.
+#[tauri::command]
+pub async fn export_chat(
+    app: AppHandle,
+    state: State<'_, AppState>,
+) -> Result<Option<String>, String> {
+    let (meeting, room) = {
+        let session = state.session.lock().await;
+        let s = session.as_ref().ok_or("Not in a meeting")?;
+        (s.meeting.clone(), s.info.room.0.to_string())
+    };
+    let dialog = app
+        .dialog()
+        .file()
+        .set_file_name(format!("conclave-chat-{room}.md"));
+    let picked = tauri::async_runtime::spawn_blocking(move || dialog.blocking_save_file())
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(path) = picked.and_then(|p| p.into_path().ok()) else {
+        return Ok(None);
+    };
+    meeting
+        .export_chat(&room, path.clone())
+        .await
+        .map_err(|e| format!("Could not write the chat file: {e}"))?;
+    Ok(Some(path.display().to_string()))
+}
+
+fn capitalise(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}

@@ -1,0 +1,38 @@
+//! The Conclave desktop app: a thin Tauri shell. It owns windows, commands,
+//! events, settings and logging; every meeting decision is the engine's.
+//!
+//! Must not: hold meeting logic, log chat text, passwords, keys or clipboard
+//! content, or store chat anywhere but in a file the user exports.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+#[cfg(test)]
+mod bindings;
+mod commands;
+mod logging;
+mod settings;
+
+fn main() {
+    let _log_guard = logging::init();
+    let result = tauri::Builder::default()
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .plugin(tauri_plugin_dialog::init())
+        .manage(commands::AppState::default())
+        .invoke_handler(tauri::generate_handler![
+            commands::parse_link,
+            commands::launch_link,
+            commands::get_settings,
+            commands::save_settings,
+            commands::join,
+            commands::leave,
+            commands::send_chat,
+            commands::copy_invitation,
+            commands::export_chat,
+        ])
+        .run(tauri::generate_context!());
+    if let Err(e) = result {
+        tracing::error!(error = %e, "the app stopped with an error");
+        eprintln!("conclave: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,63 @@
+//! Settings kept on this device: the nickname, the default server, the language.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The server used when neither a link nor the user names one.
+pub const DEFAULT_SERVER: &str = "ws://127.0.0.1:8188";
+
+/// User settings, stored as JSON in the OS config directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(default)]
+pub struct Settings {
+    /// Last nickname used.
+    pub nickname: String,
+    /// Default signaling server.
+    pub server: String,
+    /// UI language (`en`, `zh-CN`), or none to follow the OS.
+    pub language: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            nickname: String::new(),
+            server: DEFAULT_SERVER.into(),
+            language: None,
+        }
+    }
+}
+
+fn path() -> PathBuf {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("conclave").join("settings.json")
+}
+
+/// Loads settings; a missing or damaged file gives the defaults.
+pub fn load() -> Settings {
+    match std::fs::read(path()) {
+        Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "settings file damaged; using defaults");
+            Settings::default()
+        }),
+        Err(_) => Settings::default(),
+    }
+}
+
+/// Saves settings atomically.
+pub fn save(settings: &Settings) -> std::io::Result<()> {
+    let path = path();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("json.part");
+    std::fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(settings).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::rename(tmp, path)
+}

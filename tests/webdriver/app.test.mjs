@@ -1,0 +1,164 @@
+// The real app, driven through WebDriver (tauri-driver + WebKitWebDriver under
+// Xvfb), in a meeting on a real Janus with a `conclave-cli` participant.
+// Started by scripts/e2e, which provides the environment below.
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { createInterface } from "node:readline";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Keys, Session, waitFor } from "./webdriver.mjs";
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set; run scripts/e2e`);
+  return v;
+};
+const driver = process.env.WEBDRIVER_URL ?? "http://127.0.0.1:4444";
+const app = env("CONCLAVE_APP");
+const cli = env("CONCLAVE_CLI");
+const server = env("CONCLAVE_TEST_SERVER");
+const shots = process.env.CONCLAVE_SCREENSHOTS;
+
+/** A `conclave-cli join --json --stdin` participant whose events we can await. */
+class CliPeer {
+  constructor(link, name) {
+    this.events = [];
+    this.waiters = [];
+    this.child = spawn(cli, ["join", link, "--name", name, "--json", "--stdin"], {
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    createInterface({ input: this.child.stdout }).on("line", (line) => {
+      let event;
+      try {
+        event = JSON.parse(line);
+      } catch {
+        return;
+      }
+      this.events.push(event);
+      this.waiters = this.waiters.filter((w) => !w(event));
+    });
+  }
+  /** Resolves with the first event (past or future) matching `predicate`. */
+  waitEvent(what, predicate, timeoutMs = 15000) {
+    const seen = this.events.find(predicate);
+    if (seen) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`cli: timed out waiting for ${what}`)), timeoutMs);
+      this.waiters.push((e) => {
+        if (!predicate(e)) return false;
+        clearTimeout(timer);
+        resolve(e);
+        return true;
+      });
+    });
+  }
+  say(text) {
+    this.child.stdin.write(text + "\n");
+  }
+  async stop() {
+    this.child.stdin.end();
+    await new Promise((r) => {
+      const timer = setTimeout(() => {
+        this.child.kill();
+        r();
+      }, 5000);
+      this.child.on("exit", () => {
+        clearTimeout(timer);
+        r();
+      });
+    });
+  }
+}
+
+function createMeeting(password) {
+  const out = execFileSync(cli, ["create-room", "--server", server, "--password", password, "--json"], {
+    encoding: "utf8",
+  });
+  return JSON.parse(out.trim().split("\n").pop());
+}
+
+async function screenshot(session, name) {
+  if (!shots) return;
+  // Let the webview paint what the test just saw: a first snapshot can show
+  // an older frame.
+  await new Promise((r) => setTimeout(r, 500));
+  await session.screenshot();
+  await new Promise((r) => setTimeout(r, 500));
+  mkdirSync(shots, { recursive: true });
+  writeFileSync(join(shots, `${name}.png`), await session.screenshot());
+}
+
+let session;
+let peer;
+
+before(async () => {
+  session = await Session.start(driver, app);
+});
+
+after(async () => {
+  await session?.end();
+  await peer?.stop();
+});
+
+test("a bad link and a wrong password give inline errors", async () => {
+  await session.waitFind('[data-testid="join-screen"]');
+  await session.type('[data-testid="link-input"]', "not a meeting");
+  const linkError = await waitFor("link error", () => session.text('[data-testid="link-error"]'));
+  assert.match(linkError, /not a meeting link or ID/);
+
+  const room = createMeeting("right-password");
+  await session.clear('[data-testid="link-input"]');
+  // The room's bare ID, on the server the settings name, with a wrong password.
+  await session.type('[data-testid="link-input"]', String(room.room));
+  await waitFor("link preview", () => session.text('[data-testid="link-preview"]'));
+  await session.type('[data-testid="password-input"]', "wrong-password");
+  await session.clear('[data-testid="nickname-input"]');
+  await session.type('[data-testid="nickname-input"]', "Ada");
+  await session.click("button.disclosure");
+  await session.clear('[data-testid="server-input"]');
+  await session.type('[data-testid="server-input"]', server);
+  await session.click('[data-testid="join-button"]');
+  const joinError = await waitFor("join error", () => session.text('[data-testid="join-error"]'));
+  assert.match(joinError, /password/i);
+  await screenshot(session, "join-error");
+});
+
+test("join with a pasted link, see the cli participant, chat both ways, leave", async () => {
+  const room = createMeeting("s3cret pass");
+  peer = new CliPeer(room.link, "Grace (cli)");
+  await peer.waitEvent("cli joined", (e) => e.event === "joined");
+
+  await session.clear('[data-testid="link-input"]');
+  await session.type('[data-testid="link-input"]', `Join my meeting: ${room.link}`);
+  const preview = await waitFor("link preview", () => session.text('[data-testid="link-preview"]'));
+  assert.match(preview, /Password included/);
+  assert.match(preview, /End-to-end encrypted chat/);
+  await session.clear('[data-testid="nickname-input"]');
+  await session.type('[data-testid="nickname-input"]', "Ada (app)");
+  await screenshot(session, "join");
+  await session.click('[data-testid="join-button"]');
+
+  await session.waitFind('[data-testid="meeting-screen"]', 20000);
+  assert.match(await session.text('[data-testid="encryption-badge"]'), /End-to-end encrypted/);
+  await peer.waitEvent("app joins", (e) => e.event === "participant_joined" && e.nickname === "Ada (app)");
+  await session.click('[data-testid="participants-tab"]');
+  await waitFor("cli participant in the roster", async () =>
+    (await session.texts('[data-testid="participant-name"]')).includes("Grace (cli)"),
+  );
+  await session.click('[data-testid="chat-tab"]');
+
+  await session.type('[data-testid="chat-input"]', "Hello from the app" + Keys.Enter);
+  const got = await peer.waitEvent("chat from the app", (e) => e.event === "chat" && e.text === "Hello from the app");
+  assert.equal(got.encrypted, true);
+
+  peer.say("Hello from the cli <b>not bold</b>");
+  await waitFor("chat from the cli", async () =>
+    (await session.texts('[data-testid="chat-message"]')).includes("Hello from the cli <b>not bold</b>"),
+  );
+  await screenshot(session, "meeting");
+
+  await session.click('[data-testid="leave-button"]');
+  await session.waitFind('[data-testid="join-screen"]');
+  await peer.waitEvent("app leaves", (e) => e.event === "participant_left" && e.nickname === "Ada (app)");
+});

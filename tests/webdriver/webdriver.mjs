@@ -1,0 +1,103 @@
+// A minimal W3C WebDriver client over fetch: just what the app tests need.
+// No dependencies, so the UI's npm tree stays the only one.
+
+const ELEMENT = "element-6066-11e4-a52e-4f735466cecf";
+
+/** Polls `probe` until it returns a truthy value or `timeoutMs` passes. */
+export async function waitFor(what, probe, timeoutMs = 15000) {
+  const deadline = Date.now() + timeoutMs;
+  let last;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value) return value;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ""}`);
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+export class Session {
+  constructor(base, id) {
+    this.base = base;
+    this.id = id;
+  }
+
+  /** Starts the app through tauri-driver. */
+  static async start(base, application, args = []) {
+    const value = await call(base, "POST", "/session", {
+      capabilities: { alwaysMatch: { "tauri:options": { application, args } } },
+    });
+    return new Session(base, value.sessionId);
+  }
+
+  cmd(method, path, body) {
+    return call(this.base, method, `/session/${this.id}${path}`, body);
+  }
+
+  async find(css) {
+    const v = await this.cmd("POST", "/element", { using: "css selector", value: css });
+    return v[ELEMENT];
+  }
+
+  async findAll(css) {
+    const v = await this.cmd("POST", "/elements", { using: "css selector", value: css });
+    return v.map((e) => e[ELEMENT]);
+  }
+
+  /** Waits until an element matching `css` exists and returns it. */
+  waitFind(css, timeoutMs) {
+    return waitFor(css, () => this.find(css), timeoutMs);
+  }
+
+  async click(css) {
+    await this.cmd("POST", `/element/${await this.waitFind(css)}/click`, {});
+  }
+
+  async type(css, text) {
+    await this.cmd("POST", `/element/${await this.waitFind(css)}/value`, { text });
+  }
+
+  async clear(css) {
+    await this.cmd("POST", `/element/${await this.waitFind(css)}/clear`, {});
+  }
+
+  async text(css) {
+    return this.cmd("GET", `/element/${await this.waitFind(css)}/text`);
+  }
+
+  /** The texts of every element matching `css`. */
+  async texts(css) {
+    const out = [];
+    for (const id of await this.findAll(css)) out.push(await this.cmd("GET", `/element/${id}/text`));
+    return out;
+  }
+
+  async screenshot() {
+    return Buffer.from(await this.cmd("GET", "/screenshot"), "base64");
+  }
+
+  async end() {
+    await this.cmd("DELETE", "").catch(() => {});
+  }
+}
+
+async function call(base, method, path, body) {
+  const response = await fetch(base + path, {
+    method,
+    headers: { "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    throw new Error(`${method} ${path} -> ${response.status}: ${JSON.stringify(json.value ?? json)}`);
+  }
+  return json.value;
+}
+
+/** WebDriver key codes. */
+export const Keys = { Enter: "\uE007" };

@@ -1,0 +1,188 @@
+// Generated from the Rust types by `CONCLAVE_WRITE_BINDINGS=1 cargo test -p conclave-app bindings`.
+// Do not edit: CI fails when this file differs from what the Rust code generates.
+
+import { invoke } from "@tauri-apps/api/core";
+import { listen, type UnlistenFn } from "@tauri-apps/api/event";
+
+export type Participant = { 
+/**
+ * Stable id for the whole meeting (the VideoRoom publisher id and the
+ * TextRoom username, in decimal).
+ */
+id: string, 
+/**
+ * Display name chosen by the person.
+ */
+nickname: string, 
+/**
+ * Whether this is the local user.
+ */
+is_self: boolean, };
+
+export type ChatMessage = { 
+/**
+ * Sender's participant id.
+ */
+from: string, 
+/**
+ * Sender's nickname at the time of sending.
+ */
+from_name: string, 
+/**
+ * Addressee's participant id for a private message; `None` for everyone.
+ */
+to: string | null, 
+/**
+ * Addressee's nickname for a private message.
+ */
+to_name: string | null, 
+/**
+ * The message text.
+ */
+text: string, 
+/**
+ * Whether the message was end-to-end encrypted on the wire.
+ */
+encrypted: boolean, 
+/**
+ * Local receive (or send) time, milliseconds since the Unix epoch.
+ */
+at_ms: number, };
+
+export type EngineEvent = { "type": "joined", 
+/**
+ * Meeting ID (decimal).
+ */
+room: string, 
+/**
+ * The local participant's id.
+ */
+self_id: string, 
+/**
+ * The local nickname.
+ */
+nickname: string, 
+/**
+ * Whether chat is end-to-end encrypted (the link carried a chat key).
+ */
+chat_encrypted: boolean, 
+/**
+ * Everyone in the meeting, including the local user.
+ */
+participants: Array<Participant>, } | { "type": "join_failed", 
+/**
+ * A message for the user.
+ */
+message: string, } | { "type": "participant_joined", 
+/**
+ * Who.
+ */
+participant: Participant, } | { "type": "participant_left", 
+/**
+ * Who.
+ */
+participant: Participant, } | { "type": "chat", 
+/**
+ * The message.
+ */
+message: ChatMessage, } | { "type": "warning", 
+/**
+ * A message for the user.
+ */
+message: string, } | { "type": "error", 
+/**
+ * A message for the user.
+ */
+message: string, } | { "type": "disconnected", 
+/**
+ * A message for the user.
+ */
+message: string, } | { "type": "left" } | { "type": "raw_text_room", 
+/**
+ * The frame.
+ */
+text: string, };
+
+export type LinkSummary = { 
+/**
+ * The meeting ID, grouped for reading (`123 456 789`).
+ */
+room: string, 
+/**
+ * The server the link names, if any.
+ */
+server: string | null, 
+/**
+ * Whether the link carries the password.
+ */
+has_password: boolean, 
+/**
+ * Whether the link carries a chat key (chat end-to-end encrypted).
+ */
+has_chat_key: boolean, };
+
+export type JoinRequest = { 
+/**
+ * A link, a meeting ID or pasted invitation text.
+ */
+link_or_id: string, 
+/**
+ * A password typed by the user, used when the link carries none.
+ */
+password: string | null, 
+/**
+ * The display name.
+ */
+nickname: string, 
+/**
+ * A server typed by the user; otherwise the link's, then the default.
+ */
+server: string | null, };
+
+export type Settings = { 
+/**
+ * Last nickname used.
+ */
+nickname: string, 
+/**
+ * Default signaling server.
+ */
+server: string, 
+/**
+ * UI language (`en`, `zh-CN`), or none to follow the OS.
+ */
+language: string | null, };
+
+/** The commands of the app, as an interface so tests and demos can supply their own. */
+export interface Commands {
+  parseLink(text: string): Promise<LinkSummary>;
+  launchLink(): Promise<string | null>;
+  getSettings(): Promise<Settings>;
+  saveSettings(settings: Settings): Promise<void>;
+  join(request: JoinRequest): Promise<void>;
+  leave(): Promise<void>;
+  sendChat(to: string | null, text: string): Promise<void>;
+  copyInvitation(): Promise<string>;
+  exportChat(): Promise<string | null>;
+}
+
+/** The commands, invoked over Tauri IPC. */
+export const tauriCommands: Commands = {
+  parseLink: (text: string) => invoke<LinkSummary>("parse_link", { text }),
+  launchLink: () => invoke<string | null>("launch_link"),
+  getSettings: () => invoke<Settings>("get_settings"),
+  saveSettings: (settings: Settings) => invoke<void>("save_settings", { settings }),
+  join: (request: JoinRequest) => invoke<void>("join", { request }),
+  leave: () => invoke<void>("leave"),
+  sendChat: (to: string | null, text: string) => invoke<void>("send_chat", { to, text }),
+  copyInvitation: () => invoke<string>("copy_invitation"),
+  exportChat: () => invoke<string | null>("export_chat"),
+};
+
+/** The name of the event that carries every [`EngineEvent`]. */
+export const ENGINE_EVENT = "engine-event";
+
+/** Subscribes to engine events over Tauri IPC. */
+export function listenEngineEvents(handler: (event: EngineEvent) => void): Promise<UnlistenFn> {
+  return listen<EngineEvent>(ENGINE_EVENT, (e) => handler(e.payload));
+}

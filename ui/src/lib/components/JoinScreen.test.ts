@@ -1,0 +1,84 @@
+import { describe, expect, it, vi } from "vitest";
+import { render, screen, waitFor } from "@testing-library/svelte";
+import userEvent from "@testing-library/user-event";
+import JoinScreen from "./JoinScreen.svelte";
+import type { Commands, LinkSummary } from "../bindings";
+import { setLocale } from "../i18n.svelte";
+
+function fakeCommands(overrides: Partial<Commands> = {}): Commands {
+  return {
+    parseLink: vi.fn(async (text: string): Promise<LinkSummary> => {
+      if (!/\d{6}/.test(text)) throw "Not a meeting link or ID";
+      return { room: "123 456 789", server: null, has_password: text.includes("pw="), has_chat_key: text.includes("k=") };
+    }),
+    launchLink: vi.fn(async () => null),
+    getSettings: vi.fn(async () => ({ nickname: "", server: "ws://127.0.0.1:8188", language: null })),
+    saveSettings: vi.fn(async () => {}),
+    join: vi.fn(async () => {}),
+    leave: vi.fn(async () => {}),
+    sendChat: vi.fn(async () => {}),
+    copyInvitation: vi.fn(async () => ""),
+    exportChat: vi.fn(async () => null),
+    ...overrides,
+  };
+}
+
+const settings = { nickname: "Ada", server: "ws://127.0.0.1:8188", language: null };
+
+describe("JoinScreen", () => {
+  setLocale("en");
+
+  it("shows inline errors for an empty form instead of joining", async () => {
+    const commands = fakeCommands();
+    render(JoinScreen, { commands, settings: { ...settings, nickname: "" } });
+    await userEvent.click(screen.getByTestId("join-button"));
+    expect(screen.getByTestId("link-error").textContent).toContain("Enter a meeting link or ID.");
+    expect(screen.getByTestId("nickname-error").textContent).toContain("Enter the name others will see.");
+    expect(commands.join).not.toHaveBeenCalled();
+  });
+
+  it("shows the parser's verdict on a bad link inline", async () => {
+    const commands = fakeCommands();
+    render(JoinScreen, { commands, settings });
+    await userEvent.type(screen.getByTestId("link-input"), "hello there");
+    await waitFor(() => expect(screen.getByTestId("link-error").textContent).toContain("This is not a meeting link or ID."));
+    expect(screen.getByTestId("link-input").getAttribute("aria-invalid")).toBe("true");
+  });
+
+  it("previews a good link and hides the password field when the link has it", async () => {
+    const commands = fakeCommands();
+    render(JoinScreen, { commands, settings });
+    expect(screen.getByTestId("password-input")).toBeTruthy();
+    await userEvent.type(screen.getByTestId("link-input"), "conclave://join/123456789#pw=x&k=y");
+    await waitFor(() => expect(screen.getByTestId("link-preview").textContent).toContain("Meeting 123 456 789"));
+    expect(screen.getByTestId("link-preview").textContent).toContain("End-to-end encrypted chat");
+    expect(screen.queryByTestId("password-input")).toBeNull();
+  });
+
+  it("rejects a server that is not a WebSocket URL", async () => {
+    const commands = fakeCommands();
+    render(JoinScreen, { commands, settings: { ...settings, server: "http://example.org" } });
+    expect(screen.getByTestId("server-error").textContent).toContain("ws:// or wss://");
+    await userEvent.type(screen.getByTestId("link-input"), "123456789");
+    await userEvent.click(screen.getByTestId("join-button"));
+    expect(commands.join).not.toHaveBeenCalled();
+  });
+
+  it("joins with the trimmed nickname and shows a failed join's message", async () => {
+    const join = vi.fn(async () => {
+      throw "This meeting needs a password";
+    });
+    const commands = fakeCommands({ join });
+    render(JoinScreen, { commands, settings: { ...settings, nickname: "  Ada  " } });
+    await userEvent.type(screen.getByTestId("link-input"), "123456789");
+    await userEvent.type(screen.getByTestId("password-input"), "secret");
+    await userEvent.click(screen.getByTestId("join-button"));
+    expect(join).toHaveBeenCalledWith({
+      link_or_id: "123456789",
+      password: "secret",
+      nickname: "Ada",
+      server: "ws://127.0.0.1:8188",
+    });
+    await waitFor(() => expect(screen.getByTestId("join-error").textContent).toContain("This meeting needs a password"));
+  });
+});

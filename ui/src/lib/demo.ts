@@ -1,0 +1,64 @@
+/**
+ * A demo backend for `npm run dev` in a browser: a simulated meeting with two
+ * other people, so the screens can be designed without the app. Never bundled
+ * into the app (imported only in development).
+ */
+import type { Backend } from "./api";
+import type { ChatMessage, EngineEvent, LinkSummary, Participant, Settings } from "./bindings";
+
+export function demoBackend(): Backend {
+  const handlers = new Set<(e: EngineEvent) => void>();
+  const emit = (e: EngineEvent) => handlers.forEach((h) => h(e));
+  let settings: Settings = { nickname: "", server: "ws://127.0.0.1:8188", language: null };
+  let self: Participant = { id: "1", nickname: "", is_self: true };
+  const others: Participant[] = [
+    { id: "2", nickname: "Ada Lovelace", is_self: false },
+    { id: "3", nickname: "李雷", is_self: false },
+  ];
+  const say = (from: Participant, text: string, to: Participant | null = null): ChatMessage => ({
+    from: from.id,
+    from_name: from.nickname,
+    to: to?.id ?? null,
+    to_name: to?.nickname ?? null,
+    text,
+    encrypted: true,
+    at_ms: Date.now(),
+  });
+  return {
+    commands: {
+      async parseLink(text: string): Promise<LinkSummary> {
+        const digits = text.replace(/\D/g, "");
+        if (digits.length < 6) throw "Not a meeting link or ID";
+        return {
+          room: digits.slice(0, 9).replace(/(\d{3})(?=\d)/g, "$1 "),
+          server: null,
+          has_password: text.includes("#"),
+          has_chat_key: text.includes("k="),
+        };
+      },
+      launchLink: async () => null,
+      getSettings: async () => settings,
+      saveSettings: async (s) => {
+        settings = s;
+      },
+      async join(request) {
+        await new Promise((r) => setTimeout(r, 600));
+        self = { id: "1", nickname: request.nickname, is_self: true };
+        emit({ type: "joined", room: "123456789", self_id: "1", nickname: request.nickname, chat_encrypted: true, participants: [self, others[0]] });
+        setTimeout(() => emit({ type: "participant_joined", participant: others[1] }), 1500);
+        setTimeout(() => emit({ type: "chat", message: say(others[0], "Hello! Can everyone see the agenda?") }), 2500);
+      },
+      leave: async () => emit({ type: "left" }),
+      async sendChat(to, text) {
+        const target = others.find((p) => p.id === to) ?? null;
+        emit({ type: "chat", message: say(self, text, target) });
+      },
+      copyInvitation: async () => "Join my Conclave meeting: conclave://join/123456789",
+      exportChat: async () => "/home/you/conclave-chat-123456789.md",
+    },
+    async onEngineEvent(handler) {
+      handlers.add(handler);
+      return () => handlers.delete(handler);
+    },
+  };
+}

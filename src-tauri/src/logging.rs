@@ -30,6 +30,9 @@ pub fn init() -> Option<WorkerGuard> {
     let stderr = fmt::layer()
         .with_writer(std::io::stderr)
         .with_filter(filter());
+    // The appender prunes old files on start and complains if the directory
+    // is missing; a failure here surfaces just below.
+    let _ = std::fs::create_dir_all(log_dir());
     let file = RollingFileAppender::builder()
         .rotation(Rotation::DAILY)
         .filename_prefix("conclave")

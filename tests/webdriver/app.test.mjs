@@ -5,7 +5,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { createInterface } from "node:readline";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Keys, Session, waitFor } from "./webdriver.mjs";
 
@@ -19,6 +19,9 @@ const app = env("CONCLAVE_APP");
 const cli = env("CONCLAVE_CLI");
 const server = env("CONCLAVE_TEST_SERVER");
 const shots = process.env.CONCLAVE_SCREENSHOTS;
+const logDir = env("CONCLAVE_APP_LOG_DIR");
+/** Values that must never reach the app's log. */
+const planted = [];
 
 /** A `conclave-cli join --json --stdin` participant whose events we can await. */
 class CliPeer {
@@ -126,6 +129,7 @@ test("a bad link and a wrong password give inline errors", async () => {
 
 test("join with a pasted link, see the cli participant, chat both ways, leave", async () => {
   const room = createMeeting("s3cret pass");
+  planted.push("s3cret pass", new URL(room.link).hash.match(/key=([^&]+)/)[1], "Hello from the app", "not bold");
   peer = new CliPeer(room.link, "Grace (cli)");
   await peer.waitEvent("cli joined", (e) => e.event === "joined");
 
@@ -158,7 +162,27 @@ test("join with a pasted link, see the cli participant, chat both ways, leave", 
   );
   await screenshot(session, "meeting");
 
+  await session.click('[data-testid="copy-invitation"]');
+  await waitFor("copied notice", async () =>
+    (await session.texts('[data-testid="toast"]')).some((t) => /copied/.test(t)),
+  );
+
   await session.click('[data-testid="leave-button"]');
   await session.waitFind('[data-testid="join-screen"]');
   await peer.waitEvent("app leaves", (e) => e.event === "participant_left" && e.nickname === "Ada (app)");
+  // The nickname is remembered for next time.
+  assert.equal(await session.value('[data-testid="nickname-input"]'), "Ada (app)");
+});
+
+test("the app's log holds no chat text, passwords or keys", async () => {
+  await session.end();
+  session = null;
+  const files = readdirSync(logDir);
+  assert.ok(files.length > 0, "the app wrote a log file");
+  const log = files.map((f) => readFileSync(join(logDir, f), "utf8")).join("\n");
+  assert.match(log, /joining/, "the log covers the meeting");
+  for (const value of planted) {
+    assert.ok(value.length > 0);
+    assert.ok(!log.includes(value), "the log contains a planted secret");
+  }
 });

@@ -70,6 +70,10 @@ export class Session {
     return this.cmd("GET", `/element/${await this.waitFind(css)}/text`);
   }
 
+  async value(css) {
+    return this.cmd("GET", `/element/${await this.waitFind(css)}/property/value`);
+  }
+
   /** The texts of every element matching `css`. */
   async texts(css) {
     const out = [];

@@ -23,6 +23,12 @@ pub fn server() -> String {
     })
 }
 
+/// The kind of server under test: `janus` (the reference) or `conclave`
+/// (`conclave-server`). The same tests run against both.
+pub fn backend() -> String {
+    std::env::var("CONCLAVE_TEST_BACKEND").unwrap_or_else(|_| "janus".into())
+}
+
 /// Creates a fresh meeting with a password and, optionally, a chat key.
 pub async fn new_meeting(with_chat_key: bool) -> MeetingInfo {
     let room = MeetingId(rand::thread_rng().gen_range(100_000_000..1_000_000_000));

@@ -108,10 +108,10 @@ async fn server_killed_mid_meeting_gives_disconnect() {
     let dir = tempdir();
     let root = env!("CARGO_MANIFEST_DIR").to_owned() + "/..";
     let port = "18999";
-    let status = std::process::Command::new(format!("{root}/scripts/janus"))
-        .args(["start", &ip, port, &dir])
+    let status = std::process::Command::new(format!("{root}/scripts/meeting-server"))
+        .args(["start", &conclave_e2e::backend(), &ip, port, &dir])
         .status()
-        .expect("run scripts/janus");
+        .expect("run scripts/meeting-server");
     assert!(status.success());
     let url = format!("ws://{ip}:{port}");
     let room = MeetingId(424_242_424);
@@ -138,7 +138,7 @@ async fn server_killed_mid_meeting_gives_disconnect() {
         joined_with: vec![],
         seen: vec![],
     };
-    let pid = std::fs::read_to_string(format!("{dir}/janus.pid")).expect("pid");
+    let pid = std::fs::read_to_string(format!("{dir}/server.pid")).expect("pid");
     let killed = std::process::Command::new("kill")
         .args(["-9", pid.trim()])
         .status()
@@ -150,13 +150,13 @@ async fn server_killed_mid_meeting_gives_disconnect() {
         })
         .await;
     println!("after the server was killed: {e:?}");
-    let _ = std::process::Command::new(format!("{root}/scripts/janus"))
+    let _ = std::process::Command::new(format!("{root}/scripts/meeting-server"))
         .args(["stop", &dir])
         .status();
 }
 
 fn tempdir() -> String {
-    let dir = std::env::temp_dir().join(format!("conclave-janus-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("conclave-server-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir.to_string_lossy().into_owned()
 }

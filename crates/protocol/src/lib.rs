@@ -77,7 +77,7 @@ pub(crate) fn decode_tagged_value<T: DeserializeOwned>(
 ///
 /// serde echoes offending values (`invalid type: string "..."`), and those
 /// may be chat text or passwords; errors end up in logs, so they must not.
-pub(crate) fn redact_values(msg: &str) -> String {
+pub fn redact_values(msg: &str) -> String {
     let mut out = String::with_capacity(msg.len());
     let mut rest = msg;
     while let Some(start) = rest.find(['"', '`']) {

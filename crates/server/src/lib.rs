@@ -1,0 +1,28 @@
+//! `conclave-server`: a meeting server that speaks the subset of the Janus
+//! WebRTC Server API that Conclave uses (sessions, handles, VideoRoom and
+//! TextRoom), so that the app can host a meeting itself and anyone can run one
+//! without Janus.
+//!
+//! The server is a sans-IO state machine, [`Server`]: WebSocket texts, UDP
+//! datagrams and the clock go in through [`Server::handle_input`]; texts to
+//! send, datagrams to transmit and the next deadline come out of
+//! [`Server::poll_output`] and [`Server::poll_timeout`]. [`runtime`] drives it
+//! with tokio: one WebSocket listener, one UDP socket.
+//!
+//! Must not: store media, chat or invitations; log chat text, PINs or secrets;
+//! depend on the app or a UI.
+
+mod clock;
+pub mod config;
+mod core;
+mod limiter;
+mod peer;
+pub mod runtime;
+mod textroom;
+mod videoroom;
+
+#[cfg(test)]
+mod tests;
+
+pub use crate::core::{ConnId, Input, Output, Server};
+pub use config::{Config, Limits};

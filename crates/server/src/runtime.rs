@@ -1,0 +1,281 @@
+//! The tokio driver of [`Server`]: a WebSocket listener (subprotocol
+//! `janus-protocol`), one UDP socket for all media, and the clock.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::core::{ConnId, Input, Output, Server};
+
+/// Where and how to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// WebSocket listen address (`127.0.0.1:8188` is Janus's default).
+    pub listen: SocketAddr,
+    /// The address the media socket binds to and offers in ICE candidates.
+    /// Defaults to the listen address's IP.
+    pub media_ip: Option<IpAddr>,
+    /// Limits and policies.
+    pub config: Config,
+}
+
+/// A running server. Dropping it does not stop it; call [`RunningServer::stop`].
+pub struct RunningServer {
+    /// The WebSocket address clients connect to.
+    pub ws_addr: SocketAddr,
+    /// The media socket's address.
+    pub media_addr: SocketAddr,
+    shutdown: Arc<Notify>,
+    task: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// The `ws://` URL of the server.
+    pub fn url(&self) -> String {
+        format!("ws://{}", self.ws_addr)
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(self) {
+        self.shutdown.notify_one();
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops by itself (it does not, unless it fails).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+enum ConnEvent {
+    Open {
+        conn: ConnId,
+        remote: SocketAddr,
+        tx: mpsc::UnboundedSender<Message>,
+    },
+    Text {
+        conn: ConnId,
+        text: String,
+    },
+    Closed {
+        conn: ConnId,
+    },
+}
+
+/// Binds the sockets and starts serving.
+pub async fn start(options: Options) -> io::Result<RunningServer> {
+    let listener = TcpListener::bind(options.listen).await?;
+    let ws_addr = listener.local_addr()?;
+    let media_ip = options.media_ip.unwrap_or(ws_addr.ip());
+    if media_ip.is_unspecified() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the media address must be a concrete IP (set media_ip when listening on 0.0.0.0)",
+        ));
+    }
+    let udp = UdpSocket::bind(SocketAddr::new(media_ip, 0)).await?;
+    let media_addr = udp.local_addr()?;
+    info!(%ws_addr, %media_addr, "meeting server listening");
+    let shutdown = Arc::new(Notify::new());
+    let max_message = options.config.limits.max_message_bytes;
+    let server = Server::new(options.config, vec![media_addr], Instant::now());
+    let (conn_tx, conn_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(run(
+        server,
+        listener,
+        udp,
+        conn_tx,
+        conn_rx,
+        shutdown.clone(),
+        max_message,
+    ));
+    Ok(RunningServer {
+        ws_addr,
+        media_addr,
+        shutdown,
+        task,
+    })
+}
+
+async fn run(
+    mut server: Server,
+    listener: TcpListener,
+    udp: UdpSocket,
+    conn_tx: mpsc::UnboundedSender<ConnEvent>,
+    mut conn_rx: mpsc::UnboundedReceiver<ConnEvent>,
+    shutdown: Arc<Notify>,
+    max_message: usize,
+) {
+    let media_addr = match udp.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(error = %e, "media socket unusable");
+            return;
+        }
+    };
+    let mut senders: HashMap<ConnId, mpsc::UnboundedSender<Message>> = HashMap::new();
+    let mut next_conn = 0u64;
+    let mut buf = vec![0u8; 2048];
+    let mut workers: Vec<JoinHandle<()>> = Vec::new();
+    loop {
+        let deadline = tokio::time::Instant::from_std(server.poll_timeout());
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => {
+                    next_conn += 1;
+                    let conn = ConnId(next_conn);
+                    workers.retain(|w| !w.is_finished());
+                    workers.push(tokio::spawn(connection(stream, remote, conn, conn_tx.clone(), max_message)));
+                }
+                Err(e) => debug!(error = %e, "accept failed"),
+            },
+            Some(event) = conn_rx.recv() => match event {
+                ConnEvent::Open { conn, remote, tx } => {
+                    senders.insert(conn, tx);
+                    server.handle_input(Instant::now(), Input::Connected { conn, remote });
+                }
+                ConnEvent::Text { conn, text } => {
+                    server.handle_input(Instant::now(), Input::Text { conn, text: &text });
+                }
+                ConnEvent::Closed { conn } => {
+                    senders.remove(&conn);
+                    server.handle_input(Instant::now(), Input::Disconnected { conn });
+                }
+            },
+            received = udp.recv_from(&mut buf) => match received {
+                Ok((n, source)) => {
+                    let contents = buf.get(..n).unwrap_or_default();
+                    server.handle_input(Instant::now(), Input::Udp { source, destination: media_addr, contents });
+                }
+                Err(e) => debug!(error = %e, "media receive failed"),
+            },
+            () = tokio::time::sleep_until(deadline) => server.handle_input(Instant::now(), Input::Timeout),
+            () = shutdown.notified() => break,
+        }
+        while let Some(output) = server.poll_output() {
+            match output {
+                Output::Send { conn, text } => {
+                    if let Some(tx) = senders.get(&conn) {
+                        let _ = tx.send(Message::text(text));
+                    }
+                }
+                Output::Close { conn } => {
+                    // Dropping the sender ends the connection's writer.
+                    senders.remove(&conn);
+                }
+                Output::Transmit {
+                    destination,
+                    contents,
+                    ..
+                } => {
+                    if let Err(e) = udp.send_to(&contents, destination).await {
+                        debug!(error = %e, %destination, "media send failed");
+                    }
+                }
+            }
+        }
+    }
+    for w in workers {
+        w.abort();
+    }
+    info!("meeting server stopped");
+}
+
+async fn connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    conn: ConnId,
+    events: mpsc::UnboundedSender<ConnEvent>,
+    max_message: usize,
+) {
+    // The error type is tungstenite's; its size is not ours to choose.
+    #[allow(clippy::result_large_err)]
+    let choose_protocol = |request: &Request, mut response: Response| {
+        let offered = request
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if offered
+            .split(',')
+            .any(|p| p.trim() == conclave_protocol::janus::WS_SUBPROTOCOL)
+        {
+            response.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_static(conclave_protocol::janus::WS_SUBPROTOCOL),
+            );
+        }
+        Ok(response)
+    };
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max_message.saturating_mul(2)))
+        .max_frame_size(Some(max_message.saturating_mul(2)));
+    let ws = match tokio_tungstenite::accept_hdr_async_with_config(
+        stream,
+        choose_protocol,
+        Some(config),
+    )
+    .await
+    {
+        Ok(ws) => ws,
+        Err(e) => {
+            debug!(error = %e, %remote, "WebSocket handshake failed");
+            return;
+        }
+    };
+    let (mut sink, mut stream) = ws.split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    if events.send(ConnEvent::Open { conn, remote, tx }).is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    if events.send(ConnEvent::Text { conn, text: text.to_string() }).is_err() {
+                        break;
+                    }
+                }
+                Some(Ok(Message::Binary(bytes))) => match String::from_utf8(bytes.to_vec()) {
+                    Ok(text) => {
+                        if events.send(ConnEvent::Text { conn, text }).is_err() {
+                            break;
+                        }
+                    }
+                    Err(_) => debug!(%remote, "ignoring a binary frame"),
+                },
+                Some(Ok(Message::Close(_))) | None => break,
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    debug!(error = %e, %remote, "WebSocket error");
+                    break;
+                }
+            },
+            outgoing = rx.recv() => match outgoing {
+                Some(message) => {
+                    if sink.send(message).await.is_err() {
+                        break;
+                    }
+                }
+                None => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    break;
+                }
+            },
+        }
+    }
+    let _ = events.send(ConnEvent::Closed { conn });
+}

@@ -8,6 +8,7 @@ fn main() {
             "get_settings",
             "save_settings",
             "join",
+            "host_meeting",
             "leave",
             "send_chat",
             "copy_invitation",

@@ -59,6 +59,11 @@ const COMMANDS: &[CommandSignature] = &[
         returns: void,
     },
     CommandSignature {
+        name: "host_meeting",
+        args: &[("nickname", ts::<String>), ("topic", ts::<Option<String>>)],
+        returns: ts::<String>,
+    },
+    CommandSignature {
         name: "leave",
         args: &[],
         returns: void,

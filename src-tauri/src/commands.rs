@@ -21,10 +21,18 @@ struct Session {
     nickname: String,
 }
 
+/// A meeting this app hosts with its embedded server.
+struct Hosted {
+    server: conclave_server::runtime::RunningServer,
+    room: conclave_protocol::link::MeetingId,
+    secret: Option<String>,
+}
+
 /// State shared by the commands.
 #[derive(Default)]
 pub struct AppState {
     session: Mutex<Option<Session>>,
+    hosted: Mutex<Option<Hosted>>,
 }
 
 /// What the join screen submits.
@@ -94,10 +102,6 @@ pub async fn join(
     state: State<'_, AppState>,
     request: JoinRequest,
 ) -> Result<(), String> {
-    let mut session = state.session.lock().await;
-    if let Some(old) = session.take() {
-        old.meeting.command(Command::Leave);
-    }
     let mut info =
         MeetingInfo::parse(&request.link_or_id).map_err(|e| capitalise(&e.to_string()))?;
     // A password in the link wins: the join screen hides its password field
@@ -105,15 +109,31 @@ pub async fn join(
     if info.password.is_none() {
         info.password = request.password.filter(|p| !p.is_empty()).map(Password);
     }
+    end_hosting(&state).await;
+    enter_meeting(&app, &state, info, request.nickname, request.server).await
+}
+
+/// Joins `info` and forwards the meeting's events to the UI; resolves once
+/// joined.
+async fn enter_meeting(
+    app: &AppHandle,
+    state: &AppState,
+    info: MeetingInfo,
+    nickname: String,
+    typed_server: Option<String>,
+) -> Result<(), String> {
+    let mut session = state.session.lock().await;
+    if let Some(old) = session.take() {
+        old.meeting.command(Command::Leave);
+    }
     let mut stored = settings::load();
-    let server = request
-        .server
+    let server = typed_server
         .filter(|s| !s.trim().is_empty())
         .or_else(|| info.server.clone())
         .unwrap_or_else(|| stored.server.clone());
     let (meeting, mut events) = conclave_engine::start(JoinOptions {
         info: info.clone(),
-        nickname: request.nickname.clone(),
+        nickname: nickname.clone(),
         server,
         tap_textroom: false,
     })
@@ -133,7 +153,7 @@ pub async fn join(
         }
     };
     outcome?;
-    stored.nickname = request.nickname.trim().to_owned();
+    stored.nickname = nickname.trim().to_owned();
     if let Err(e) = settings::save(&stored) {
         tracing::warn!(error = %e, "could not remember the nickname");
     }
@@ -146,17 +166,77 @@ pub async fn join(
     *session = Some(Session {
         meeting,
         info,
-        nickname: request.nickname,
+        nickname,
     });
     Ok(())
 }
 
-/// Leaves the meeting.
+/// Starts a meeting hosted by this app: runs the embedded server on the LAN
+/// address, creates a meeting with a random ID, password and chat key, and
+/// joins it. Resolves with the invitation link.
+#[tauri::command]
+pub async fn host_meeting(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    nickname: String,
+    topic: Option<String>,
+) -> Result<String, String> {
+    end_hosting(&state).await;
+    let ip = conclave_server::runtime::lan_ip();
+    let server = conclave_server::runtime::start(conclave_server::runtime::Options {
+        listen: std::net::SocketAddr::new(ip, 0),
+        media_ip: Some(ip),
+        config: conclave_server::Config::default(),
+    })
+    .await
+    .map_err(|e| format!("Could not start the meeting server: {e}"))?;
+    let url = server.url();
+    let spec = conclave_engine::admin::random_room_spec(topic.filter(|t| !t.trim().is_empty()));
+    let info = match conclave_engine::admin::host_meeting(&url, None, &spec).await {
+        Ok(info) => info,
+        Err(e) => {
+            server.stop().await;
+            return Err(format!("Could not create the meeting: {e}"));
+        }
+    };
+    tracing::info!(room = spec.room.0, %url, "hosting a meeting");
+    let link = info.to_app_link();
+    *state.hosted.lock().await = Some(Hosted {
+        server,
+        room: spec.room,
+        secret: spec.secret.clone(),
+    });
+    if let Err(e) = enter_meeting(&app, &state, info, nickname, None).await {
+        end_hosting(&state).await;
+        return Err(e);
+    }
+    Ok(link)
+}
+
+/// Ends a hosted meeting for everyone and stops the embedded server.
+async fn end_hosting(state: &AppState) {
+    let Some(hosted) = state.hosted.lock().await.take() else {
+        return;
+    };
+    let url = hosted.server.url();
+    if let Err(e) =
+        conclave_engine::admin::destroy_meeting(&url, None, hosted.room, hosted.secret.as_deref())
+            .await
+    {
+        tracing::warn!(error = %e, "could not end the hosted meeting cleanly");
+    }
+    hosted.server.stop().await;
+    tracing::info!("hosted meeting ended");
+}
+
+/// Leaves the meeting. A host leaving ends the meeting for everyone: the
+/// server lives in this app.
 #[tauri::command]
 pub async fn leave(state: State<'_, AppState>) -> Result<(), String> {
     if let Some(s) = state.session.lock().await.take() {
         s.meeting.command(Command::Leave);
     }
+    end_hosting(&state).await;
     Ok(())
 }
 

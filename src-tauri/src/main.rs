@@ -24,6 +24,7 @@ fn main() {
             commands::get_settings,
             commands::save_settings,
             commands::join,
+            commands::host_meeting,
             commands::leave,
             commands::send_chat,
             commands::copy_invitation,

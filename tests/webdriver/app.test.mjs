@@ -28,9 +28,11 @@ class CliPeer {
   constructor(link, name) {
     this.events = [];
     this.waiters = [];
+    this.exited = new Promise((resolve) => (this.resolveExit = resolve));
     this.child = spawn(cli, ["join", link, "--name", name, "--json", "--stdin"], {
       stdio: ["pipe", "pipe", "inherit"],
     });
+    peers.push(this);
     createInterface({ input: this.child.stdout }).on("line", (line) => {
       let event;
       try {
@@ -41,6 +43,7 @@ class CliPeer {
       this.events.push(event);
       this.waiters = this.waiters.filter((w) => !w(event));
     });
+    this.child.on("exit", (code) => this.resolveExit(code));
   }
   /** Resolves with the first event (past or future) matching `predicate`. */
   waitEvent(what, predicate, timeoutMs = 15000) {
@@ -60,6 +63,7 @@ class CliPeer {
     this.child.stdin.write(text + "\n");
   }
   async stop() {
+    if (this.child.exitCode !== null) return;
     this.child.stdin.end();
     await new Promise((r) => {
       const timer = setTimeout(() => {
@@ -94,6 +98,8 @@ async function screenshot(session, name) {
 
 let session;
 let peer;
+/** Every cli started, stopped at the end whatever happens. */
+const peers = [];
 
 before(async () => {
   session = await Session.start(driver, app);
@@ -101,7 +107,7 @@ before(async () => {
 
 after(async () => {
   await session?.end();
-  await peer?.stop();
+  for (const p of peers) await p.stop();
 });
 
 test("a bad link and a wrong password give inline errors", async () => {
@@ -129,7 +135,7 @@ test("a bad link and a wrong password give inline errors", async () => {
 
 test("join with a pasted link, see the cli participant, chat both ways, leave", async () => {
   const room = createMeeting("s3cret pass");
-  planted.push("s3cret pass", new URL(room.link).hash.match(/key=([^&]+)/)[1], "Hello from the app", "not bold");
+  planted.push("Welcome to my meeting", "Thanks for hosting", "s3cret pass", new URL(room.link).hash.match(/key=([^&]+)/)[1], "Hello from the app", "not bold");
   peer = new CliPeer(room.link, "Grace (cli)");
   await peer.waitEvent("cli joined", (e) => e.event === "joined");
 
@@ -172,6 +178,42 @@ test("join with a pasted link, see the cli participant, chat both ways, leave", 
   await peer.waitEvent("app leaves", (e) => e.event === "participant_left" && e.nickname === "Ada (app)");
   // The nickname is remembered for next time.
   assert.equal(await session.value('[data-testid="nickname-input"]'), "Ada (app)");
+});
+
+test("host a meeting from the app: a cli joins with its link, chat both ways, end it", async () => {
+  await session.waitFind('[data-testid="join-screen"]');
+  await session.clear('[data-testid="nickname-input"]');
+  await session.type('[data-testid="nickname-input"]', "Hana (host)");
+  await session.click('[data-testid="host-button"]');
+  await session.waitFind('[data-testid="meeting-screen"]', 20000);
+  await session.waitFind('[data-testid="hosting-badge"]');
+  // The link is shown whole in the page (ellipsised on screen): read its text content.
+  const link = await waitFor("invitation link", () =>
+    session.property('[data-testid="invite-link"]', "textContent"),
+  );
+  assert.match(link, /^conclave:\/\/join\/\d{9}\?server=ws/);
+  assert.match(link, /#pwd=.+&key=/);
+  await screenshot(session, "hosting");
+
+  const guest = new CliPeer(link, "Gus (cli)");
+  const joined = await guest.waitEvent("guest joined", (e) => e.event === "joined");
+  assert.equal(joined.encrypted, true);
+  await waitFor("guest in the stage", async () =>
+    (await session.textContents('[data-testid="stage-tile"]')).some((t) => t.includes("Gus (cli)")),
+  );
+  await session.type('[data-testid="chat-input"]', "Welcome to my meeting" + Keys.Enter);
+  await guest.waitEvent("host chat", (e) => e.event === "chat" && e.text === "Welcome to my meeting");
+  guest.say("Thanks for hosting");
+  await waitFor("guest chat", async () =>
+    (await session.texts('[data-testid="chat-message"]')).includes("Thanks for hosting"),
+  );
+
+  assert.match(await session.text('[data-testid="leave-button"]'), /End meeting/);
+  await session.click('[data-testid="leave-button"]');
+  await session.waitFind('[data-testid="join-screen"]');
+  const ended = await guest.waitEvent("meeting ended", (e) => e.event === "disconnected");
+  assert.match(ended.message, /ended/i);
+  assert.equal(await guest.exited, 2);
 });
 
 test("the app's log holds no chat text, passwords or keys", async () => {

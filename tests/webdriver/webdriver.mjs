@@ -71,13 +71,25 @@ export class Session {
   }
 
   async value(css) {
-    return this.cmd("GET", `/element/${await this.waitFind(css)}/property/value`);
+    return this.property(css, "value");
+  }
+
+  async property(css, name) {
+    return this.cmd("GET", `/element/${await this.waitFind(css)}/property/${name}`);
   }
 
   /** The texts of every element matching `css`. */
   async texts(css) {
     const out = [];
     for (const id of await this.findAll(css)) out.push(await this.cmd("GET", `/element/${id}/text`));
+    return out;
+  }
+
+  /** The DOM text content of every element matching `css` (also for text
+   * WebKit's rendered-text algorithm skips, such as ellipsised spans). */
+  async textContents(css) {
+    const out = [];
+    for (const id of await this.findAll(css)) out.push(await this.cmd("GET", `/element/${id}/property/textContent`));
     return out;
   }
 

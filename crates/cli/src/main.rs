@@ -10,9 +10,9 @@ use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use conclave_engine::admin::{self, RoomSpec};
 use conclave_engine::{Command, EngineEvent, JoinOptions, Participant};
-use conclave_protocol::link::{ChatKey, MeetingId, Password, CHAT_KEY_LEN};
+use conclave_protocol::link::{MeetingId, Password};
 use conclave_protocol::MeetingInfo;
-use rand::{Rng, RngCore};
+use rand::Rng;
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 
@@ -160,16 +160,7 @@ async fn create_room(args: CreateArgs) -> anyhow::Result<ExitCode> {
         secret: args.secret.clone(),
         description: args.topic.clone(),
     };
-    admin::create_meeting(&server, None, &spec).await?;
-    let mut key = [0u8; CHAT_KEY_LEN];
-    rand::thread_rng().fill_bytes(&mut key);
-    let info = MeetingInfo {
-        server: Some(server),
-        room,
-        password: args.password.map(Password),
-        chat_key: Some(ChatKey(key)),
-        cert_fingerprint: None,
-    };
+    let info = admin::host_meeting(&server, None, &spec).await?;
     let link = info.to_app_link();
     if args.json {
         println!(

@@ -4,10 +4,12 @@
 use std::time::Duration;
 
 use conclave_protocol::janus::{self, Request, ServerMessage};
-use conclave_protocol::link::{derive_room_pin, MeetingId};
+use conclave_protocol::link::{derive_room_pin, ChatKey, MeetingId, Password, CHAT_KEY_LEN};
 use conclave_protocol::textroom::TextRoomApiRequest;
 use conclave_protocol::videoroom::{RoomProperties, VideoRoomRequest};
+use conclave_protocol::MeetingInfo;
 use futures_util::{SinkExt, StreamExt};
+use rand::{Rng, RngCore};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -258,4 +260,55 @@ pub async fn create_meeting(
     let result = s.create_meeting(spec).await;
     s.close().await;
     result
+}
+
+/// Connects and destroys a meeting's rooms (everyone in it gets "the meeting
+/// was ended").
+pub async fn destroy_meeting(
+    server: &str,
+    fingerprint: Option<&str>,
+    room: MeetingId,
+    secret: Option<&str>,
+) -> Result<(), AdminError> {
+    let mut s = AdminSession::connect(server, fingerprint).await?;
+    let result = s.destroy_meeting(room, secret).await;
+    s.close().await;
+    result
+}
+
+/// Creates a meeting's rooms and returns the meeting info for its invitation
+/// link: the server, the ID, the password, and a fresh random chat key, so chat
+/// in it is end-to-end encrypted.
+pub async fn host_meeting(
+    server: &str,
+    fingerprint: Option<&str>,
+    spec: &RoomSpec,
+) -> Result<MeetingInfo, AdminError> {
+    create_meeting(server, fingerprint, spec).await?;
+    let mut key = [0u8; CHAT_KEY_LEN];
+    rand::thread_rng().fill_bytes(&mut key);
+    Ok(MeetingInfo {
+        server: Some(server.to_owned()),
+        room: spec.room,
+        password: spec.password.clone().map(Password),
+        chat_key: Some(ChatKey(key)),
+        cert_fingerprint: fingerprint.map(str::to_owned),
+    })
+}
+
+/// A random meeting ID (nine digits) and a random password and secret, for a
+/// meeting hosted on the spot.
+pub fn random_room_spec(description: Option<String>) -> RoomSpec {
+    let mut rng = rand::thread_rng();
+    let token = |rng: &mut rand::rngs::ThreadRng| {
+        let mut bytes = [0u8; 9];
+        rng.fill_bytes(&mut bytes);
+        base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes)
+    };
+    RoomSpec {
+        room: MeetingId(rng.gen_range(100_000_000..1_000_000_000)),
+        password: Some(token(&mut rng)),
+        secret: Some(token(&mut rng)),
+        description,
+    }
 }

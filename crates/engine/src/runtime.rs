@@ -345,8 +345,12 @@ async fn next_frame(ws: &mut Option<Ws>) -> Option<String> {
 
 /// Runs `fut` on a fresh multi-threaded runtime, for callers without one.
 pub fn block_on<F: std::future::Future>(fut: F) -> std::io::Result<F::Output> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(fut))
+        .build()?;
+    let output = runtime.block_on(fut);
+    // Do not wait for blocking tasks (a pending read of standard input would
+    // keep the process alive forever).
+    runtime.shutdown_background();
+    Ok(output)
 }

@@ -279,3 +279,26 @@ async fn connection(
     }
     let _ = events.send(ConnEvent::Closed { conn });
 }
+
+/// The address to host on: the one the OS would use to reach the outside
+/// world (the LAN interface), or loopback when there is no route. Nothing is
+/// sent: connecting a UDP socket only selects a route.
+/// `CONCLAVE_HOST_IP` overrides it.
+pub fn lan_ip() -> IpAddr {
+    if let Some(ip) = std::env::var("CONCLAVE_HOST_IP")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        return ip;
+    }
+    let probe = || -> io::Result<IpAddr> {
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0")?;
+        // TEST-NET-1: never routed anywhere real, and connect() sends nothing.
+        socket.connect("192.0.2.1:9")?;
+        Ok(socket.local_addr()?.ip())
+    };
+    match probe() {
+        Ok(ip) if !ip.is_unspecified() => ip,
+        _ => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+    }
+}

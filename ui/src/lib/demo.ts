@@ -48,6 +48,10 @@ export function demoBackend(): Backend {
         setTimeout(() => emit({ type: "participant_joined", participant: others[1] }), 1500);
         setTimeout(() => emit({ type: "chat", message: say(others[0], "Hello! Can everyone see the agenda?") }), 2500);
       },
+      async hostMeeting(nickname) {
+        await this.join({ link_or_id: "123456789", password: null, nickname, server: null });
+        return "conclave://join/123456789?server=ws%3A%2F%2F192.168.1.20%3A40123#pwd=demo&key=demo";
+      },
       leave: async () => emit({ type: "left" }),
       async sendChat(to, text) {
         const target = others.find((p) => p.id === to) ?? null;

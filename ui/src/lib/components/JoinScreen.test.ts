@@ -15,6 +15,7 @@ function fakeCommands(overrides: Partial<Commands> = {}): Commands {
     getSettings: vi.fn(async () => ({ nickname: "", server: "ws://127.0.0.1:8188", language: null })),
     saveSettings: vi.fn(async () => {}),
     join: vi.fn(async () => {}),
+    hostMeeting: vi.fn(async () => "conclave://join/1"),
     leave: vi.fn(async () => {}),
     sendChat: vi.fn(async () => {}),
     copyInvitation: vi.fn(async () => ""),
@@ -80,5 +81,18 @@ describe("JoinScreen", () => {
       server: "ws://127.0.0.1:8188",
     });
     await waitFor(() => expect(screen.getByTestId("join-error").textContent).toContain("This meeting needs a password"));
+  });
+
+  it("starts a meeting with only a name, and says when the name is missing", async () => {
+    const onhost = vi.fn(async () => {});
+    const commands = fakeCommands();
+    render(JoinScreen, { commands, settings: { ...settings, nickname: "" }, onhost });
+    await userEvent.click(screen.getByTestId("host-button"));
+    expect(onhost).not.toHaveBeenCalled();
+    expect(screen.getByTestId("nickname-error").textContent).toContain("Enter the name others will see.");
+    await userEvent.type(screen.getByTestId("nickname-input"), " Ada ");
+    await userEvent.click(screen.getByTestId("host-button"));
+    expect(onhost).toHaveBeenCalledWith("Ada");
+    expect(screen.queryByTestId("link-error")).toBeNull();
   });
 });

@@ -183,16 +183,25 @@ pub async fn host_meeting(
 ) -> Result<String, String> {
     end_hosting(&state).await;
     let ip = conclave_server::runtime::lan_ip();
+    // Signaling is wss:// with a certificate this app generated once and
+    // keeps; its fingerprint goes into the link, so guests pin it.
+    let identity = conclave_server::tls::TlsIdentity::self_signed_in(
+        &settings::data_dir().join("host-identity"),
+    )
+    .map_err(|e| format!("Could not prepare the meeting server's certificate: {e}"))?;
     let server = conclave_server::runtime::start(conclave_server::runtime::Options {
         listen: std::net::SocketAddr::new(ip, 0),
         media_ip: Some(ip),
         config: conclave_server::Config::default(),
+        tls: Some(std::sync::Arc::new(identity)),
     })
     .await
     .map_err(|e| format!("Could not start the meeting server: {e}"))?;
     let url = server.url();
     let spec = conclave_engine::admin::random_room_spec(topic.filter(|t| !t.trim().is_empty()));
-    let info = match conclave_engine::admin::host_meeting(&url, None, &spec).await {
+    let fingerprint = server.fingerprint.clone();
+    let info = match conclave_engine::admin::host_meeting(&url, fingerprint.as_deref(), &spec).await
+    {
         Ok(info) => info,
         Err(e) => {
             server.stop().await;
@@ -219,9 +228,14 @@ async fn end_hosting(state: &AppState) {
         return;
     };
     let url = hosted.server.url();
-    if let Err(e) =
-        conclave_engine::admin::destroy_meeting(&url, None, hosted.room, hosted.secret.as_deref())
-            .await
+    let fingerprint = hosted.server.fingerprint.clone();
+    if let Err(e) = conclave_engine::admin::destroy_meeting(
+        &url,
+        fingerprint.as_deref(),
+        hosted.room,
+        hosted.secret.as_deref(),
+    )
+    .await
     {
         tracing::warn!(error = %e, "could not end the hosted meeting cleanly");
     }

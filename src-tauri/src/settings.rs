@@ -29,6 +29,15 @@ impl Default for Settings {
     }
 }
 
+/// The app's data directory: `$XDG_DATA_HOME/conclave` or `~/.local/share/conclave`.
+pub fn data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("conclave")
+}
+
 fn path() -> PathBuf {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)

@@ -191,8 +191,10 @@ test("host a meeting from the app: a cli joins with its link, chat both ways, en
   const link = await waitFor("invitation link", () =>
     session.property('[data-testid="invite-link"]', "textContent"),
   );
-  assert.match(link, /^conclave:\/\/join\/\d{9}\?server=ws/);
+  // wss:// to the app's own server, its certificate pinned by the link.
+  assert.match(link, /^conclave:\/\/join\/\d{9}\?server=wss/);
   assert.match(link, /#pwd=.+&key=/);
+  assert.match(link, /fp=[0-9a-f]{64}/);
   await screenshot(session, "hosting");
 
   const guest = new CliPeer(link, "Gus (cli)");

@@ -19,6 +19,7 @@ mod limiter;
 mod peer;
 pub mod runtime;
 mod textroom;
+pub mod tls;
 mod videoroom;
 
 #[cfg(test)]

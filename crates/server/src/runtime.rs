@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
@@ -30,6 +30,8 @@ pub struct Options {
     pub media_ip: Option<IpAddr>,
     /// Limits and policies.
     pub config: Config,
+    /// Serve `wss://` with this certificate; plain `ws://` without.
+    pub tls: Option<Arc<crate::tls::TlsIdentity>>,
 }
 
 /// A running server. Dropping it does not stop it; call [`RunningServer::stop`].
@@ -38,14 +40,21 @@ pub struct RunningServer {
     pub ws_addr: SocketAddr,
     /// The media socket's address.
     pub media_addr: SocketAddr,
+    /// SHA-256 of the TLS certificate, when serving `wss://`.
+    pub fingerprint: Option<String>,
     shutdown: Arc<Notify>,
     task: JoinHandle<()>,
 }
 
 impl RunningServer {
-    /// The `ws://` URL of the server.
+    /// The `ws://` or `wss://` URL of the server.
     pub fn url(&self) -> String {
-        format!("ws://{}", self.ws_addr)
+        let scheme = if self.fingerprint.is_some() {
+            "wss"
+        } else {
+            "ws"
+        };
+        format!("{scheme}://{}", self.ws_addr)
     }
 
     /// Stops the server and waits for it to finish.
@@ -91,34 +100,51 @@ pub async fn start(options: Options) -> io::Result<RunningServer> {
     info!(%ws_addr, %media_addr, "meeting server listening");
     let shutdown = Arc::new(Notify::new());
     let max_message = options.config.limits.max_message_bytes;
+    let acceptor = options.tls.as_ref().map(|t| t.acceptor()).transpose()?;
+    let fingerprint = options.tls.as_ref().map(|t| t.fingerprint());
     let server = Server::new(options.config, vec![media_addr], Instant::now());
     let (conn_tx, conn_rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(run(
         server,
         listener,
         udp,
-        conn_tx,
-        conn_rx,
+        Listeners {
+            conn_tx,
+            conn_rx,
+            acceptor,
+        },
         shutdown.clone(),
         max_message,
     ));
     Ok(RunningServer {
         ws_addr,
         media_addr,
+        fingerprint,
         shutdown,
         task,
     })
+}
+
+/// The connection side of the loop.
+struct Listeners {
+    conn_tx: mpsc::UnboundedSender<ConnEvent>,
+    conn_rx: mpsc::UnboundedReceiver<ConnEvent>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
 }
 
 async fn run(
     mut server: Server,
     listener: TcpListener,
     udp: UdpSocket,
-    conn_tx: mpsc::UnboundedSender<ConnEvent>,
-    mut conn_rx: mpsc::UnboundedReceiver<ConnEvent>,
+    listeners: Listeners,
     shutdown: Arc<Notify>,
     max_message: usize,
 ) {
+    let Listeners {
+        conn_tx,
+        mut conn_rx,
+        acceptor,
+    } = listeners;
     let media_addr = match udp.local_addr() {
         Ok(a) => a,
         Err(e) => {
@@ -138,7 +164,17 @@ async fn run(
                     next_conn += 1;
                     let conn = ConnId(next_conn);
                     workers.retain(|w| !w.is_finished());
-                    workers.push(tokio::spawn(connection(stream, remote, conn, conn_tx.clone(), max_message)));
+                    let events = conn_tx.clone();
+                    let acceptor = acceptor.clone();
+                    workers.push(tokio::spawn(async move {
+                        match acceptor {
+                            Some(acceptor) => match acceptor.accept(stream).await {
+                                Ok(tls) => connection(tls, remote, conn, events, max_message).await,
+                                Err(e) => debug!(error = %e, %remote, "TLS handshake failed"),
+                            },
+                            None => connection(stream, remote, conn, events, max_message).await,
+                        }
+                    }));
                 }
                 Err(e) => debug!(error = %e, "accept failed"),
             },
@@ -194,13 +230,15 @@ async fn run(
     info!("meeting server stopped");
 }
 
-async fn connection(
-    stream: TcpStream,
+async fn connection<S>(
+    stream: S,
     remote: SocketAddr,
     conn: ConnId,
     events: mpsc::UnboundedSender<ConnEvent>,
     max_message: usize,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     // The error type is tungstenite's; its size is not ours to choose.
     #[allow(clippy::result_large_err)]
     let choose_protocol = |request: &Request, mut response: Response| {

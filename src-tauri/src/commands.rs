@@ -194,6 +194,8 @@ pub async fn host_meeting(
         media_ip: Some(ip),
         config: conclave_server::Config::default(),
         tls: Some(std::sync::Arc::new(identity)),
+        public_ip: None,
+        audit: None,
     })
     .await
     .map_err(|e| format!("Could not start the meeting server: {e}"))?;

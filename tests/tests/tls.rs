@@ -21,6 +21,8 @@ async fn pinned_certificate_is_required_and_sufficient() {
         media_ip: None,
         config: Default::default(),
         tls: Some(Arc::new(identity)),
+        public_ip: None,
+        audit: None,
     })
     .await
     .expect("server");

@@ -79,4 +79,9 @@ pub struct Config {
     /// Let `create` make rooms only with this key (Janus's `admin_key`).
     /// Without it anyone connected may create a room.
     pub admin_key: Option<String>,
+    /// Report everything received at the application level as
+    /// [`crate::Output::Audit`] (signaling JSON with its SDPs, data-channel
+    /// payloads). Off by default; for privacy tests and audits only.
+    #[serde(skip)]
+    pub audit: bool,
 }

@@ -91,6 +91,15 @@ pub enum Output {
         /// The connection.
         conn: ConnId,
     },
+    /// Something received, for the audit file (only with [`Config::audit`]).
+    Audit {
+        /// `signaling` (a WebSocket text) or `datachannel` (a data-channel text).
+        kind: &'static str,
+        /// The connection or handle it arrived on.
+        on: u64,
+        /// Exactly what arrived.
+        text: String,
+    },
     /// Send a datagram.
     Transmit {
         /// Our address to send from.
@@ -131,7 +140,7 @@ pub(crate) struct Handle {
 pub struct Server {
     pub(crate) config: Config,
     pub(crate) now: Instant,
-    pub(crate) candidates: Vec<SocketAddr>,
+    pub(crate) candidates: IceAddresses,
     pub(crate) conns: HashMap<ConnId, Connection>,
     pub(crate) sessions: HashMap<u64, Session>,
     pub(crate) handles: HashMap<u64, Handle>,
@@ -147,9 +156,10 @@ pub struct Server {
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Server {
-    /// A server whose peers offer `candidates` (the media socket's addresses)
-    /// as ICE host candidates.
-    pub fn new(config: Config, candidates: Vec<SocketAddr>, now: Instant) -> Self {
+    /// A server whose peers offer `candidates` (the media socket's address,
+    /// and a public address mapped to it, if any) as ICE candidates.
+    pub fn new(config: Config, candidates: impl Into<IceAddresses>, now: Instant) -> Self {
+        let candidates = candidates.into();
         Server {
             pins: PinLimiter::new(config.pin.clone()),
             config,
@@ -225,6 +235,7 @@ impl Server {
     // ----- connections and requests ---------------------------------------
 
     fn on_text(&mut self, conn: ConnId, text: &str) {
+        self.audit("signaling", conn.0, text);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -878,6 +889,17 @@ impl Server {
 
     // ----- output helpers -----------------------------------------------------
 
+    /// Records an input for the audit file, when auditing is on.
+    pub(crate) fn audit(&mut self, kind: &'static str, on: u64, text: &str) {
+        if self.config.audit {
+            self.out.push_back(Output::Audit {
+                kind,
+                on,
+                text: text.to_owned(),
+            });
+        }
+    }
+
     pub(crate) fn send(&mut self, conn: ConnId, message: &ServerMessage) {
         match serde_json::to_string(message) {
             Ok(text) => self.out.push_back(Output::Send { conn, text }),
@@ -1017,6 +1039,25 @@ impl Server {
             code::UNKNOWN,
             reason,
         );
+    }
+}
+
+/// The addresses peers offer as ICE candidates.
+#[derive(Debug, Clone, Default)]
+pub struct IceAddresses {
+    /// Local sockets (host candidates).
+    pub host: Vec<SocketAddr>,
+    /// Public addresses that map to a local socket behind a 1:1 NAT
+    /// (server-reflexive candidates): `(public, local base)`.
+    pub reflexive: Vec<(SocketAddr, SocketAddr)>,
+}
+
+impl From<Vec<SocketAddr>> for IceAddresses {
+    fn from(host: Vec<SocketAddr>) -> Self {
+        IceAddresses {
+            host,
+            reflexive: Vec::new(),
+        }
     }
 }
 

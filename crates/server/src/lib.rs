@@ -25,5 +25,5 @@ mod videoroom;
 #[cfg(test)]
 mod tests;
 
-pub use crate::core::{ConnId, Input, Output, Server};
+pub use crate::core::{ConnId, IceAddresses, Input, Output, Server};
 pub use config::{Config, Limits};

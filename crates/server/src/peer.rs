@@ -11,6 +11,8 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Rtc};
 use tracing::debug;
 
+use crate::core::IceAddresses;
+
 /// Why a peer operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
@@ -52,10 +54,18 @@ pub struct Peer {
     closed: bool,
 }
 
-fn new_rtc(now: Instant, candidates: &[SocketAddr]) -> Rtc {
+fn new_rtc(now: Instant, candidates: &IceAddresses) -> Rtc {
     let mut rtc = Rtc::builder().build(now);
-    for addr in candidates {
-        match Candidate::host(*addr, "udp") {
+    let host = candidates
+        .host
+        .iter()
+        .map(|a| (*a, Candidate::host(*a, "udp")));
+    let reflexive = candidates
+        .reflexive
+        .iter()
+        .map(|(public, base)| (*public, Candidate::server_reflexive(*public, *base, "udp")));
+    for (addr, candidate) in host.chain(reflexive) {
+        match candidate {
             Ok(c) => {
                 rtc.add_local_candidate(c);
             }
@@ -69,7 +79,7 @@ impl Peer {
     /// A peer that offers one data channel (TextRoom `setup`). Returns the offer SDP.
     pub fn offer_data_channel(
         now: Instant,
-        candidates: &[SocketAddr],
+        candidates: &IceAddresses,
         label: &str,
     ) -> Result<(Peer, String), PeerError> {
         let mut rtc = new_rtc(now, candidates);
@@ -92,7 +102,7 @@ impl Peer {
     /// A peer that answers a client's offer. Returns the answer SDP.
     pub fn answer(
         now: Instant,
-        candidates: &[SocketAddr],
+        candidates: &IceAddresses,
         offer_sdp: &str,
     ) -> Result<(Peer, String), PeerError> {
         let mut rtc = new_rtc(now, candidates);

@@ -32,6 +32,12 @@ pub struct Options {
     pub config: Config,
     /// Serve `wss://` with this certificate; plain `ws://` without.
     pub tls: Option<Arc<crate::tls::TlsIdentity>>,
+    /// A public address that maps to the media address (1:1 NAT), offered
+    /// as a server-reflexive candidate.
+    pub public_ip: Option<IpAddr>,
+    /// Append everything received at the application level to this file, one
+    /// JSON object per line. Off unless set; for privacy tests and audits.
+    pub audit: Option<std::path::PathBuf>,
 }
 
 /// A running server. Dropping it does not stop it; call [`RunningServer::stop`].
@@ -102,7 +108,28 @@ pub async fn start(options: Options) -> io::Result<RunningServer> {
     let max_message = options.config.limits.max_message_bytes;
     let acceptor = options.tls.as_ref().map(|t| t.acceptor()).transpose()?;
     let fingerprint = options.tls.as_ref().map(|t| t.fingerprint());
-    let server = Server::new(options.config, vec![media_addr], Instant::now());
+    let mut config = options.config;
+    let audit = match &options.audit {
+        Some(path) => {
+            config.audit = true;
+            Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?,
+            )
+        }
+        None => None,
+    };
+    let ice = crate::core::IceAddresses {
+        host: vec![media_addr],
+        reflexive: options
+            .public_ip
+            .map(|ip| (SocketAddr::new(ip, media_addr.port()), media_addr))
+            .into_iter()
+            .collect(),
+    };
+    let server = Server::new(config, ice, Instant::now());
     let (conn_tx, conn_rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(run(
         server,
@@ -112,6 +139,7 @@ pub async fn start(options: Options) -> io::Result<RunningServer> {
             conn_tx,
             conn_rx,
             acceptor,
+            audit,
         },
         shutdown.clone(),
         max_message,
@@ -130,6 +158,7 @@ struct Listeners {
     conn_tx: mpsc::UnboundedSender<ConnEvent>,
     conn_rx: mpsc::UnboundedReceiver<ConnEvent>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
+    audit: Option<std::fs::File>,
 }
 
 async fn run(
@@ -144,6 +173,7 @@ async fn run(
         conn_tx,
         mut conn_rx,
         acceptor,
+        mut audit,
     } = listeners;
     let media_addr = match udp.local_addr() {
         Ok(a) => a,
@@ -211,6 +241,19 @@ async fn run(
                 Output::Close { conn } => {
                     // Dropping the sender ends the connection's writer.
                     senders.remove(&conn);
+                }
+                Output::Audit { kind, on, text } => {
+                    if let Some(file) = audit.as_mut() {
+                        use std::io::Write;
+                        let at_ms = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map(|d| d.as_millis())
+                            .unwrap_or_default();
+                        let line = serde_json::json!({"at_ms": at_ms, "kind": kind, "on": on, "data": text});
+                        if let Err(e) = writeln!(file, "{line}") {
+                            warn!(error = %e, "could not write the audit file");
+                        }
+                    }
                 }
                 Output::Transmit {
                     destination,

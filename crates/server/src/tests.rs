@@ -279,3 +279,35 @@ fn textroom_setup_offers_a_data_channel() {
                              "body": {"request": "ack"}, "jsep": {"type": "answer", "sdp": "garbage"}}));
     assert_eq!(error_code(&r[0]), 465);
 }
+
+#[test]
+fn audit_reports_what_arrives_only_when_on() {
+    let mut h = Harness::new(Config::default());
+    h.server.handle_input(
+        h.now,
+        Input::Text {
+            conn: h.conn,
+            text: r#"{"janus":"create","transaction":"a"}"#,
+        },
+    );
+    while let Some(o) = h.server.poll_output() {
+        assert!(
+            !matches!(o, Output::Audit { .. }),
+            "audit is off by default"
+        );
+    }
+    let mut h = Harness::new(Config {
+        audit: true,
+        ..Config::default()
+    });
+    let text = r#"{"janus":"create","transaction":"b"}"#;
+    h.server
+        .handle_input(h.now, Input::Text { conn: h.conn, text });
+    let mut audited = Vec::new();
+    while let Some(o) = h.server.poll_output() {
+        if let Output::Audit { kind, text, .. } = o {
+            audited.push((kind, text));
+        }
+    }
+    assert_eq!(audited, vec![("signaling", text.to_owned())]);
+}

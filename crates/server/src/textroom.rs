@@ -346,6 +346,7 @@ impl Server {
 
     /// A message on a handle's data channel.
     pub(crate) fn textroom_data(&mut self, handle_id: u64, channel: ChannelId, text: &str) {
+        self.audit("datachannel", handle_id, text);
         let Some(state) = self.textroom_handle(handle_id) else {
             return;
         };

@@ -399,16 +399,7 @@ impl Server {
             } => {
                 if self.touch_session(conn, &transaction, session_id) {
                     self.destroy_session(session_id);
-                    self.send(
-                        conn,
-                        &ServerMessage::Success {
-                            transaction: Some(transaction),
-                            session_id: Some(session_id),
-                            sender: None,
-                            data: None,
-                            plugindata: None,
-                        },
-                    );
+                    self.success(conn, transaction, Some(session_id), None);
                 }
             }
             Request::Attach {
@@ -424,16 +415,7 @@ impl Server {
             } => {
                 if self.touch_handle(conn, &transaction, session_id, handle_id) {
                     self.detach_handle(handle_id);
-                    self.send(
-                        conn,
-                        &ServerMessage::Success {
-                            transaction: Some(transaction),
-                            session_id: Some(session_id),
-                            sender: None,
-                            data: None,
-                            plugindata: None,
-                        },
-                    );
+                    self.success(conn, transaction, Some(session_id), None);
                     self.send(
                         conn,
                         &ServerMessage::Detached {
@@ -449,16 +431,7 @@ impl Server {
                 handle_id,
             } => {
                 if self.touch_handle(conn, &transaction, session_id, handle_id) {
-                    self.send(
-                        conn,
-                        &ServerMessage::Success {
-                            transaction: Some(transaction),
-                            session_id: Some(session_id),
-                            sender: None,
-                            data: None,
-                            plugindata: None,
-                        },
-                    );
+                    self.success(conn, transaction, Some(session_id), None);
                     self.hangup_handle(handle_id, "Janus API");
                 }
             }
@@ -532,16 +505,7 @@ impl Server {
             c.sessions.insert(id);
         }
         debug!(session = id, "session created");
-        self.send(
-            conn,
-            &ServerMessage::Success {
-                transaction: Some(transaction),
-                session_id: None,
-                sender: None,
-                data: Some(IdData { id }),
-                plugindata: None,
-            },
-        );
+        self.success(conn, transaction, None, Some(IdData { id }));
     }
 
     fn on_claim(&mut self, conn: ConnId, transaction: String, session_id: u64) {
@@ -566,16 +530,7 @@ impl Server {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.sessions.insert(session_id);
         }
-        self.send(
-            conn,
-            &ServerMessage::Success {
-                transaction: Some(transaction),
-                session_id: Some(session_id),
-                sender: None,
-                data: None,
-                plugindata: None,
-            },
-        );
+        self.success(conn, transaction, Some(session_id), None);
     }
 
     fn on_attach(&mut self, conn: ConnId, transaction: String, session_id: u64, plugin: &str) {
@@ -623,16 +578,7 @@ impl Server {
         if let Some(s) = self.sessions.get_mut(&session_id) {
             s.handles.insert(id);
         }
-        self.send(
-            conn,
-            &ServerMessage::Success {
-                transaction: Some(transaction),
-                session_id: Some(session_id),
-                sender: None,
-                data: Some(IdData { id }),
-                plugindata: None,
-            },
-        );
+        self.success(conn, transaction, Some(session_id), Some(IdData { id }));
     }
 
     fn on_message(
@@ -898,6 +844,26 @@ impl Server {
                 text: text.to_owned(),
             });
         }
+    }
+
+    /// Answers a core request with `success`.
+    fn success(
+        &mut self,
+        conn: ConnId,
+        transaction: String,
+        session_id: Option<u64>,
+        data: Option<IdData>,
+    ) {
+        self.send(
+            conn,
+            &ServerMessage::Success {
+                transaction: Some(transaction),
+                session_id,
+                sender: None,
+                data,
+                plugindata: None,
+            },
+        );
     }
 
     pub(crate) fn send(&mut self, conn: ConnId, message: &ServerMessage) {

@@ -18,6 +18,27 @@ pub fn secret_matches(supplied: &str, expected: &str) -> bool {
     a.ct_eq(&b).into()
 }
 
+/// What an admin secret check concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretCheck {
+    /// The room has no secret, or the secret is right.
+    Allowed,
+    /// A secret is needed but none was given.
+    Missing,
+    /// The secret is wrong.
+    Wrong,
+}
+
+/// Checks a room's admin secret (in constant time).
+pub fn check_secret(expected: Option<&str>, supplied: Option<&str>) -> SecretCheck {
+    match (expected, supplied) {
+        (None, _) => SecretCheck::Allowed,
+        (Some(_), None) => SecretCheck::Missing,
+        (Some(e), Some(s)) if secret_matches(s, e) => SecretCheck::Allowed,
+        (Some(_), Some(_)) => SecretCheck::Wrong,
+    }
+}
+
 /// What a PIN check concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PinCheck {

@@ -13,7 +13,7 @@ use tracing::debug;
 
 use crate::clock::now_iso8601;
 use crate::core::{Plugin, RequestContext, Server};
-use crate::limiter::{secret_matches, PinCheck};
+use crate::limiter::{check_secret, secret_matches, PinCheck, SecretCheck};
 use crate::peer::Peer;
 
 /// TextRoom error codes (as Janus numbers them).
@@ -328,15 +328,14 @@ impl Server {
         let Some(r) = self.textrooms.get(&room) else {
             return Some(error_body(code::NO_SUCH_ROOM, "No such room", None));
         };
-        match (&r.secret, supplied) {
-            (None, _) => None,
-            (Some(_), None) => Some(error_body(
+        match check_secret(r.secret.as_deref(), supplied) {
+            SecretCheck::Allowed => None,
+            SecretCheck::Missing => Some(error_body(
                 code::MISSING_ELEMENT,
                 "Missing mandatory element (secret)",
                 None,
             )),
-            (Some(expected), Some(s)) if secret_matches(s, expected) => None,
-            (Some(_), Some(_)) => Some(error_body(
+            SecretCheck::Wrong => Some(error_body(
                 code::UNAUTHORIZED,
                 "Unauthorized (wrong secret)",
                 None,

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use tracing::debug;
 
 use crate::core::{Plugin, RequestContext, Server};
-use crate::limiter::{secret_matches, PinCheck};
+use crate::limiter::{check_secret, secret_matches, PinCheck, SecretCheck};
 use crate::peer::Peer;
 
 /// VideoRoom error codes (as Janus numbers them).
@@ -633,14 +633,13 @@ impl Server {
                 &format!("No such room ({room})"),
             ));
         };
-        match (&r.secret, supplied) {
-            (None, _) => None,
-            (Some(_), None) => Some(error_body(
+        match check_secret(r.secret.as_deref(), supplied) {
+            SecretCheck::Allowed => None,
+            SecretCheck::Missing => Some(error_body(
                 code::MISSING_ELEMENT,
                 "Missing mandatory element (secret)",
             )),
-            (Some(expected), Some(s)) if secret_matches(s, expected) => None,
-            (Some(_), Some(_)) => Some(error_body(
+            SecretCheck::Wrong => Some(error_body(
                 code::UNAUTHORIZED,
                 "Unauthorized (wrong secret)",
             )),

@@ -98,6 +98,11 @@ struct CreateArgs {
     /// Meeting topic.
     #[arg(long)]
     topic: Option<String>,
+    /// SHA-256 fingerprint (64 hex digits) of a self-signed wss:// server
+    /// certificate, as conclave-server prints it. It is pinned, and put in the
+    /// link (`fp=`) so that everyone joining pins it too.
+    #[arg(long, value_name = "SHA256")]
+    fingerprint: Option<String>,
     /// Print the result as JSON on the last line.
     #[arg(long)]
     json: bool,
@@ -160,7 +165,18 @@ async fn create_room(args: CreateArgs) -> anyhow::Result<ExitCode> {
         secret: args.secret.clone(),
         description: args.topic.clone(),
     };
-    let info = admin::host_meeting(&server, None, &spec).await?;
+    let fingerprint = args
+        .fingerprint
+        .as_deref()
+        .map(|f| f.replace(':', "").to_ascii_lowercase())
+        .filter(|f| !f.is_empty());
+    if let Some(f) = &fingerprint {
+        anyhow::ensure!(
+            f.len() == 64 && f.bytes().all(|b| b.is_ascii_hexdigit()),
+            "--fingerprint must be a SHA-256 fingerprint: 64 hex digits"
+        );
+    }
+    let info = admin::host_meeting(&server, fingerprint.as_deref(), &spec).await?;
     let link = info.to_app_link();
     if args.json {
         println!(

@@ -405,6 +405,7 @@ impl Client {
                     pin: self.cfg.info.room_pin(),
                     streams: None,
                     private_id: None,
+                    feed: None,
                 }
                 .to_body();
                 self.plugin_message(Tx::VideoRoomJoin, handle, body, None);

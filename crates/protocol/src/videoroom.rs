@@ -142,6 +142,9 @@ pub enum VideoRoomRequest {
         /// For subscribers: the private id of the publisher this subscriber belongs to.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         private_id: Option<u64>,
+        /// For subscribers, the older single-publisher form: all streams of this publisher.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        feed: Option<u64>,
     },
     /// Change publishing settings (and renegotiate when a JSEP is attached).
     Configure {
@@ -168,6 +171,16 @@ pub enum VideoRoomRequest {
         /// Streams to drop.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         unsubscribe: Option<Vec<UnsubscribeStream>>,
+    },
+    /// Add streams to a subscription.
+    Subscribe {
+        /// Streams to add.
+        streams: Vec<SubscribeStream>,
+    },
+    /// Drop streams from a subscription.
+    Unsubscribe {
+        /// Streams to drop.
+        streams: Vec<UnsubscribeStream>,
     },
     /// Start receiving (a JSEP answer is attached).
     Start,
@@ -419,6 +432,7 @@ mod tests {
             pin: Some("p".into()),
             streams: None,
             private_id: None,
+            feed: None,
         }
         .to_body();
         assert_eq!(
@@ -435,6 +449,7 @@ mod tests {
                 pin: Some("p".into()),
                 streams: None,
                 private_id: None,
+                feed: None,
             }
         );
     }

@@ -16,6 +16,7 @@ use tracing::{debug, info};
 use crate::config::Config;
 use crate::limiter::PinLimiter;
 use crate::peer::{Peer, PeerEvent, Transmit};
+use crate::sfu::Sfu;
 use crate::textroom::{TextRoom, TextRoomHandle};
 use crate::videoroom::{VideoRoom, VideoRoomHandle};
 
@@ -147,6 +148,7 @@ pub struct Server {
     pub(crate) videorooms: HashMap<u64, VideoRoom>,
     pub(crate) textrooms: HashMap<u64, TextRoom>,
     pub(crate) pins: PinLimiter,
+    pub(crate) sfu: Sfu,
     out: VecDeque<Output>,
     transmits: Vec<Transmit>,
     last_sweep: Instant,
@@ -170,6 +172,7 @@ impl Server {
             handles: HashMap::new(),
             videorooms: HashMap::new(),
             textrooms: HashMap::new(),
+            sfu: Sfu::default(),
             out: VecDeque::new(),
             transmits: Vec::new(),
             last_sweep: now,
@@ -815,6 +818,7 @@ impl Server {
         for event in events {
             match event {
                 PeerEvent::Connected => {
+                    self.request_subscription_keyframes(handle_id);
                     if let Some(session) = self.handles.get(&handle_id).map(|h| h.session) {
                         self.notify_session(
                             session,
@@ -827,6 +831,10 @@ impl Server {
                 }
                 PeerEvent::ChannelText(channel, text) => {
                     self.textroom_data(handle_id, channel, &text)
+                }
+                PeerEvent::Rtp(mid, packet) => self.forward_rtp(handle_id, mid, packet),
+                PeerEvent::KeyframeRequest(mid, kind) => {
+                    self.on_keyframe_request(handle_id, mid, kind)
                 }
                 PeerEvent::Closed => self.hangup_handle(handle_id, "ICE failed"),
             }

@@ -9,6 +9,9 @@
 //! [`Server::poll_output`] and [`Server::poll_timeout`]. [`runtime`] drives it
 //! with tokio: one WebSocket listener, one UDP socket.
 //!
+//! The VideoRoom forwards media as an SFU ([`sfu`]): publishers' RTP goes to
+//! subscribers packet by packet, never decoded.
+//!
 //! Must not: store media, chat or invitations; log chat text, PINs or secrets;
 //! depend on the app or a UI.
 
@@ -17,11 +20,15 @@ pub mod config;
 mod core;
 mod limiter;
 mod peer;
+mod rewrite;
 pub mod runtime;
+mod sfu;
 mod textroom;
 pub mod tls;
 mod videoroom;
 
+#[cfg(test)]
+mod sfu_tests;
 #[cfg(test)]
 mod tests;
 

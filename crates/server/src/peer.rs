@@ -1,13 +1,17 @@
-//! One handle's WebRTC peer connection (str0m, full ICE), seen from the
-//! server: created with an offer (TextRoom) or an answer (VideoRoom), fed
-//! datagrams and time, drained into transmits and [`PeerEvent`]s.
+//! One handle's WebRTC peer connection (str0m in RTP mode, full ICE), seen
+//! from the server: created with an offer (TextRoom, subscribers) or an
+//! answer (publishers), fed datagrams and time, drained into transmits and
+//! [`PeerEvent`]s. Media is forwarded packet by packet, never decoded.
 
 use std::net::SocketAddr;
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
+use str0m::format::{Codec, CodecSpec};
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
+use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Rtc};
 use tracing::debug;
 
@@ -31,6 +35,10 @@ pub enum PeerEvent {
     Connected,
     /// A data channel message arrived as text.
     ChannelText(ChannelId, String),
+    /// An RTP packet arrived on the m-line `mid` (publishers).
+    Rtp(Mid, Box<RtpPacket>),
+    /// The remote asks for a keyframe on the m-line `mid` (subscribers).
+    KeyframeRequest(Mid, KeyframeRequestKind),
     /// The peer connection died (ICE gave up or DTLS closed).
     Closed,
 }
@@ -54,8 +62,16 @@ pub struct Peer {
     closed: bool,
 }
 
+/// Codecs the server negotiates: Opus, VP8 and H.264 (as Janus's VideoRoom
+/// offers by default, plus H.264), forwarded in RTP mode.
 fn new_rtc(now: Instant, candidates: &IceAddresses) -> Rtc {
-    let mut rtc = Rtc::builder().build(now);
+    let mut rtc = Rtc::builder()
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .enable_h264(true)
+        .set_rtp_mode(true)
+        .build(now);
     let host = candidates
         .host
         .iter()
@@ -75,7 +91,31 @@ fn new_rtc(now: Instant, candidates: &IceAddresses) -> Rtc {
     rtc
 }
 
+/// Whether two codec specs carry the same bitstream format (H.264 must
+/// agree on profile and packetization mode too).
+pub fn same_format(a: &CodecSpec, b: &CodecSpec) -> bool {
+    if a.codec != b.codec {
+        return false;
+    }
+    if a.codec == Codec::H264 {
+        let pl = |s: &CodecSpec| s.format.profile_level_id.map(|p| p >> 8);
+        return pl(a) == pl(b)
+            && a.format.packetization_mode.unwrap_or(0)
+                == b.format.packetization_mode.unwrap_or(0);
+    }
+    true
+}
+
 impl Peer {
+    fn with_rtc(rtc: Rtc, pending: Option<SdpPendingOffer>) -> Peer {
+        Peer {
+            rtc,
+            pending,
+            next_timeout: None,
+            closed: false,
+        }
+    }
+
     /// A peer that offers one data channel (TextRoom `setup`). Returns the offer SDP.
     pub fn offer_data_channel(
         now: Instant,
@@ -88,15 +128,52 @@ impl Peer {
         let (offer, pending) = change
             .apply()
             .ok_or_else(|| PeerError::Sdp("nothing to offer".into()))?;
-        Ok((
-            Peer {
-                rtc,
-                pending: Some(pending),
-                next_timeout: None,
-                closed: false,
-            },
-            offer.to_sdp_string(),
-        ))
+        Ok((Peer::with_rtc(rtc, Some(pending)), offer.to_sdp_string()))
+    }
+
+    /// A peer that offers send-only media, one m-line per kind (a VideoRoom
+    /// subscription). Returns the offer SDP and the new m-lines' mids.
+    pub fn offer_media(
+        now: Instant,
+        candidates: &IceAddresses,
+        kinds: &[MediaKind],
+        stream_id: &str,
+    ) -> Result<(Peer, String, Vec<Mid>), PeerError> {
+        let mut peer = Peer::with_rtc(new_rtc(now, candidates), None);
+        let (sdp, mids) = peer.renegotiate(kinds, &[], stream_id)?;
+        Ok((peer, sdp, mids))
+    }
+
+    /// A new offer that adds send-only m-lines for `add` and makes the
+    /// m-lines in `deactivate` inactive. Returns the offer SDP and the new mids.
+    pub fn renegotiate(
+        &mut self,
+        add: &[MediaKind],
+        deactivate: &[Mid],
+        stream_id: &str,
+    ) -> Result<(String, Vec<Mid>), PeerError> {
+        let mut change = self.rtc.sdp_api();
+        let mids = add
+            .iter()
+            .enumerate()
+            .map(|(i, kind)| {
+                change.add_media(
+                    *kind,
+                    Direction::SendOnly,
+                    Some(stream_id.to_owned()),
+                    Some(format!("{stream_id}-{i}")),
+                    None,
+                )
+            })
+            .collect();
+        for mid in deactivate {
+            change.set_direction(*mid, Direction::Inactive);
+        }
+        let (offer, pending) = change
+            .apply()
+            .ok_or_else(|| PeerError::Sdp("nothing to offer".into()))?;
+        self.pending = Some(pending);
+        Ok((offer.to_sdp_string(), mids))
     }
 
     /// A peer that answers a client's offer. Returns the answer SDP.
@@ -105,22 +182,21 @@ impl Peer {
         candidates: &IceAddresses,
         offer_sdp: &str,
     ) -> Result<(Peer, String), PeerError> {
-        let mut rtc = new_rtc(now, candidates);
+        let mut peer = Peer::with_rtc(new_rtc(now, candidates), None);
+        let answer = peer.accept_offer(offer_sdp)?;
+        Ok((peer, answer))
+    }
+
+    /// Applies a (re-)offer from the client. Returns the answer SDP.
+    pub fn accept_offer(&mut self, offer_sdp: &str) -> Result<String, PeerError> {
         let offer =
             SdpOffer::from_sdp_string(offer_sdp).map_err(|e| PeerError::Sdp(e.to_string()))?;
-        let answer = rtc
+        let answer = self
+            .rtc
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| PeerError::Sdp(e.to_string()))?;
-        Ok((
-            Peer {
-                rtc,
-                pending: None,
-                next_timeout: None,
-                closed: false,
-            },
-            answer.to_sdp_string(),
-        ))
+        Ok(answer.to_sdp_string())
     }
 
     /// Applies the client's answer to our offer.
@@ -132,6 +208,16 @@ impl Peer {
             .sdp_api()
             .accept_answer(pending, answer)
             .map_err(|e| PeerError::Sdp(e.to_string()))
+    }
+
+    /// Whether an offer of ours waits for its answer.
+    pub fn awaits_answer(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Whether ICE and DTLS are up.
+    pub fn is_connected(&self) -> bool {
+        !self.closed && self.rtc.is_connected()
     }
 
     /// Adds a trickled candidate (`candidate:...`, with or without the prefix).
@@ -186,6 +272,77 @@ impl Peer {
         }
     }
 
+    /// The codec of payload type `pt` as negotiated on this peer.
+    pub fn codec_of(&self, pt: Pt) -> Option<CodecSpec> {
+        self.rtc
+            .codec_config()
+            .find(|p| p.pt() == pt)
+            .map(|p| p.spec())
+    }
+
+    /// The payload type the remote accepted on `mid` for this codec.
+    pub fn pt_for(&self, mid: Mid, spec: &CodecSpec) -> Option<Pt> {
+        let media = self.rtc.media(mid)?;
+        let config = self.rtc.codec_config();
+        let accepted = |pt: &&Pt| {
+            config
+                .find(|p| p.pt() == **pt)
+                .is_some_and(|p| same_format(&p.spec(), spec))
+        };
+        media
+            .remote_pts()
+            .iter()
+            .find(accepted)
+            .copied()
+            .or_else(|| {
+                // Fall back to the same codec with other parameters.
+                media
+                    .remote_pts()
+                    .iter()
+                    .find(|pt| {
+                        config
+                            .find(|p| p.pt() == **pt)
+                            .is_some_and(|p| p.spec().codec == spec.codec)
+                    })
+                    .copied()
+            })
+    }
+
+    /// Writes one RTP packet on the send-only m-line `mid`. False when that
+    /// m-line cannot send (not negotiated, rejected, inactive).
+    pub fn write_rtp(&mut self, mid: Mid, write: RtpWrite) -> bool {
+        if self.closed || !self.rtc.is_connected() {
+            return false;
+        }
+        let mut api = self.rtc.direct_api();
+        match api.stream_tx_by_mid(mid, None) {
+            Some(tx) => {
+                tx.write_rtp(write);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Lets written RTP go out now: str0m sends queued packets only once
+    /// time has been handed to it.
+    pub fn flush(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        self.next_timeout = None;
+        if let Err(e) = self.rtc.handle_input(str0m::Input::Timeout(now)) {
+            debug!(error = %e, "WebRTC timeout failed");
+        }
+    }
+
+    /// Asks the remote (a publisher) for a keyframe on `mid`.
+    pub fn request_keyframe(&mut self, mid: Mid, kind: KeyframeRequestKind) {
+        if let Some(rx) = self.rtc.direct_api().stream_rx_by_mid(mid, None) {
+            rx.request_keyframe(kind);
+        }
+    }
+
     /// Drains everything the peer wants to do now.
     pub fn drain(&mut self, transmits: &mut Vec<Transmit>, events: &mut Vec<PeerEvent>) {
         if self.closed {
@@ -208,6 +365,21 @@ impl Peer {
                         Ok(text) => events.push(PeerEvent::ChannelText(d.id, text)),
                         Err(_) => debug!("ignoring a non-UTF-8 data channel message"),
                     },
+                    Event::RtpPacket(packet) => {
+                        let ssrc = packet.header.ssrc;
+                        let mid = self
+                            .rtc
+                            .direct_api()
+                            .stream_rx(&ssrc)
+                            .map(|s| s.mid())
+                            .or(packet.header.ext_vals.mid);
+                        if let Some(mid) = mid {
+                            events.push(PeerEvent::Rtp(mid, Box::new(packet)));
+                        }
+                    }
+                    Event::KeyframeRequest(r) => {
+                        events.push(PeerEvent::KeyframeRequest(r.mid, r.kind))
+                    }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                         self.closed = true;
                         events.push(PeerEvent::Closed);

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use conclave_protocol::janus::{Jsep, JsepKind, VIDEOROOM_PLUGIN};
 use conclave_protocol::videoroom::{
-    ParticipantType, PublishedStream, RoomParticipant, RoomProperties, VideoRoomRequest,
+    ParticipantType, PublishedStream, RoomParticipant, RoomProperties, SubscribeStream,
+    VideoRoomRequest,
 };
 use serde_json::{json, Value};
 use tracing::debug;
@@ -13,6 +14,7 @@ use tracing::debug;
 use crate::core::{Plugin, RequestContext, Server};
 use crate::limiter::{check_secret, secret_matches, PinCheck, SecretCheck};
 use crate::peer::Peer;
+use crate::sfu::Subscription;
 
 /// VideoRoom error codes (as Janus numbers them).
 mod code {
@@ -36,22 +38,40 @@ mod code {
 #[derive(Debug, Default)]
 pub(crate) struct VideoRoomHandle {
     role: Option<Role>,
+    /// The subscription, for a subscriber handle.
+    pub subscription: Option<Subscription>,
+}
+
+impl VideoRoomHandle {
+    /// The room and publisher id, for a publisher handle.
+    pub fn publisher_of(&self) -> Option<(u64, u64)> {
+        match self.role {
+            Some(Role::Publisher { room, id }) => Some((room, id)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Role {
     /// Joined as a publisher (whether publishing or not) with this id.
     Publisher { room: u64, id: u64 },
+    /// Subscribed to streams of this room.
+    Subscriber { room: u64 },
 }
 
 /// A participant who joined as publisher (whether publishing or not).
 #[derive(Debug)]
-struct Publisher {
-    handle: u64,
-    display: Option<String>,
+pub(crate) struct Publisher {
+    /// The handle it joined on.
+    pub handle: u64,
+    /// Display name.
+    pub display: Option<String>,
     private_id: u64,
     /// Streams being published; empty when not publishing.
-    streams: Vec<PublishedStream>,
+    pub streams: Vec<PublishedStream>,
+    /// Whether talking (with talking events on).
+    pub talking: bool,
 }
 
 /// A room.
@@ -63,19 +83,29 @@ pub(crate) struct VideoRoom {
     is_private: bool,
     max_publishers: usize,
     notify_joining: bool,
-    participants: BTreeMap<u64, Publisher>,
+    /// Send talking events.
+    pub audiolevel_event: bool,
+    /// Who is in the room, by publisher id.
+    pub participants: BTreeMap<u64, Publisher>,
+}
+
+impl VideoRoom {
+    /// A participant by id.
+    pub fn publisher(&self, id: u64) -> Option<&Publisher> {
+        self.participants.get(&id)
+    }
 }
 
 fn error_body(code: i64, error: &str) -> Value {
     json!({"videoroom": "event", "error_code": code, "error": error})
 }
 
-fn participant_entry(id: u64, p: &Publisher) -> RoomParticipant {
+fn participant_entry(id: u64, p: &Publisher, audiolevel_event: bool) -> RoomParticipant {
     RoomParticipant {
         id,
         display: p.display.clone(),
         streams: p.streams.clone(),
-        talking: None,
+        talking: (audiolevel_event && !p.streams.is_empty()).then_some(p.talking),
     }
 }
 
@@ -193,16 +223,42 @@ impl Server {
                 );
             }
             VideoRoomRequest::Join {
+                room,
                 ptype: ParticipantType::Subscriber,
+                pin,
+                streams,
+                feed,
                 ..
             } => {
                 self.ack(&ctx);
-                let e = error_body(code::UNKNOWN, "Subscriptions are not supported yet");
+                let wanted = streams.unwrap_or_else(|| {
+                    feed.map(|feed| vec![SubscribeStream { feed, mid: None }])
+                        .unwrap_or_default()
+                });
+                let (answer, jsep) =
+                    self.videoroom_join_subscriber(&ctx, room, pin.as_deref(), &wanted, feed);
                 self.plugin_event(
                     ctx.handle_id,
                     Some(ctx.transaction),
                     VIDEOROOM_PLUGIN,
-                    e,
+                    answer,
+                    jsep,
+                );
+            }
+            VideoRoomRequest::Configure { .. }
+                if matches!(
+                    self.videoroom_role(ctx.handle_id),
+                    Some(Role::Subscriber { .. })
+                ) =>
+            {
+                self.ack(&ctx);
+                let room = self.subscriber_room(ctx.handle_id);
+                let ok = json!({"videoroom": "event", "room": room, "configured": "ok"});
+                self.plugin_event(
+                    ctx.handle_id,
+                    Some(ctx.transaction),
+                    VIDEOROOM_PLUGIN,
+                    ok,
                     None,
                 );
             }
@@ -228,10 +284,30 @@ impl Server {
                     None,
                 );
             }
+            VideoRoomRequest::Leave
+                if matches!(
+                    self.videoroom_role(ctx.handle_id),
+                    Some(Role::Subscriber { .. })
+                ) =>
+            {
+                self.ack(&ctx);
+                let room = self.subscriber_room(ctx.handle_id);
+                self.videoroom_handle_gone(ctx.handle_id);
+                self.hangup_handle(ctx.handle_id, "Leave");
+                let ok = json!({"videoroom": "event", "room": room, "left": "ok"});
+                self.plugin_event(
+                    ctx.handle_id,
+                    Some(ctx.transaction),
+                    VIDEOROOM_PLUGIN,
+                    ok,
+                    None,
+                );
+            }
             VideoRoomRequest::Leave => {
                 self.ack(&ctx);
                 let room = match self.videoroom_role(ctx.handle_id) {
                     Some(Role::Publisher { room, .. }) => room,
+                    Some(Role::Subscriber { .. }) => return,
                     None => {
                         let e = error_body(code::JOIN_FIRST, "Can't leave (not in room)");
                         self.plugin_event(
@@ -254,9 +330,292 @@ impl Server {
                     None,
                 );
             }
-            VideoRoomRequest::Start | VideoRoomRequest::Pause | VideoRoomRequest::Update { .. } => {
+            VideoRoomRequest::Start => {
                 self.ack(&ctx);
-                let e = error_body(code::UNKNOWN, "Subscriptions are not supported yet");
+                let answer = self.videoroom_start(ctx.handle_id, jsep);
+                self.plugin_event(
+                    ctx.handle_id,
+                    Some(ctx.transaction),
+                    VIDEOROOM_PLUGIN,
+                    answer,
+                    None,
+                );
+                if self
+                    .subscription_ref(ctx.handle_id)
+                    .is_some_and(|s| s.pending_offer)
+                {
+                    self.push_subscription_update(ctx.handle_id);
+                }
+            }
+            VideoRoomRequest::Pause => {
+                self.ack(&ctx);
+                let answer = match self.subscription_mut_ref(ctx.handle_id) {
+                    Some(sub) => {
+                        sub.paused = true;
+                        let room = sub.room;
+                        self.rebuild_routes();
+                        json!({"videoroom": "event", "room": room, "paused": "ok"})
+                    }
+                    None => error_body(code::JOIN_FIRST, "Subscribe first"),
+                };
+                self.plugin_event(
+                    ctx.handle_id,
+                    Some(ctx.transaction),
+                    VIDEOROOM_PLUGIN,
+                    answer,
+                    None,
+                );
+            }
+            VideoRoomRequest::Update {
+                subscribe,
+                unsubscribe,
+            } => {
+                self.ack(&ctx);
+                if subscribe.is_none() && unsubscribe.is_none() {
+                    let e = error_body(
+                        code::MISSING_ELEMENT,
+                        "At least one of either subscribe or unsubscribe must be present",
+                    );
+                    self.plugin_event(
+                        ctx.handle_id,
+                        Some(ctx.transaction),
+                        VIDEOROOM_PLUGIN,
+                        e,
+                        None,
+                    );
+                    return;
+                }
+                self.videoroom_update(
+                    ctx,
+                    subscribe.unwrap_or_default(),
+                    unsubscribe.unwrap_or_default(),
+                );
+            }
+            VideoRoomRequest::Subscribe { streams } => {
+                self.ack(&ctx);
+                self.videoroom_update(ctx, streams, Vec::new());
+            }
+            VideoRoomRequest::Unsubscribe { streams } => {
+                self.ack(&ctx);
+                self.videoroom_update(ctx, Vec::new(), streams);
+            }
+            other => {
+                let answer = self.videoroom_admin(other, &body);
+                self.plugin_success(&ctx, VIDEOROOM_PLUGIN, answer);
+            }
+        }
+    }
+
+    fn subscriber_room(&self, handle_id: u64) -> u64 {
+        match self.videoroom_role(handle_id) {
+            Some(Role::Subscriber { room }) | Some(Role::Publisher { room, .. }) => room,
+            None => 0,
+        }
+    }
+
+    pub(crate) fn subscription_ref(&self, handle_id: u64) -> Option<&Subscription> {
+        match self.handles.get(&handle_id).map(|h| &h.plugin) {
+            Some(Plugin::VideoRoom(v)) => v.subscription.as_ref(),
+            _ => None,
+        }
+    }
+
+    fn subscription_mut_ref(&mut self, handle_id: u64) -> Option<&mut Subscription> {
+        match self.handles.get_mut(&handle_id).map(|h| &mut h.plugin) {
+            Some(Plugin::VideoRoom(v)) => v.subscription.as_mut(),
+            _ => None,
+        }
+    }
+
+    fn videoroom_join_subscriber(
+        &mut self,
+        ctx: &RequestContext,
+        room: u64,
+        pin: Option<&str>,
+        wanted: &[SubscribeStream],
+        legacy_feed: Option<u64>,
+    ) -> (Value, Option<Jsep>) {
+        match self.videoroom_role(ctx.handle_id) {
+            Some(Role::Subscriber { .. }) => {
+                return (
+                    error_body(
+                        code::ALREADY_JOINED,
+                        "Already in as a subscriber on this handle",
+                    ),
+                    None,
+                )
+            }
+            Some(Role::Publisher { .. }) => {
+                return (
+                    error_body(
+                        code::ALREADY_JOINED,
+                        "Already in as a publisher on this handle",
+                    ),
+                    None,
+                )
+            }
+            None => {}
+        }
+        let Some(expected) = self.videorooms.get(&room).map(|r| r.pin.clone()) else {
+            return (
+                error_body(code::NO_SUCH_ROOM, &format!("No such room ({room})")),
+                None,
+            );
+        };
+        let ip = self.remote_ip(ctx.conn);
+        match self
+            .pins
+            .check(self.now, ip, room, expected.as_deref(), pin)
+        {
+            PinCheck::Allowed => {}
+            PinCheck::Missing => {
+                return (
+                    error_body(code::MISSING_ELEMENT, "Missing mandatory element (pin)"),
+                    None,
+                )
+            }
+            PinCheck::Wrong => {
+                return (
+                    error_body(code::UNAUTHORIZED, "Unauthorized (wrong pin)"),
+                    None,
+                )
+            }
+            PinCheck::Limited => {
+                return (
+                    error_body(code::UNAUTHORIZED, "Too many wrong PINs; try again later"),
+                    None,
+                )
+            }
+        }
+        if wanted.is_empty() {
+            return (
+                error_body(code::MISSING_ELEMENT, "Missing mandatory element (streams)"),
+                None,
+            );
+        }
+        let sources = match self.resolve_sources(room, wanted) {
+            Ok(s) => s,
+            Err((c, e)) => return (error_body(c, &e), None),
+        };
+        match self.subscribe(ctx.handle_id, room, sources) {
+            Ok((sub, jsep)) => {
+                let mut event =
+                    json!({"videoroom": "attached", "room": room, "streams": sub.summary()});
+                if let Some(feed) = legacy_feed {
+                    event["id"] = json!(feed);
+                    if let Some(d) = self
+                        .videorooms
+                        .get(&room)
+                        .and_then(|r| r.publisher(feed))
+                        .and_then(|p| p.display.clone())
+                    {
+                        event["display"] = json!(d);
+                    }
+                }
+                self.set_videoroom_role(ctx.handle_id, Some(Role::Subscriber { room }));
+                if let Some(Plugin::VideoRoom(v)) =
+                    self.handles.get_mut(&ctx.handle_id).map(|h| &mut h.plugin)
+                {
+                    v.subscription = Some(sub);
+                }
+                self.rebuild_routes();
+                debug!(room, handle = ctx.handle_id, "subscriber joined");
+                (event, Some(jsep))
+            }
+            Err((c, e)) => (error_body(c, &e), None),
+        }
+    }
+
+    fn videoroom_start(&mut self, handle_id: u64, jsep: Option<Jsep>) -> Value {
+        let Some(room) = self.subscription_ref(handle_id).map(|s| s.room) else {
+            return error_body(code::JOIN_FIRST, "Subscribe first");
+        };
+        if let Some(answer) = jsep {
+            if answer.kind != JsepKind::Answer {
+                return error_body(code::INVALID_SDP, "Expected an SDP answer");
+            }
+            let Some(peer) = self
+                .handles
+                .get_mut(&handle_id)
+                .and_then(|h| h.peer.as_mut())
+            else {
+                return error_body(code::UNKNOWN, "No peer connection to answer");
+            };
+            if let Err(e) = peer.accept_answer(&answer.sdp) {
+                return error_body(code::INVALID_SDP, &e.to_string());
+            }
+        }
+        if let Some(sub) = self.subscription_mut_ref(handle_id) {
+            sub.paused = false;
+        }
+        self.rebuild_routes();
+        self.request_subscription_keyframes(handle_id);
+        json!({"videoroom": "event", "room": room, "started": "ok"})
+    }
+
+    fn videoroom_update(
+        &mut self,
+        ctx: RequestContext,
+        subscribe: Vec<SubscribeStream>,
+        unsubscribe: Vec<conclave_protocol::videoroom::UnsubscribeStream>,
+    ) {
+        let Some(room) = self.subscription_ref(ctx.handle_id).map(|s| s.room) else {
+            let e = error_body(code::JOIN_FIRST, "Subscribe first");
+            self.plugin_event(
+                ctx.handle_id,
+                Some(ctx.transaction),
+                VIDEOROOM_PLUGIN,
+                e,
+                None,
+            );
+            return;
+        };
+        let add = if subscribe.is_empty() {
+            Vec::new()
+        } else {
+            match self.resolve_sources(room, &subscribe) {
+                Ok(a) => a,
+                Err((c, e)) => {
+                    let e = error_body(c, &e);
+                    self.plugin_event(
+                        ctx.handle_id,
+                        Some(ctx.transaction),
+                        VIDEOROOM_PLUGIN,
+                        e,
+                        None,
+                    );
+                    return;
+                }
+            }
+        };
+        if !self.update_subscription(ctx.handle_id, add, &unsubscribe) {
+            let ok = json!({"videoroom": "updated", "room": room});
+            self.plugin_event(
+                ctx.handle_id,
+                Some(ctx.transaction),
+                VIDEOROOM_PLUGIN,
+                ok,
+                None,
+            );
+            return;
+        }
+        match self.subscription_offer(ctx.handle_id) {
+            Some(Ok(jsep)) => {
+                let streams = self
+                    .subscription_ref(ctx.handle_id)
+                    .map(Subscription::summary)
+                    .unwrap_or_default();
+                let ok = json!({"videoroom": "updated", "room": room, "streams": streams});
+                self.plugin_event(
+                    ctx.handle_id,
+                    Some(ctx.transaction),
+                    VIDEOROOM_PLUGIN,
+                    ok,
+                    Some(jsep),
+                );
+            }
+            Some(Err(e)) => {
+                let e = error_body(code::INVALID_SDP, &e);
                 self.plugin_event(
                     ctx.handle_id,
                     Some(ctx.transaction),
@@ -265,11 +624,18 @@ impl Server {
                     None,
                 );
             }
-            other => {
-                let answer = self.videoroom_admin(other, &body);
-                self.plugin_success(&ctx, VIDEOROOM_PLUGIN, answer);
+            None => {
+                let ok = json!({"videoroom": "updating", "room": room});
+                self.plugin_event(
+                    ctx.handle_id,
+                    Some(ctx.transaction),
+                    VIDEOROOM_PLUGIN,
+                    ok,
+                    None,
+                );
             }
         }
+        self.rebuild_routes();
     }
 
     fn videoroom_join_publisher(
@@ -327,13 +693,13 @@ impl Server {
             .participants
             .iter()
             .filter(|(_, p)| !p.streams.is_empty())
-            .map(|(id, p)| participant_entry(*id, p))
+            .map(|(id, p)| participant_entry(*id, p, r.audiolevel_event))
             .collect();
         let attendees: Vec<RoomParticipant> = r
             .participants
             .iter()
             .filter(|(_, p)| p.streams.is_empty())
-            .map(|(id, p)| participant_entry(*id, p))
+            .map(|(id, p)| participant_entry(*id, p, r.audiolevel_event))
             .collect();
         let notify_joining = r.notify_joining;
         let description = r.description.clone();
@@ -344,6 +710,7 @@ impl Server {
                 display: display.clone(),
                 private_id,
                 streams: Vec::new(),
+                talking: false,
             },
         );
         self.set_videoroom_role(ctx.handle_id, Some(Role::Publisher { room, id }));
@@ -420,9 +787,21 @@ impl Server {
                     None,
                 );
             }
-            match Peer::answer(self.now, &self.candidates, &offer.sdp) {
-                Ok((peer, sdp)) => {
+            let existing = self
+                .handles
+                .get_mut(&ctx.handle_id)
+                .and_then(|h| h.peer.as_mut())
+                .filter(|p| p.is_connected());
+            let answered = match existing {
+                // A renegotiation of a live publisher keeps its connection.
+                Some(peer) => peer.accept_offer(&offer.sdp),
+                None => Peer::answer(self.now, &self.candidates, &offer.sdp).map(|(peer, sdp)| {
                     self.set_peer(ctx.handle_id, peer);
+                    sdp
+                }),
+            };
+            match answered {
+                Ok(sdp) => {
                     answer_jsep = Some(Jsep {
                         kind: JsepKind::Answer,
                         sdp,
@@ -441,20 +820,27 @@ impl Server {
             }
         }
         // Tell the others what this participant publishes now.
-        if let Some(entry) = self
-            .videorooms
-            .get(&room)
-            .and_then(|r| r.participants.get(&id))
-            .filter(|p| !p.streams.is_empty())
-            .map(|p| participant_entry(id, p))
-        {
+        if let Some(entry) = self.videorooms.get(&room).and_then(|r| {
+            r.participants
+                .get(&id)
+                .filter(|p| !p.streams.is_empty())
+                .map(|p| participant_entry(id, p, r.audiolevel_event))
+        }) {
             let event = json!({"videoroom": "event", "room": room, "publishers": [entry]});
             self.videoroom_notify(room, event, Some(id));
         }
-        (
-            json!({"videoroom": "event", "room": room, "configured": "ok"}),
-            answer_jsep,
-        )
+        let mut configured = json!({"videoroom": "event", "room": room, "configured": "ok"});
+        if answer_jsep.is_some() {
+            if let Some(p) = self.videorooms.get(&room).and_then(|r| r.publisher(id)) {
+                for s in &p.streams {
+                    if let Some(codec) = &s.codec {
+                        configured[format!("{}_codec", s.kind)] = json!(codec);
+                    }
+                }
+            }
+        }
+        self.rebuild_routes();
+        (configured, answer_jsep)
     }
 
     fn videoroom_unpublish(&mut self, handle_id: u64) -> Value {
@@ -473,6 +859,7 @@ impl Server {
         if let Some(mut peer) = self.handles.get_mut(&handle_id).and_then(|h| h.peer.take()) {
             peer.close();
         }
+        self.publisher_stopped(room, id);
         let event = json!({"videoroom": "event", "room": room, "unpublished": id});
         self.videoroom_notify(room, event, Some(id));
         json!({"videoroom": "event", "room": room, "unpublished": "ok"})
@@ -619,6 +1006,7 @@ impl Server {
                     .unwrap_or(3)
                     .max(1),
                 notify_joining: properties.notify_joining.unwrap_or(false),
+                audiolevel_event: properties.audiolevel_event.unwrap_or(false),
                 participants: BTreeMap::new(),
             },
         );
@@ -647,7 +1035,7 @@ impl Server {
     }
 
     /// Sends an event to every participant of a room except `except`.
-    fn videoroom_notify(&mut self, room: u64, event: Value, except: Option<u64>) {
+    pub(crate) fn videoroom_notify(&mut self, room: u64, event: Value, except: Option<u64>) {
         let Some(r) = self.videorooms.get(&room) else {
             return;
         };
@@ -668,7 +1056,18 @@ impl Server {
             return;
         };
         self.set_videoroom_role(handle_id, None);
-        let Role::Publisher { room, id } = role;
+        let (room, id) = match role {
+            Role::Publisher { room, id } => (room, id),
+            Role::Subscriber { .. } => {
+                if let Some(Plugin::VideoRoom(v)) =
+                    self.handles.get_mut(&handle_id).map(|h| &mut h.plugin)
+                {
+                    v.subscription = None;
+                }
+                self.rebuild_routes();
+                return;
+            }
+        };
         {
             let removed = self
                 .videorooms
@@ -677,6 +1076,7 @@ impl Server {
             if let Some(p) = removed {
                 debug!(room, id, private = p.private_id, "publisher left");
                 if !p.streams.is_empty() {
+                    self.publisher_stopped(room, id);
                     self.videoroom_notify(
                         room,
                         json!({"videoroom": "event", "room": room, "unpublished": id}),
@@ -702,6 +1102,7 @@ impl Server {
                 .map(|p| !std::mem::take(&mut p.streams).is_empty())
                 .unwrap_or(false);
             if was {
+                self.publisher_stopped(room, id);
                 self.videoroom_notify(
                     room,
                     json!({"videoroom": "event", "room": room, "unpublished": id}),
@@ -726,6 +1127,9 @@ fn is_known(kind: &str) -> bool {
             | "publish"
             | "unpublish"
             | "update"
+            | "subscribe"
+            | "unsubscribe"
+            | "switch"
             | "start"
             | "pause"
             | "leave"
@@ -737,7 +1141,17 @@ fn is_known(kind: &str) -> bool {
 fn is_async(kind: &str) -> bool {
     matches!(
         kind,
-        "join" | "configure" | "publish" | "unpublish" | "update" | "start" | "pause" | "leave"
+        "join"
+            | "configure"
+            | "publish"
+            | "unpublish"
+            | "update"
+            | "subscribe"
+            | "unsubscribe"
+            | "switch"
+            | "start"
+            | "pause"
+            | "leave"
     )
 }
 

@@ -235,6 +235,11 @@ fn event_json(event: &EngineEvent) -> serde_json::Value {
         }
         EngineEvent::Left => json!({"event": "left"}),
         EngineEvent::RawTextRoom { text } => json!({"event": "raw_textroom", "text": text}),
+        EngineEvent::MediaReceived {
+            participant,
+            nickname,
+            kind,
+        } => json!({"event": "media", "id": participant, "nickname": nickname, "kind": kind}),
     }
 }
 
@@ -268,6 +273,9 @@ fn event_text(event: &EngineEvent) -> String {
         EngineEvent::Disconnected { message } => format!("Disconnected: {message}"),
         EngineEvent::Left => "Left the meeting".into(),
         EngineEvent::RawTextRoom { text } => format!("raw: {text}"),
+        EngineEvent::MediaReceived { nickname, kind, .. } => {
+            format!("~ receiving {kind} from {nickname}")
+        }
     }
 }
 

@@ -110,6 +110,15 @@ pub enum EngineEvent {
     },
     /// We left the meeting on request.
     Left,
+    /// The first media packet of a participant's audio or video arrived.
+    MediaReceived {
+        /// Whose (participant id).
+        participant: String,
+        /// Their nickname, if known.
+        nickname: String,
+        /// `audio` or `video`.
+        kind: String,
+    },
     /// A raw frame from the TextRoom data channel, exactly as the server
     /// relayed it. Only emitted with [`crate::JoinOptions::tap_textroom`], for
     /// tests and audits that show what the server sees; the app never sets it.

@@ -7,7 +7,7 @@
 //! the current time and drains [`Output`]s until [`Output::Timeout`], in the
 //! same shape as str0m itself. [`crate::runtime`] is the thin async driver.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,6 +26,13 @@ use tracing::{debug, info, warn};
 
 use crate::api::{ChatMessage, Command, EngineEvent, Participant};
 use crate::chat::ChatCodec;
+
+mod subscriber;
+use subscriber::Subscriber;
+
+fn sender_is(handle: Option<u64>, sender: u64) -> bool {
+    handle == Some(sender)
+}
 
 /// How long a request may wait for its answer.
 pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
@@ -47,8 +54,11 @@ pub struct ClientConfig {
     pub nickname: String,
     /// This participant's id in the meeting (random per join).
     pub self_id: u64,
-    /// The local UDP address announced as ICE host candidate.
+    /// The local UDP address announced as ICE host candidate (chat).
     pub local_addr: SocketAddr,
+    /// A second local UDP address, for receiving media: each peer
+    /// connection needs its own port, as a server may use one port for all.
+    pub media_addr: SocketAddr,
     /// Emit every TextRoom frame as [`EngineEvent::RawTextRoom`] (tests, audits).
     pub tap_textroom: bool,
 }
@@ -86,6 +96,8 @@ pub enum Output {
     Signal(String),
     /// Send a UDP datagram.
     Transmit {
+        /// The local address (socket) to send from.
+        source: SocketAddr,
         /// Where to.
         destination: SocketAddr,
         /// Payload.
@@ -118,6 +130,26 @@ enum Tx {
     Trickle,
     VideoRoomLeave,
     Destroy,
+    AttachSubscriber,
+    SubscriberJoin,
+    SubscriberUpdate,
+    SubscriberStart,
+}
+
+impl Tx {
+    /// Requests whose failure does not end the meeting.
+    fn is_optional(self) -> bool {
+        matches!(
+            self,
+            Tx::Keepalive
+                | Tx::Trickle
+                | Tx::VideoRoomLeave
+                | Tx::AttachSubscriber
+                | Tx::SubscriberJoin
+                | Tx::SubscriberUpdate
+                | Tx::SubscriberStart
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +186,11 @@ pub struct Client {
     keepalive_at: Instant,
     leave_deadline: Option<Instant>,
     out: VecDeque<Output>,
+    /// Receiving others' media.
+    sub: Subscriber,
+    /// Roster entries known only from the VideoRoom (publishers that are not
+    /// in the chat room, such as other Janus clients).
+    video_only: HashSet<String>,
 }
 
 impl Client {
@@ -187,6 +224,8 @@ impl Client {
             keepalive_at: now + KEEPALIVE_INTERVAL,
             leave_deadline: None,
             out: VecDeque::new(),
+            sub: Subscriber::default(),
+            video_only: HashSet::new(),
         };
         let transaction = client.transaction(Tx::CreateSession);
         client.send(Request::Create { transaction });
@@ -253,6 +292,9 @@ impl Client {
                 next = next.min(self.join_deadline);
             }
             if let Some(t) = self.rtc_deadline {
+                next = next.min(t);
+            }
+            if let Some(t) = self.sub.deadline {
                 next = next.min(t);
             }
             if let Some(t) = self.leave_deadline {
@@ -344,6 +386,8 @@ impl Client {
                 }
                 if Some(sender) == self.videoroom_handle {
                     self.on_videoroom(&plugindata.data);
+                } else if sender_is(self.sub_handle(), sender) {
+                    self.on_subscriber_event(&plugindata.data, jsep);
                 } else if Some(sender) == self.textroom_handle {
                     self.on_textroom_api(&plugindata.data, jsep);
                 } else {
@@ -355,6 +399,8 @@ impl Client {
             } => {
                 if Some(sender) == self.textroom_handle {
                     self.on_remote_candidate(candidate);
+                } else if sender_is(self.sub_handle(), sender) {
+                    self.on_subscriber_candidate(candidate);
                 }
             }
             ServerMessage::Webrtcup { sender, .. } => debug!(sender, "webrtcup"),
@@ -426,6 +472,10 @@ impl Client {
                 }
             }
             Tx::Claim => info!("signaling session reclaimed"),
+            Tx::AttachSubscriber => match id {
+                Some(handle) => self.on_subscriber_attached(handle),
+                None => warn!("the server sent an invalid subscriber handle"),
+            },
             _ => {}
         }
     }
@@ -433,7 +483,7 @@ impl Client {
     fn on_core_error(&mut self, tx: Tx, error: janus::ErrorInfo) {
         warn!(code = error.code, ?tx, "request failed");
         match tx {
-            Tx::Keepalive | Tx::Trickle | Tx::VideoRoomLeave => {}
+            _ if tx.is_optional() => {}
             Tx::Destroy => self.finish(EngineEvent::Left),
             Tx::Claim => self.fail("The meeting session could not be resumed".into()),
             _ if self.phase == Phase::Joining => {
@@ -460,11 +510,15 @@ impl Client {
             }
         };
         match event {
-            VideoRoomEvent::Joined { id, .. } => {
+            VideoRoomEvent::Joined { id, publishers, .. } => {
                 debug!(id, "joined the VideoRoom");
                 self.videoroom_joined = true;
+                self.on_publishers(publishers);
                 self.maybe_joined();
             }
+            VideoRoomEvent::Publishers(list) => self.on_publishers(list),
+            VideoRoomEvent::Unpublished(id) => self.on_publisher_gone(id, false),
+            VideoRoomEvent::Leaving(id) => self.on_publisher_gone(id, true),
             VideoRoomEvent::Error { code, reason } => {
                 warn!(code, "VideoRoom error");
                 if self.phase == Phase::Joining {
@@ -637,6 +691,9 @@ impl Client {
     // ----- WebRTC ----------------------------------------------------------
 
     fn on_udp(&mut self, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
+        if destination == self.cfg.media_addr && destination != self.cfg.local_addr {
+            return self.on_media_udp(source, destination, data);
+        }
         let Some(rtc) = &mut self.rtc else {
             return;
         };
@@ -674,6 +731,7 @@ impl Client {
                     return;
                 }
                 str0m::Output::Transmit(t) => self.out.push_back(Output::Transmit {
+                    source: self.cfg.local_addr,
                     destination: t.destination,
                     data: t.contents.to_vec(),
                 }),
@@ -815,6 +873,7 @@ impl Client {
             TextRoomEvent::Join {
                 username, display, ..
             } => {
+                self.video_only.remove(&username);
                 self.add_participant(TextRoomParticipant { username, display }, true);
             }
             TextRoomEvent::Leave { username, .. } | TextRoomEvent::Kicked { username, .. } => {
@@ -860,6 +919,34 @@ impl Client {
         self.roster.insert(p.username, participant.clone());
         if announce && self.phase == Phase::InMeeting {
             self.emit(EngineEvent::ParticipantJoined { participant });
+        }
+    }
+
+    /// Adds a VideoRoom publisher that is not (yet) in the chat room.
+    fn add_video_participant(&mut self, id: u64, display: Option<&str>) {
+        let key = id.to_string();
+        if key == self.self_id || self.roster.contains_key(&key) {
+            return;
+        }
+        self.video_only.insert(key.clone());
+        self.add_participant(
+            TextRoomParticipant {
+                username: key,
+                display: display.map(str::to_owned),
+            },
+            true,
+        );
+    }
+
+    /// Removes a VideoRoom-only participant who left.
+    fn remove_video_participant(&mut self, id: u64) {
+        let key = id.to_string();
+        if self.video_only.remove(&key) {
+            if let Some(participant) = self.roster.remove(&key) {
+                if self.phase == Phase::InMeeting {
+                    self.emit(EngineEvent::ParticipantLeft { participant });
+                }
+            }
         }
     }
 
@@ -1041,7 +1128,11 @@ impl Client {
             self.pending.remove(&id);
             warn!(?tx, "request timed out");
             match tx {
-                Tx::Keepalive | Tx::Trickle | Tx::VideoRoomLeave => {}
+                _ if tx.is_optional() => {
+                    if matches!(tx, Tx::AttachSubscriber | Tx::SubscriberJoin) {
+                        self.sub_retry();
+                    }
+                }
                 Tx::Destroy => return self.finish(EngineEvent::Left),
                 _ if self.phase == Phase::Joining => {
                     return self.fail("The meeting server did not answer in time".into())
@@ -1063,6 +1154,7 @@ impl Client {
                 }
             }
         }
+        self.subscriber_timeout();
         if let Some(t) = self.rtc_deadline {
             if now >= t {
                 if let Some(rtc) = &mut self.rtc {

@@ -1,5 +1,5 @@
-//! The thin async driver around [`Client`]: one WebSocket for signaling, one
-//! UDP socket for WebRTC, one timer. All decisions are the client's.
+//! The thin async driver around [`Client`]: one WebSocket for signaling, two
+//! UDP sockets for WebRTC (chat, received media), one timer. All decisions are the client's.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -223,6 +223,12 @@ async fn run(
     let local_addr = socket
         .local_addr()
         .map_err(|e| format!("Could not open a network port: {e}"))?;
+    let media_socket = UdpSocket::bind(SocketAddr::new(ip, 0))
+        .await
+        .map_err(|e| format!("Could not open a network port: {e}"))?;
+    let media_addr = media_socket
+        .local_addr()
+        .map_err(|e| format!("Could not open a network port: {e}"))?;
     info!(room = opts.info.room.0, "joining");
     let self_id = rand::thread_rng().gen_range(1_000_000_000u64..9_000_000_000_000_000);
     let mut client = Client::new(
@@ -231,11 +237,13 @@ async fn run(
             nickname: opts.nickname,
             self_id,
             local_addr,
+            media_addr,
             tap_textroom: opts.tap_textroom,
         },
         Instant::now(),
     );
     let mut buf = vec![0u8; 2048];
+    let mut media_buf = vec![0u8; 2048];
     let mut reconnect: Option<(usize, Instant)> = None;
     let mut requests_open = true;
     loop {
@@ -250,8 +258,9 @@ async fn run(
                         }
                     }
                 }
-                Output::Transmit { destination, data } => {
-                    if let Err(e) = socket.send_to(&data, destination).await {
+                Output::Transmit { source, destination, data } => {
+                    let out = if source == media_addr { &media_socket } else { &socket };
+                    if let Err(e) = out.send_to(&data, destination).await {
                         debug!(error = %e, "UDP send failed");
                     }
                 }
@@ -280,6 +289,13 @@ async fn run(
                 Ok((n, source)) => client.handle_input(
                     Instant::now(),
                     Input::Udp { source, destination: local_addr, data: &buf[..n] },
+                ),
+                Err(e) => debug!(error = %e, "UDP receive failed"),
+            },
+            received = media_socket.recv_from(&mut media_buf) => match received {
+                Ok((n, source)) => client.handle_input(
+                    Instant::now(),
+                    Input::Udp { source, destination: media_addr, data: &media_buf[..n] },
                 ),
                 Err(e) => debug!(error = %e, "UDP receive failed"),
             },

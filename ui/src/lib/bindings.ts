@@ -97,7 +97,19 @@ message: string, } | { "type": "disconnected",
 /**
  * A message for the user.
  */
-message: string, } | { "type": "left" } | { "type": "raw_text_room", 
+message: string, } | { "type": "left" } | { "type": "media_received", 
+/**
+ * Whose (participant id).
+ */
+participant: string, 
+/**
+ * Their nickname, if known.
+ */
+nickname: string, 
+/**
+ * `audio` or `video`.
+ */
+kind: string, } | { "type": "raw_text_room", 
 /**
  * The frame.
  */

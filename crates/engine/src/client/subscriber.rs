@@ -1,0 +1,370 @@
+//! Receiving media: one VideoRoom subscriber handle with its own peer
+//! connection (on its own UDP port), subscribed to every stream the other
+//! publishers offer. The server makes the offers; we answer with `start`.
+//! For now the media is not decoded: the first packet of each stream is
+//! reported as [`EngineEvent::MediaReceived`], and packet counts are kept.
+
+use std::collections::{BTreeMap, HashMap};
+
+use conclave_protocol::janus::{self, Jsep, JsepKind, Request, TrickleCandidate};
+use conclave_protocol::videoroom::{
+    ParticipantType, RoomParticipant, SubscribeStream, VideoRoomRequest,
+};
+use serde_json::{json, Value};
+use str0m::change::SdpOffer;
+use str0m::media::Mid;
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event as RtcEvent, Rtc};
+use tracing::{debug, warn};
+
+use super::{Client, Output, Tx};
+use crate::api::EngineEvent;
+
+/// The subscription side of a client.
+#[derive(Default)]
+pub(crate) struct Subscriber {
+    /// The subscriber handle, once attached.
+    handle: Option<u64>,
+    /// An attach or join is in flight.
+    starting: bool,
+    /// Whether the server accepted the join (`attached`).
+    joined: bool,
+    /// An offer was answered and the server has not confirmed yet, or an
+    /// update is in flight: changes wait.
+    busy: bool,
+    /// Publishers and their streams, as announced.
+    feeds: BTreeMap<u64, RoomParticipant>,
+    /// Which (feed, publisher mid) pairs are subscribed.
+    subscribed: HashMap<(u64, String), ()>,
+    /// Our m-line to (feed, kind).
+    mids: HashMap<String, (u64, String)>,
+    /// Packets received per (feed, kind).
+    packets: BTreeMap<(u64, String), u64>,
+    rtc: Option<Rtc>,
+    pub(crate) deadline: Option<std::time::Instant>,
+}
+
+impl Subscriber {
+    fn wanted(&self) -> Vec<SubscribeStream> {
+        self.feeds
+            .values()
+            .flat_map(|p| {
+                p.streams
+                    .iter()
+                    .filter(|s| !s.disabled && (s.kind == "audio" || s.kind == "video"))
+                    .filter(|s| !self.subscribed.contains_key(&(p.id, s.mid.clone())))
+                    .map(|s| SubscribeStream {
+                        feed: p.id,
+                        mid: Some(s.mid.clone()),
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+impl Client {
+    /// Media packets received so far, per publisher id and kind.
+    pub fn media_packets(&self) -> &BTreeMap<(u64, String), u64> {
+        &self.sub.packets
+    }
+
+    /// The subscriber handle, once attached.
+    pub(super) fn sub_handle(&self) -> Option<u64> {
+        self.sub.handle
+    }
+
+    /// A subscription request got lost: the next announcement retries.
+    pub(super) fn sub_retry(&mut self) {
+        self.sub.starting = false;
+        self.sub.busy = false;
+        self.sub.subscribed.clear();
+    }
+
+    /// Publishers appeared or changed their streams.
+    pub(super) fn on_publishers(&mut self, list: Vec<RoomParticipant>) {
+        for p in list {
+            if p.id == self.cfg.self_id {
+                continue;
+            }
+            self.add_video_participant(p.id, p.display.as_deref());
+            if p.streams.is_empty() {
+                self.sub.feeds.remove(&p.id);
+            } else {
+                self.sub.feeds.insert(p.id, p);
+            }
+        }
+        self.sync_subscription();
+    }
+
+    /// A publisher stopped publishing or left.
+    pub(super) fn on_publisher_gone(&mut self, id: u64, left: bool) {
+        self.sub.feeds.remove(&id);
+        self.sub.subscribed.retain(|(feed, _), _| *feed != id);
+        if left {
+            self.remove_video_participant(id);
+        }
+    }
+
+    /// Attaches, joins or updates the subscription so that it covers every
+    /// published stream.
+    pub(super) fn sync_subscription(&mut self) {
+        let Some(session_id) = self.session_id else {
+            return;
+        };
+        if self.sub.starting || self.sub.busy {
+            return;
+        }
+        let wanted = self.sub.wanted();
+        if wanted.is_empty() {
+            return;
+        }
+        match self.sub.handle {
+            None => {
+                self.sub.starting = true;
+                let transaction = self.transaction(Tx::AttachSubscriber);
+                self.send(Request::Attach {
+                    transaction,
+                    session_id,
+                    plugin: janus::VIDEOROOM_PLUGIN.into(),
+                    opaque_id: None,
+                });
+            }
+            Some(handle) if !self.sub.joined => {
+                self.sub.starting = true;
+                let body = VideoRoomRequest::Join {
+                    room: self.cfg.info.room.0,
+                    ptype: ParticipantType::Subscriber,
+                    id: None,
+                    display: None,
+                    pin: self.cfg.info.room_pin(),
+                    streams: Some(wanted.clone()),
+                    private_id: None,
+                    feed: None,
+                }
+                .to_body();
+                self.mark_subscribed(&wanted);
+                self.plugin_message(Tx::SubscriberJoin, handle, body, None);
+            }
+            Some(handle) => {
+                self.sub.busy = true;
+                let body = VideoRoomRequest::Update {
+                    subscribe: Some(wanted.clone()),
+                    unsubscribe: None,
+                }
+                .to_body();
+                self.mark_subscribed(&wanted);
+                self.plugin_message(Tx::SubscriberUpdate, handle, body, None);
+            }
+        }
+    }
+
+    fn mark_subscribed(&mut self, wanted: &[SubscribeStream]) {
+        for w in wanted {
+            if let Some(mid) = &w.mid {
+                self.sub.subscribed.insert((w.feed, mid.clone()), ());
+            }
+        }
+    }
+
+    /// The subscriber handle was attached.
+    pub(super) fn on_subscriber_attached(&mut self, handle: u64) {
+        self.sub.handle = Some(handle);
+        self.sub.starting = false;
+        self.sync_subscription();
+    }
+
+    /// An event on the subscriber handle.
+    pub(super) fn on_subscriber_event(&mut self, data: &Value, jsep: Option<Jsep>) {
+        let kind = data.get("videoroom").and_then(Value::as_str).unwrap_or("");
+        if data.get("error_code").is_some() {
+            let code = data.get("error_code").and_then(Value::as_i64).unwrap_or(0);
+            warn!(code, "subscription refused");
+            self.sub.starting = false;
+            self.sub.busy = false;
+            // Forget what was asked; a later announcement retries.
+            self.sub.subscribed.clear();
+            return;
+        }
+        match kind {
+            "attached" => {
+                self.sub.joined = true;
+                self.sub.starting = false;
+            }
+            "updated" | "updating" => {}
+            "event" if data.get("started").is_some() => {
+                self.sub.busy = false;
+                self.sync_subscription();
+                return;
+            }
+            _ => {}
+        }
+        if let Some(streams) = data.get("streams").and_then(Value::as_array) {
+            self.sub.mids.clear();
+            for s in streams {
+                let (Some(mid), Some(feed), Some(kind)) = (
+                    s.get("mid").and_then(Value::as_str),
+                    s.get("feed_id").and_then(Value::as_u64),
+                    s.get("type").and_then(Value::as_str),
+                ) else {
+                    continue;
+                };
+                self.sub
+                    .mids
+                    .insert(mid.to_owned(), (feed, kind.to_owned()));
+            }
+        }
+        if let Some(jsep) = jsep.filter(|j| j.kind == JsepKind::Offer) {
+            self.sub.busy = true;
+            if let Err(e) = self.answer_subscription(&jsep.sdp) {
+                warn!(error = %e, "could not answer the media offer");
+                self.emit(EngineEvent::Warning {
+                    message: format!("Could not receive others' audio and video: {e}"),
+                });
+            }
+        }
+    }
+
+    fn answer_subscription(&mut self, sdp: &str) -> Result<(), String> {
+        let offer = SdpOffer::from_sdp_string(sdp).map_err(|e| e.to_string())?;
+        let mut rtc = match self.sub.rtc.take() {
+            Some(rtc) => rtc,
+            None => {
+                let mut rtc = Rtc::builder().set_rtp_mode(true).build(self.now);
+                let candidate =
+                    Candidate::host(self.cfg.media_addr, "udp").map_err(|e| e.to_string())?;
+                rtc.add_local_candidate(candidate);
+                rtc
+            }
+        };
+        let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| e.to_string());
+        self.sub.rtc = Some(rtc);
+        let answer = answer?;
+        self.drain_subscriber();
+        let Some(handle) = self.sub.handle else {
+            return Ok(());
+        };
+        let jsep = Jsep {
+            kind: JsepKind::Answer,
+            sdp: answer.to_sdp_string(),
+            restart: false,
+            e2ee: false,
+        };
+        self.plugin_message(Tx::SubscriberStart, handle, json!({"request": "start"}), Some(jsep));
+        if let Some(session_id) = self.session_id {
+            let transaction = self.transaction(Tx::Trickle);
+            self.send(Request::Trickle {
+                transaction,
+                session_id,
+                handle_id: handle,
+                candidate: TrickleCandidate::Completed { completed: true },
+            });
+        }
+        Ok(())
+    }
+
+    /// A trickled candidate for the subscriber's peer.
+    pub(super) fn on_subscriber_candidate(&mut self, candidate: TrickleCandidate) {
+        let TrickleCandidate::Candidate { candidate, .. } = candidate else {
+            return;
+        };
+        let text = if candidate.starts_with("candidate:") {
+            candidate
+        } else {
+            format!("candidate:{candidate}")
+        };
+        if let (Ok(c), Some(rtc)) = (Candidate::from_sdp_string(&text), &mut self.sub.rtc) {
+            rtc.add_remote_candidate(c);
+            self.drain_subscriber();
+        }
+    }
+
+    /// A datagram on the media port.
+    pub(super) fn on_media_udp(
+        &mut self,
+        source: std::net::SocketAddr,
+        destination: std::net::SocketAddr,
+        data: &[u8],
+    ) {
+        let Some(rtc) = &mut self.sub.rtc else {
+            return;
+        };
+        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, data) else {
+            return;
+        };
+        if let Err(e) = rtc.handle_input(str0m::Input::Receive(self.now, receive)) {
+            debug!(error = %e, "media input failed");
+        }
+        self.drain_subscriber();
+    }
+
+    /// Advances the subscriber's peer in time.
+    pub(super) fn subscriber_timeout(&mut self) {
+        let now = self.now;
+        if self.sub.deadline.is_some_and(|t| now >= t) {
+            if let Some(rtc) = &mut self.sub.rtc {
+                if let Err(e) = rtc.handle_input(str0m::Input::Timeout(now)) {
+                    debug!(error = %e, "media timeout failed");
+                }
+            }
+            self.drain_subscriber();
+        }
+    }
+
+    pub(super) fn drain_subscriber(&mut self) {
+        loop {
+            let Some(rtc) = &mut self.sub.rtc else {
+                return;
+            };
+            let output = match rtc.poll_output() {
+                Ok(o) => o,
+                Err(e) => {
+                    warn!(error = %e, "media connection failed");
+                    self.sub.rtc = None;
+                    self.sub.deadline = None;
+                    return;
+                }
+            };
+            match output {
+                str0m::Output::Timeout(t) => {
+                    self.sub.deadline = Some(t);
+                    return;
+                }
+                str0m::Output::Transmit(t) => self.out.push_back(Output::Transmit {
+                    source: self.cfg.media_addr,
+                    destination: t.destination,
+                    data: t.contents.to_vec(),
+                }),
+                str0m::Output::Event(RtcEvent::RtpPacket(p)) => {
+                    let mid: Option<Mid> = rtc
+                        .direct_api()
+                        .stream_rx(&p.header.ssrc)
+                        .map(|s| s.mid());
+                    let Some((feed, kind)) = mid
+                        .and_then(|m| self.sub.mids.get(m.to_string().as_str()))
+                        .cloned()
+                    else {
+                        continue;
+                    };
+                    let count = self.sub.packets.entry((feed, kind.clone())).or_default();
+                    *count += 1;
+                    if *count == 1 {
+                        let participant = feed.to_string();
+                        let nickname = self
+                            .roster
+                            .get(&participant)
+                            .map(|p| p.nickname.clone())
+                            .unwrap_or_default();
+                        self.emit(EngineEvent::MediaReceived {
+                            participant,
+                            nickname,
+                            kind,
+                        });
+                    }
+                }
+                str0m::Output::Event(RtcEvent::Connected) => debug!("media connection up"),
+                str0m::Output::Event(_) => {}
+            }
+        }
+    }
+}

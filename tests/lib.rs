@@ -188,3 +188,17 @@ impl Peer {
             .await;
     }
 }
+
+pub mod synthetic;
+
+/// The IP address of the server under test (the test network's address).
+pub fn server_ip() -> std::net::IpAddr {
+    let url = server();
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', ':']).next())
+        .unwrap_or("127.0.0.1");
+    host.parse()
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
+}

@@ -973,6 +973,9 @@ impl Client {
             chat_encrypted: self.codec.is_encrypted(),
             participants,
         });
+        for event in std::mem::take(&mut self.sub.held) {
+            self.emit(event);
+        }
     }
 
     // ----- chat ------------------------------------------------------------

@@ -258,8 +258,16 @@ async fn run(
                         }
                     }
                 }
-                Output::Transmit { source, destination, data } => {
-                    let out = if source == media_addr { &media_socket } else { &socket };
+                Output::Transmit {
+                    source,
+                    destination,
+                    data,
+                } => {
+                    let out = if source == media_addr {
+                        &media_socket
+                    } else {
+                        &socket
+                    };
                     if let Err(e) = out.send_to(&data, destination).await {
                         debug!(error = %e, "UDP send failed");
                     }

@@ -41,6 +41,8 @@ pub(crate) struct Subscriber {
     /// Packets received per (feed, kind).
     packets: BTreeMap<(u64, String), u64>,
     rtc: Option<Rtc>,
+    /// Media events that came before the meeting was joined.
+    pub(super) held: Vec<EngineEvent>,
     pub(crate) deadline: Option<std::time::Instant>,
 }
 
@@ -250,7 +252,12 @@ impl Client {
             restart: false,
             e2ee: false,
         };
-        self.plugin_message(Tx::SubscriberStart, handle, json!({"request": "start"}), Some(jsep));
+        self.plugin_message(
+            Tx::SubscriberStart,
+            handle,
+            json!({"request": "start"}),
+            Some(jsep),
+        );
         if let Some(session_id) = self.session_id {
             let transaction = self.transaction(Tx::Trickle);
             self.send(Request::Trickle {
@@ -336,10 +343,8 @@ impl Client {
                     data: t.contents.to_vec(),
                 }),
                 str0m::Output::Event(RtcEvent::RtpPacket(p)) => {
-                    let mid: Option<Mid> = rtc
-                        .direct_api()
-                        .stream_rx(&p.header.ssrc)
-                        .map(|s| s.mid());
+                    let mid: Option<Mid> =
+                        rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid());
                     let Some((feed, kind)) = mid
                         .and_then(|m| self.sub.mids.get(m.to_string().as_str()))
                         .cloned()
@@ -355,11 +360,17 @@ impl Client {
                             .get(&participant)
                             .map(|p| p.nickname.clone())
                             .unwrap_or_default();
-                        self.emit(EngineEvent::MediaReceived {
+                        let event = EngineEvent::MediaReceived {
                             participant,
                             nickname,
                             kind,
-                        });
+                        };
+                        // Joined comes first; media can be faster than chat.
+                        if self.phase == super::Phase::InMeeting {
+                            self.emit(event);
+                        } else {
+                            self.sub.held.push(event);
+                        }
                     }
                 }
                 str0m::Output::Event(RtcEvent::Connected) => debug!("media connection up"),

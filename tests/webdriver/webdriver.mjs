@@ -35,6 +35,24 @@ export class Session {
     return new Session(base, value.sessionId);
   }
 
+  /** Starts a headless Chromium through ChromeDriver. */
+  static async startChrome(base, args = []) {
+    const value = await call(base, "POST", "/session", {
+      capabilities: { alwaysMatch: { browserName: "chrome", "goog:chromeOptions": { args } } },
+    });
+    return new Session(base, value.sessionId);
+  }
+
+  /** Opens a URL. */
+  navigate(url) {
+    return this.cmd("POST", "/url", { url });
+  }
+
+  /** Runs a script in the page and returns its value. */
+  execute(script, args = []) {
+    return this.cmd("POST", "/execute/sync", { script, args });
+  }
+
   cmd(method, path, body) {
     return call(this.base, method, `/session/${this.id}${path}`, body);
   }

@@ -1,0 +1,154 @@
+// Janus's own demo pages (Debian's janus-demos: videoroomtest and
+// textroomtest) in headless Chromium with fake camera and microphone,
+// against the meeting server under test (CONCLAVE_TEST_SERVER, Janus or
+// conclave-server): one page publishes, a second page subscribes to it and
+// shows its video, a conclave-cli participant sees the publisher in its
+// roster and receives its audio and video, and chat goes both ways between
+// the textroom page and the cli.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { createServer } from "node:http";
+import { readFile } from "node:fs/promises";
+import { join, normalize, extname } from "node:path";
+import { createInterface } from "node:readline";
+import { Session, waitFor, Keys } from "../webdriver/webdriver.mjs";
+
+const SERVER = process.env.CONCLAVE_TEST_SERVER;
+const CLI = process.env.CONCLAVE_CLI;
+const DEMOS = "/usr/share/janus/demos";
+const JAVASCRIPT = "/usr/share/javascript";
+const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".png": "image/png",
+  ".woff": "font/woff", ".woff2": "font/woff2", ".ttf": "font/ttf", ".svg": "image/svg+xml", ".ico": "image/x-icon" };
+
+let http, base, driver, driverProcess, room;
+const sessions = [];
+
+/** Serves the demos, Debian's shared JavaScript libraries, and a settings.js naming our server. */
+function serveDemos() {
+  return new Promise((resolve) => {
+    const server = createServer(async (req, res) => {
+      const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
+      if (path === "/settings.js") {
+        res.writeHead(200, { "content-type": "text/javascript" });
+        res.end(`var server = ${JSON.stringify(SERVER)};\nvar iceServers = [];\n`);
+        return;
+      }
+      const root = path.startsWith("/javascript/") ? JAVASCRIPT : DEMOS;
+      const rel = path.startsWith("/javascript/") ? path.slice("/javascript".length) : path;
+      const file = normalize(join(root, rel === "/" ? "/index.html" : rel));
+      if (!file.startsWith(root)) { res.writeHead(403); res.end(); return; }
+      try {
+        const body = await readFile(file);
+        res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
+        res.end(body);
+      } catch {
+        res.writeHead(404); res.end();
+      }
+    });
+    const host = new URL(SERVER).hostname;
+    server.listen(0, host, () => resolve([server, `http://${host}:${server.address().port}`]));
+  });
+}
+
+async function chrome() {
+  const s = await Session.startChrome(driver, [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    "--disable-features=WebRtcHideLocalIpsWithMdns", "--autoplay-policy=no-user-gesture-required",
+  ]);
+  sessions.push(s);
+  return s;
+}
+
+/** Opens a demo page and joins its room under `name`. */
+async function joinDemo(s, page, name) {
+  await s.navigate(`${base}/${page}?room=${room}`);
+  // The Start button works once janus.js has initialised.
+  try {
+    await waitFor(`${page} loaded`, async () => s.execute("return typeof Janus !== 'undefined' && Janus.initDone === true"));
+  } catch (e) {
+    const failed = await s.execute("return performance.getEntriesByType('resource').filter(e => e.responseStatus !== 200).map(e => e.name + ' ' + e.responseStatus)").catch(() => "?");
+    throw new Error(`${e.message}; failed to load: ${JSON.stringify(failed)}`);
+  }
+  await new Promise((r) => setTimeout(r, 300));
+  await s.click("#start");
+  try {
+    await waitFor(`${page} asks for a name`, async () =>
+      s.execute("return !!document.querySelector('#username') && !document.querySelector('#username').disabled && $('#username').is(':visible')"));
+  } catch (e) {
+    const text = await s.execute("return document.body.innerText").catch(() => "?");
+    throw new Error(`${e.message}; the page says: ${String(text).replace(/\s+/g, " ").slice(-600)}`);
+  }
+  await s.type("#username", name);
+  await s.click("#register");
+}
+
+/** A conclave-cli participant; its JSON events, and a way to type chat lines. */
+function cli(name) {
+  const child = spawn(CLI, ["join", String(room), "--server", SERVER, "--name", name, "--json", "--stdin"],
+    { stdio: ["pipe", "pipe", "inherit"] });
+  const events = [];
+  createInterface({ input: child.stdout }).on("line", (l) => { try { events.push(JSON.parse(l)); } catch {} });
+  return { child, events, say: (t) => child.stdin.write(`${t}\n`) };
+}
+
+before(async () => {
+  assert.ok(SERVER && CLI, "CONCLAVE_TEST_SERVER and CONCLAVE_CLI must be set (run scripts/e2e)");
+  const created = JSON.parse(execFileSync(CLI, ["create-room", "--server", SERVER, "--json"]).toString().trim().split("\n").pop());
+  room = created.room;
+  [http, base] = await serveDemos();
+  const port = 9515 + Math.floor(Math.random() * 400);
+  driverProcess = spawn("chromedriver", [`--port=${port}`], { stdio: "ignore" });
+  driver = `http://127.0.0.1:${port}`;
+  await waitFor("chromedriver", async () => (await fetch(`${driver}/status`)).ok);
+});
+
+after(async () => {
+  for (const s of sessions) await s.end().catch(() => {});
+  driverProcess?.kill();
+  http?.close();
+});
+
+test("Janus demo pages publish, subscribe and chat with a conclave-cli participant", async () => {
+  const member = cli("Cli");
+  try {
+    await waitFor("the cli joined", async () => member.events.some((e) => e.event === "joined"), 20000);
+
+    // A videoroom page publishes the fake camera and microphone.
+    const publisher = await chrome();
+    await joinDemo(publisher, "videoroomtest.html", "Pub");
+    await waitFor("the publisher's local video", async () =>
+      publisher.execute("const v = document.querySelector('#videolocal video'); return !!v && v.videoWidth > 0"), 20000);
+
+    // The cli sees it and receives its audio and video.
+    await waitFor("Pub in the cli's roster", async () =>
+      member.events.some((e) => e.event === "participant_joined" && e.nickname === "Pub"), 20000);
+    for (const kind of ["audio", "video"]) {
+      await waitFor(`the cli receiving ${kind}`, async () =>
+        member.events.some((e) => e.event === "media" && e.nickname === "Pub" && e.kind === kind), 20000);
+    }
+
+    // A second videoroom page subscribes to it and decodes its video.
+    const viewer = await chrome();
+    await joinDemo(viewer, "videoroomtest.html", "View");
+    await waitFor("the viewer showing Pub's video", async () =>
+      viewer.execute("return [...document.querySelectorAll('#videoremote1 video')].some(v => v.videoWidth > 0 && v.currentTime > 0)"), 30000);
+
+    // Chat: the textroom page and the cli, both ways.
+    const chat = await chrome();
+    await joinDemo(chat, "textroomtest.html", "Chatter");
+    await waitFor("the textroom page joined", async () =>
+      chat.execute("return !document.querySelector('#datasend').disabled"), 20000);
+    member.say("hello from the cli");
+    await waitFor("the cli's message on the page", async () =>
+      chat.execute("return document.querySelector('#chatroom').textContent.includes('hello from the cli')"), 20000);
+    await chat.type("#datasend", "hello from the demo");
+    await chat.type("#datasend", Keys.Enter);
+    await waitFor("the page's message at the cli", async () =>
+      member.events.some((e) => e.event === "chat" && e.text === "hello from the demo"), 20000);
+  } finally {
+    member.child.stdin.end();
+    member.child.kill();
+  }
+});

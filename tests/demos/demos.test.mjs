@@ -9,7 +9,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { createServer } from "node:http";
-import { readFile } from "node:fs/promises";
+import { readFile, writeFile } from "node:fs/promises";
 import { join, normalize, extname } from "node:path";
 import { createInterface } from "node:readline";
 import { Session, waitFor, Keys } from "../webdriver/webdriver.mjs";
@@ -31,7 +31,7 @@ function serveDemos() {
       const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
       if (path === "/settings.js") {
         res.writeHead(200, { "content-type": "text/javascript" });
-        res.end(`var server = ${JSON.stringify(SERVER)};\nvar iceServers = [];\n`);
+        res.end(`var server = ${JSON.stringify(SERVER)};\nvar iceServers = [];\nvar token = null;\nvar apisecret = null;\n`);
         return;
       }
       const root = path.startsWith("/javascript/") ? JAVASCRIPT : DEMOS;
@@ -46,8 +46,9 @@ function serveDemos() {
         res.writeHead(404); res.end();
       }
     });
-    const host = new URL(SERVER).hostname;
-    server.listen(0, host, () => resolve([server, `http://${host}:${server.address().port}`]));
+    // Pages from 127.0.0.1 are a secure context (camera access); the meeting
+    // server is reached on the test network.
+    server.listen(0, "127.0.0.1", () => resolve([server, `http://127.0.0.1:${server.address().port}`]));
   });
 }
 
@@ -56,6 +57,7 @@ async function chrome() {
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
     "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
     "--disable-features=WebRtcHideLocalIpsWithMdns", "--autoplay-policy=no-user-gesture-required",
+    "--window-size=1280,1500",
   ]);
   sessions.push(s);
   return s;
@@ -63,13 +65,16 @@ async function chrome() {
 
 /** Opens a demo page and joins its room under `name`. */
 async function joinDemo(s, page, name) {
-  await s.navigate(`${base}/${page}?room=${room}`);
-  // The Start button works once janus.js has initialised.
-  try {
-    await waitFor(`${page} loaded`, async () => s.execute("return typeof Janus !== 'undefined' && Janus.initDone === true"));
-  } catch (e) {
-    const failed = await s.execute("return performance.getEntriesByType('resource').filter(e => e.responseStatus !== 200).map(e => e.name + ' ' + e.responseStatus)").catch(() => "?");
-    throw new Error(`${e.message}; failed to load: ${JSON.stringify(failed)}`);
+  // The Start button works once janus.js has initialised. A fresh network
+  // namespace can make Chromium abort loads (ERR_NETWORK_CHANGED): retry.
+  for (let attempt = 1; ; attempt++) {
+    await s.navigate(`${base}/${page}?room=${room}`);
+    try {
+      await waitFor(`${page} loaded`, async () => s.execute("return typeof Janus !== 'undefined' && Janus.initDone === true"), 5000);
+      break;
+    } catch (e) {
+      if (attempt === 3) throw e;
+    }
   }
   await new Promise((r) => setTimeout(r, 300));
   await s.click("#start");
@@ -78,6 +83,8 @@ async function joinDemo(s, page, name) {
       s.execute("return !!document.querySelector('#username') && !document.querySelector('#username').disabled && $('#username').is(':visible')"));
   } catch (e) {
     const text = await s.execute("return document.body.innerText").catch(() => "?");
+    const log = await s.consoleLog().catch(() => []);
+    console.error(log.slice(-30).join("\n"));
     throw new Error(`${e.message}; the page says: ${String(text).replace(/\s+/g, " ").slice(-600)}`);
   }
   await s.type("#username", name);
@@ -135,6 +142,12 @@ test("Janus demo pages publish, subscribe and chat with a conclave-cli participa
     await waitFor("the viewer showing Pub's video", async () =>
       viewer.execute("return [...document.querySelectorAll('#videoremote1 video')].some(v => v.videoWidth > 0 && v.currentTime > 0)"), 30000);
 
+    if (process.env.CONCLAVE_SCREENSHOTS) {
+      const kind = process.env.CONCLAVE_TEST_BACKEND ?? "server";
+      await writeFile(join(process.env.CONCLAVE_SCREENSHOTS, `janus-demo-viewer-${kind}.png`),
+        await viewer.screenshot());
+    }
+
     // Chat: the textroom page and the cli, both ways.
     const chat = await chrome();
     await joinDemo(chat, "textroomtest.html", "Chatter");
@@ -147,6 +160,13 @@ test("Janus demo pages publish, subscribe and chat with a conclave-cli participa
     await chat.type("#datasend", Keys.Enter);
     await waitFor("the page's message at the cli", async () =>
       member.events.some((e) => e.event === "chat" && e.text === "hello from the demo"), 20000);
+  } catch (e) {
+    for (const [i, s] of sessions.entries()) {
+      const log = await s.consoleLog().catch(() => []);
+      console.error(`--- page ${i} console\n${log.filter((l) => !l.startsWith("DEBUG")).map((l) => l.slice(0, 300)).slice(-25).join("\n")}`);
+    }
+    console.error(`--- cli events\n${member.events.map((e) => JSON.stringify(e)).join("\n")}`);
+    throw e;
   } finally {
     member.child.stdin.end();
     member.child.kill();

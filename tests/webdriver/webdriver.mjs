@@ -38,9 +38,17 @@ export class Session {
   /** Starts a headless Chromium through ChromeDriver. */
   static async startChrome(base, args = []) {
     const value = await call(base, "POST", "/session", {
-      capabilities: { alwaysMatch: { browserName: "chrome", "goog:chromeOptions": { args } } },
+      capabilities: {
+        alwaysMatch: { browserName: "chrome", "goog:chromeOptions": { args }, "goog:loggingPrefs": { browser: "ALL" } },
+      },
     });
     return new Session(base, value.sessionId);
+  }
+
+  /** The browser console so far (Chromium). */
+  async consoleLog() {
+    const entries = await this.cmd("POST", "/se/log", { type: "browser" });
+    return entries.map((e) => `${e.level} ${e.message}`);
   }
 
   /** Opens a URL. */

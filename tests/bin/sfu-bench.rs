@@ -108,7 +108,10 @@ async fn measure(
     }
     // Janus lists a publisher as a feed only once its media is up.
     let up = tokio::time::Instant::now() + Duration::from_secs(15);
-    while !pubs.iter().all(|p| p.stats.connected.load(Ordering::Relaxed)) {
+    while !pubs
+        .iter()
+        .all(|p| p.stats.connected.load(Ordering::Relaxed))
+    {
         if tokio::time::Instant::now() > up {
             bail!("{}: publishers did not connect", target.name);
         }

@@ -82,11 +82,23 @@ pub async fn try_join(
     server: &str,
     tap: bool,
 ) -> (MeetingHandle, UnboundedReceiver<EngineEvent>, EngineEvent) {
+    try_join_media(info, name, server, tap, Default::default()).await
+}
+
+/// Like [`try_join`], with media devices and options.
+pub async fn try_join_media(
+    info: &MeetingInfo,
+    name: &str,
+    server: &str,
+    tap: bool,
+    media: conclave_engine::MediaOptions,
+) -> (MeetingHandle, UnboundedReceiver<EngineEvent>, EngineEvent) {
     let (meeting, mut events) = conclave_engine::start(JoinOptions {
         info: info.clone(),
         nickname: name.into(),
         server: server.into(),
         tap_textroom: tap,
+        media,
     })
     .expect("start");
     let first = tokio::time::timeout(WAIT, async {
@@ -113,7 +125,17 @@ impl Peer {
 
     /// Joins, optionally tapping raw TextRoom frames.
     pub async fn join_with(info: &MeetingInfo, name: &str, tap: bool) -> Peer {
-        let (meeting, events, first) = try_join(info, name, &server(), tap).await;
+        Self::join_media(info, name, tap, Default::default()).await
+    }
+
+    /// Joins with media devices and options.
+    pub async fn join_media(
+        info: &MeetingInfo,
+        name: &str,
+        tap: bool,
+        media: conclave_engine::MediaOptions,
+    ) -> Peer {
+        let (meeting, events, first) = try_join_media(info, name, &server(), tap, media).await;
         let EngineEvent::Joined {
             self_id,
             participants,

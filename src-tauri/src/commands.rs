@@ -136,6 +136,7 @@ async fn enter_meeting(
         nickname: nickname.clone(),
         server,
         tap_textroom: false,
+        media: Default::default(),
     })
     .map_err(|e| capitalise(&e.to_string()))?;
     // The first outcome decides the command; every event also goes to the UI.

@@ -9,7 +9,9 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use conclave_engine::admin::{self, RoomSpec};
-use conclave_engine::{Command, EngineEvent, JoinOptions, Participant};
+use conclave_engine::{
+    CameraChoice, Command, EngineEvent, JoinOptions, MediaOptions, MicrophoneChoice, Participant,
+};
 use conclave_protocol::link::{MeetingId, Password};
 use conclave_protocol::MeetingInfo;
 use rand::Rng;
@@ -79,6 +81,60 @@ struct JoinArgs {
     /// (shows that end-to-end encrypted chat reaches the server as ciphertext).
     #[arg(long)]
     raw: bool,
+    /// Send video: `synthetic` (the machine-readable test pattern, 640x360
+    /// at 30 frames/s) or `synthetic:WIDTHxHEIGHT@FPS`.
+    #[arg(long, value_name = "CAMERA")]
+    camera: Option<String>,
+    /// Send audio: `tone` (440 Hz), `tone:HZ`, or a WAV file (looped).
+    #[arg(long, value_name = "MIC")]
+    mic: Option<String>,
+    /// Write each remote participant's decoded audio (ID-audio.wav) and the
+    /// decoded test-pattern frame counters and times (ID-video.csv) here.
+    #[arg(long, value_name = "DIR")]
+    save_received: Option<std::path::PathBuf>,
+}
+
+fn parse_camera(spec: &str) -> anyhow::Result<CameraChoice> {
+    let Some(rest) = spec.strip_prefix("synthetic") else {
+        bail!("unknown camera {spec:?}: this build has the synthetic camera only (`synthetic` or `synthetic:1280x720@30`)");
+    };
+    let (width, height, fps) = match rest.strip_prefix(':') {
+        None if rest.is_empty() => (640, 360, 30),
+        Some(size) => {
+            let (dims, fps) = size.split_once('@').unwrap_or((size, "30"));
+            let (w, h) = dims
+                .split_once('x')
+                .context("expected WIDTHxHEIGHT, e.g. 1280x720")?;
+            (
+                w.parse().context("width")?,
+                h.parse().context("height")?,
+                fps.parse().context("frames per second")?,
+            )
+        }
+        None => bail!("unknown camera {spec:?}"),
+    };
+    if !(16..=3840).contains(&width) || !(16..=2160).contains(&height) || !(1..=60).contains(&fps) {
+        bail!("camera size or rate out of range: {width}x{height}@{fps}");
+    }
+    Ok(CameraChoice::Synthetic { width, height, fps })
+}
+
+fn parse_mic(spec: &str) -> anyhow::Result<MicrophoneChoice> {
+    if spec == "tone" {
+        return Ok(MicrophoneChoice::Tone(440.0));
+    }
+    if let Some(hz) = spec.strip_prefix("tone:") {
+        let hz: f64 = hz.parse().context("tone frequency")?;
+        if !(20.0..=20_000.0).contains(&hz) {
+            bail!("tone frequency out of range: {hz}");
+        }
+        return Ok(MicrophoneChoice::Tone(hz));
+    }
+    let path = std::path::PathBuf::from(spec);
+    if !path.is_file() {
+        bail!("no such WAV file: {spec}");
+    }
+    Ok(MicrophoneChoice::Wav(path))
 }
 
 #[derive(clap::Args)]
@@ -302,6 +358,11 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
         nickname: args.name.clone(),
         server,
         tap_textroom: args.raw,
+        media: MediaOptions {
+            camera: args.camera.as_deref().map(parse_camera).transpose()?,
+            microphone: args.mic.as_deref().map(parse_mic).transpose()?,
+            save_received: args.save_received.clone(),
+        },
     })?;
 
     // Wait for the outcome of joining.

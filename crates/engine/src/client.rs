@@ -27,7 +27,10 @@ use tracing::{debug, info, warn};
 use crate::api::{ChatMessage, Command, EngineEvent, Participant};
 use crate::chat::ChatCodec;
 
+mod publisher;
 mod subscriber;
+pub use publisher::PublishConfig;
+use publisher::Publisher;
 use subscriber::Subscriber;
 
 fn sender_is(handle: Option<u64>, sender: u64) -> bool {
@@ -59,6 +62,10 @@ pub struct ClientConfig {
     /// A second local UDP address, for receiving media: each peer
     /// connection needs its own port, as a server may use one port for all.
     pub media_addr: SocketAddr,
+    /// A third local UDP address, for sending media.
+    pub publish_addr: SocketAddr,
+    /// What to publish (the runtime feeds the encoded frames).
+    pub publish: PublishConfig,
     /// Emit every TextRoom frame as [`EngineEvent::RawTextRoom`] (tests, audits).
     pub tap_textroom: bool,
 }
@@ -85,6 +92,22 @@ pub enum Input<'a> {
     },
     /// Time passed; nothing else happened.
     Timeout,
+    /// An encoded Opus packet from the microphone, with its level in dBov.
+    EncodedAudio {
+        /// The packet.
+        data: &'a [u8],
+        /// Capture time of its first sample.
+        captured: Duration,
+        /// Level (0 loud .. 127 silent).
+        level: u8,
+    },
+    /// An encoded VP8 frame from the camera.
+    EncodedVideo {
+        /// The frame.
+        data: &'a [u8],
+        /// Capture time.
+        captured: Duration,
+    },
     /// A user command.
     Command(Command),
 }
@@ -105,6 +128,19 @@ pub enum Output {
     },
     /// Tell the user.
     Event(EngineEvent),
+    /// The server asks for a keyframe: the next video frame should be one.
+    KeyframeRequested,
+    /// An encoded frame from another participant, for decoding.
+    RemoteMedia {
+        /// The participant (publisher id).
+        participant: u64,
+        /// Whether it is video (VP8) rather than audio (Opus).
+        video: bool,
+        /// The frame.
+        data: Vec<u8>,
+        /// RTP time in the codec's clock.
+        rtp_time: u64,
+    },
     /// Nothing more to do until this instant (or the next input).
     Timeout(Instant),
 }
@@ -134,6 +170,7 @@ enum Tx {
     SubscriberJoin,
     SubscriberUpdate,
     SubscriberStart,
+    Publish,
 }
 
 impl Tx {
@@ -148,6 +185,7 @@ impl Tx {
                 | Tx::SubscriberJoin
                 | Tx::SubscriberUpdate
                 | Tx::SubscriberStart
+                | Tx::Publish
         )
     }
 }
@@ -188,6 +226,8 @@ pub struct Client {
     out: VecDeque<Output>,
     /// Receiving others' media.
     sub: Subscriber,
+    /// Sending our media.
+    publisher: Publisher,
     /// Roster entries known only from the VideoRoom (publishers that are not
     /// in the chat room, such as other Janus clients).
     video_only: HashSet<String>,
@@ -225,6 +265,7 @@ impl Client {
             leave_deadline: None,
             out: VecDeque::new(),
             sub: Subscriber::default(),
+            publisher: Publisher::default(),
             video_only: HashSet::new(),
         };
         let transaction = client.transaction(Tx::CreateSession);
@@ -276,6 +317,12 @@ impl Client {
                 data,
             } => self.on_udp(source, destination, data),
             Input::Timeout => self.on_timeout(),
+            Input::EncodedAudio {
+                data,
+                captured,
+                level,
+            } => self.send_encoded(false, data, captured, level),
+            Input::EncodedVideo { data, captured } => self.send_encoded(true, data, captured, 0),
             Input::Command(cmd) => self.on_command(cmd),
         }
     }
@@ -295,6 +342,9 @@ impl Client {
                 next = next.min(t);
             }
             if let Some(t) = self.sub.deadline {
+                next = next.min(t);
+            }
+            if let Some(t) = self.publisher.deadline {
                 next = next.min(t);
             }
             if let Some(t) = self.leave_deadline {
@@ -386,6 +436,9 @@ impl Client {
                 }
                 if Some(sender) == self.videoroom_handle {
                     self.on_videoroom(&plugindata.data);
+                    if let Some(j) = jsep.filter(|j| j.kind == JsepKind::Answer) {
+                        self.on_publish_answer(j);
+                    }
                 } else if sender_is(self.sub_handle(), sender) {
                     self.on_subscriber_event(&plugindata.data, jsep);
                 } else if Some(sender) == self.textroom_handle {
@@ -514,6 +567,7 @@ impl Client {
                 debug!(id, "joined the VideoRoom");
                 self.videoroom_joined = true;
                 self.on_publishers(publishers);
+                self.start_publishing();
                 self.maybe_joined();
             }
             VideoRoomEvent::Publishers(list) => self.on_publishers(list),
@@ -693,6 +747,9 @@ impl Client {
     fn on_udp(&mut self, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
         if destination == self.cfg.media_addr && destination != self.cfg.local_addr {
             return self.on_media_udp(source, destination, data);
+        }
+        if destination == self.cfg.publish_addr && destination != self.cfg.local_addr {
+            return self.on_publish_udp(source, destination, data);
         }
         let Some(rtc) = &mut self.rtc else {
             return;
@@ -1158,6 +1215,7 @@ impl Client {
             }
         }
         self.subscriber_timeout();
+        self.publisher_timeout();
         if let Some(t) = self.rtc_deadline {
             if now >= t {
                 if let Some(rtc) = &mut self.rtc {

@@ -1,5 +1,6 @@
-//! The thin async driver around [`Client`]: one WebSocket for signaling, two
-//! UDP sockets for WebRTC (chat, received media), one timer. All decisions are the client's.
+//! The thin async driver around [`Client`]: one WebSocket for signaling,
+//! three UDP sockets for WebRTC (chat, received media, sent media), one
+//! timer, and the media devices and codecs ([`crate::media`]). All decisions are the client's.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -19,7 +20,8 @@ use tracing::{debug, info, warn};
 
 use crate::api::{ChatMessage, Command, EngineEvent};
 use crate::chat::transcript_markdown;
-use crate::client::{sanitize_nickname, Client, ClientConfig, Input, Output};
+use crate::client::{sanitize_nickname, Client, ClientConfig, Input, Output, PublishConfig};
+use crate::media::{MediaIo, MediaOptions};
 
 /// How long connecting to the signaling server may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
@@ -54,6 +56,8 @@ pub struct JoinOptions {
     pub server: String,
     /// Emit raw TextRoom frames (see [`EngineEvent::RawTextRoom`]).
     pub tap_textroom: bool,
+    /// Devices to send from and what to do with received media.
+    pub media: MediaOptions,
 }
 
 enum Request {
@@ -229,6 +233,14 @@ async fn run(
     let media_addr = media_socket
         .local_addr()
         .map_err(|e| format!("Could not open a network port: {e}"))?;
+    let publish_socket = UdpSocket::bind(SocketAddr::new(ip, 0))
+        .await
+        .map_err(|e| format!("Could not open a network port: {e}"))?;
+    let publish_addr = publish_socket
+        .local_addr()
+        .map_err(|e| format!("Could not open a network port: {e}"))?;
+    let mut media = MediaIo::open(&opts.media, Instant::now())?;
+    let (audio, video) = media.sends();
     info!(room = opts.info.room.0, "joining");
     let self_id = rand::thread_rng().gen_range(1_000_000_000u64..9_000_000_000_000_000);
     let mut client = Client::new(
@@ -238,15 +250,37 @@ async fn run(
             self_id,
             local_addr,
             media_addr,
+            publish_addr,
+            publish: PublishConfig { audio, video },
             tap_textroom: opts.tap_textroom,
         },
         Instant::now(),
     );
     let mut buf = vec![0u8; 2048];
     let mut media_buf = vec![0u8; 2048];
+    let mut publish_buf = vec![0u8; 2048];
     let mut reconnect: Option<(usize, Instant)> = None;
     let mut requests_open = true;
     loop {
+        // Capture and encode what is due (whatever woke us).
+        let now = Instant::now();
+        if media.next_deadline().is_some_and(|t| t <= now) {
+            for e in media.poll(now) {
+                let input = if e.video {
+                    Input::EncodedVideo {
+                        data: &e.data,
+                        captured: e.captured,
+                    }
+                } else {
+                    Input::EncodedAudio {
+                        data: &e.data,
+                        captured: e.captured,
+                        level: e.level,
+                    }
+                };
+                client.handle_input(now, input);
+            }
+        }
         // Drain the client.
         let deadline = loop {
             match client.poll_output() {
@@ -265,6 +299,8 @@ async fn run(
                 } => {
                     let out = if source == media_addr {
                         &media_socket
+                    } else if source == publish_addr {
+                        &publish_socket
                     } else {
                         &socket
                     };
@@ -275,15 +311,26 @@ async fn run(
                 Output::Event(e) => {
                     let _ = events.send(e);
                 }
+                Output::KeyframeRequested => media.request_keyframe(),
+                Output::RemoteMedia {
+                    participant,
+                    video,
+                    data,
+                    ..
+                } => media.on_remote(participant, video, &data),
             }
         };
         if client.is_finished() {
+            media.finish();
             if let Some(mut w) = ws.take() {
                 let _ = w.close(None).await;
             }
             return Ok(());
         }
-        let wake = reconnect.map_or(deadline, |(_, at)| deadline.min(at));
+        let mut wake = reconnect.map_or(deadline, |(_, at)| deadline.min(at));
+        if let Some(t) = media.next_deadline() {
+            wake = wake.min(t);
+        }
         tokio::select! {
             frame = next_frame(&mut ws) => match frame {
                 Some(text) => client.handle_input(Instant::now(), Input::Signal(&text)),
@@ -297,6 +344,13 @@ async fn run(
                 Ok((n, source)) => client.handle_input(
                     Instant::now(),
                     Input::Udp { source, destination: local_addr, data: &buf[..n] },
+                ),
+                Err(e) => debug!(error = %e, "UDP receive failed"),
+            },
+            received = publish_socket.recv_from(&mut publish_buf) => match received {
+                Ok((n, source)) => client.handle_input(
+                    Instant::now(),
+                    Input::Udp { source, destination: publish_addr, data: &publish_buf[..n] },
                 ),
                 Err(e) => debug!(error = %e, "UDP receive failed"),
             },

@@ -1,8 +1,9 @@
 //! Receiving media: one VideoRoom subscriber handle with its own peer
 //! connection (on its own UDP port), subscribed to every stream the other
 //! publishers offer. The server makes the offers; we answer with `start`.
-//! For now the media is not decoded: the first packet of each stream is
-//! reported as [`EngineEvent::MediaReceived`], and packet counts are kept.
+//! str0m depacketises; each frame goes out as [`Output::RemoteMedia`] for the
+//! runtime to decode, and the first of each stream is reported as
+//! [`EngineEvent::MediaReceived`]; frame counts are kept.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -232,7 +233,11 @@ impl Client {
         let mut rtc = match self.sub.rtc.take() {
             Some(rtc) => rtc,
             None => {
-                let mut rtc = Rtc::builder().set_rtp_mode(true).build(self.now);
+                let mut rtc = Rtc::builder()
+                    .clear_codecs()
+                    .enable_opus(true, false)
+                    .enable_vp8(true)
+                    .build(self.now);
                 let candidate =
                     Candidate::host(self.cfg.media_addr, "udp").map_err(|e| e.to_string())?;
                 rtc.add_local_candidate(candidate);
@@ -342,15 +347,18 @@ impl Client {
                     destination: t.destination,
                     data: t.contents.to_vec(),
                 }),
-                str0m::Output::Event(RtcEvent::RtpPacket(p)) => {
-                    let mid: Option<Mid> =
-                        rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid());
-                    let Some((feed, kind)) = mid
-                        .and_then(|m| self.sub.mids.get(m.to_string().as_str()))
-                        .cloned()
+                str0m::Output::Event(RtcEvent::MediaData(d)) => {
+                    let mid: Mid = d.mid;
+                    let Some((feed, kind)) = self.sub.mids.get(mid.to_string().as_str()).cloned()
                     else {
                         continue;
                     };
+                    self.out.push_back(Output::RemoteMedia {
+                        participant: feed,
+                        video: kind == "video",
+                        data: d.data.to_vec(),
+                        rtp_time: d.time.numer(),
+                    });
                     let count = self.sub.packets.entry((feed, kind.clone())).or_default();
                     *count += 1;
                     if *count == 1 {

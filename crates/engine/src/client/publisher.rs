@@ -1,0 +1,234 @@
+//! Sending media: the VideoRoom publisher handle gets a peer connection (on
+//! its own UDP port) with a send-only audio and video m-line, offered with
+//! `configure`. Encoded frames come in from the runtime (which owns the
+//! devices and encoders) and go to str0m, which packetises them; keyframe
+//! requests from the server go back out to the runtime.
+
+use std::time::{Duration, Instant};
+
+use conclave_protocol::janus::{Jsep, JsepKind};
+use serde_json::json;
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event as RtcEvent, Rtc};
+use tracing::{debug, warn};
+
+use super::{Client, Output, Tx};
+use crate::api::EngineEvent;
+
+/// What this participant publishes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublishConfig {
+    /// Send audio.
+    pub audio: bool,
+    /// Send video.
+    pub video: bool,
+}
+
+/// The publishing side of a client.
+#[derive(Default)]
+pub(crate) struct Publisher {
+    rtc: Option<Rtc>,
+    pending: Option<SdpPendingOffer>,
+    audio: Option<Mid>,
+    video: Option<Mid>,
+    started: bool,
+    pub(super) deadline: Option<Instant>,
+}
+
+impl Client {
+    /// Offers our media on the VideoRoom handle (after joining it).
+    pub(super) fn start_publishing(&mut self) {
+        let want = self.cfg.publish;
+        if self.publisher.started || !(want.audio || want.video) {
+            return;
+        }
+        let Some(handle) = self.videoroom_handle else {
+            return;
+        };
+        self.publisher.started = true;
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .build(self.now);
+        match Candidate::host(self.cfg.publish_addr, "udp") {
+            Ok(c) => {
+                rtc.add_local_candidate(c);
+            }
+            Err(e) => {
+                warn!(error = %e, "no usable address for sending media");
+                return;
+            }
+        }
+        let mut api = rtc.sdp_api();
+        let stream = format!("conclave-{}", self.cfg.self_id);
+        if want.audio {
+            self.publisher.audio = Some(api.add_media(
+                MediaKind::Audio,
+                Direction::SendOnly,
+                Some(stream.clone()),
+                Some(format!("{stream}-audio")),
+                None,
+            ));
+        }
+        if want.video {
+            self.publisher.video = Some(api.add_media(
+                MediaKind::Video,
+                Direction::SendOnly,
+                Some(stream.clone()),
+                Some(format!("{stream}-video")),
+                None,
+            ));
+        }
+        let Some((offer, pending)) = api.apply() else {
+            return;
+        };
+        self.publisher.pending = Some(pending);
+        self.publisher.rtc = Some(rtc);
+        let jsep = Jsep {
+            kind: JsepKind::Offer,
+            sdp: offer.to_sdp_string(),
+            restart: false,
+            e2ee: false,
+        };
+        let body = json!({"request": "configure", "audio": want.audio, "video": want.video});
+        self.plugin_message(Tx::Publish, handle, body, Some(jsep));
+    }
+
+    /// The server's answer to our offer.
+    pub(super) fn on_publish_answer(&mut self, jsep: Jsep) {
+        let (Some(rtc), Some(pending)) = (&mut self.publisher.rtc, self.publisher.pending.take())
+        else {
+            return;
+        };
+        let applied = SdpAnswer::from_sdp_string(&jsep.sdp)
+            .map_err(|e| e.to_string())
+            .and_then(|a| {
+                rtc.sdp_api()
+                    .accept_answer(pending, a)
+                    .map_err(|e| e.to_string())
+            });
+        match applied {
+            Ok(()) => self.drain_publisher(),
+            Err(e) => {
+                warn!(error = %e, "the server's media answer was unusable");
+                self.emit(EngineEvent::Warning {
+                    message: format!("Others cannot receive your audio and video: {e}"),
+                });
+            }
+        }
+    }
+
+    /// One encoded frame from the runtime: Opus or VP8.
+    pub(super) fn send_encoded(&mut self, video: bool, data: &[u8], captured: Duration, level: u8) {
+        let mid = if video {
+            self.publisher.video
+        } else {
+            self.publisher.audio
+        };
+        let (Some(rtc), Some(mid)) = (&mut self.publisher.rtc, mid) else {
+            return;
+        };
+        if !rtc.is_connected() {
+            return;
+        }
+        let Some(writer) = rtc.writer(mid) else {
+            return;
+        };
+        let codec = if video { Codec::Vp8 } else { Codec::Opus };
+        let Some(pt) = writer
+            .payload_params()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| p.pt())
+        else {
+            return;
+        };
+        let (rate, frequency) = if video {
+            (90_000u64, Frequency::NINETY_KHZ)
+        } else {
+            (48_000u64, Frequency::FORTY_EIGHT_KHZ)
+        };
+        let ticks = captured.as_micros() as u64 * rate / 1_000_000;
+        let writer = if video {
+            writer
+        } else {
+            writer.audio_level(-(level.min(127) as i8), level < 40)
+        };
+        if let Err(e) = writer.write(pt, self.now, MediaTime::new(ticks, frequency), data) {
+            debug!(error = %e, "media write failed");
+        }
+        self.drain_publisher();
+    }
+
+    /// A datagram on the sending port.
+    pub(super) fn on_publish_udp(
+        &mut self,
+        source: std::net::SocketAddr,
+        destination: std::net::SocketAddr,
+        data: &[u8],
+    ) {
+        let Some(rtc) = &mut self.publisher.rtc else {
+            return;
+        };
+        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, data) else {
+            return;
+        };
+        if let Err(e) = rtc.handle_input(str0m::Input::Receive(self.now, receive)) {
+            debug!(error = %e, "media input failed");
+        }
+        self.drain_publisher();
+    }
+
+    /// Advances the publisher's peer in time.
+    pub(super) fn publisher_timeout(&mut self) {
+        let now = self.now;
+        if self.publisher.deadline.is_some_and(|t| now >= t) {
+            if let Some(rtc) = &mut self.publisher.rtc {
+                if let Err(e) = rtc.handle_input(str0m::Input::Timeout(now)) {
+                    debug!(error = %e, "media timeout failed");
+                }
+            }
+            self.drain_publisher();
+        }
+    }
+
+    fn drain_publisher(&mut self) {
+        loop {
+            let Some(rtc) = &mut self.publisher.rtc else {
+                return;
+            };
+            let output = match rtc.poll_output() {
+                Ok(o) => o,
+                Err(e) => {
+                    warn!(error = %e, "sending media failed");
+                    self.publisher.rtc = None;
+                    self.publisher.deadline = None;
+                    return;
+                }
+            };
+            match output {
+                str0m::Output::Timeout(t) => {
+                    self.publisher.deadline = Some(t);
+                    return;
+                }
+                str0m::Output::Transmit(t) => self.out.push_back(Output::Transmit {
+                    source: self.cfg.publish_addr,
+                    destination: t.destination,
+                    data: t.contents.to_vec(),
+                }),
+                str0m::Output::Event(RtcEvent::KeyframeRequest(_)) => {
+                    self.out.push_back(Output::KeyframeRequested)
+                }
+                str0m::Output::Event(RtcEvent::Connected) => {
+                    debug!("sending media");
+                    // Start with a keyframe for whoever is watching.
+                    self.out.push_back(Output::KeyframeRequested);
+                }
+                str0m::Output::Event(_) => {}
+            }
+        }
+    }
+}

@@ -2,14 +2,16 @@
 // textroomtest) in headless Chromium with fake camera and microphone,
 // against the meeting server under test (CONCLAVE_TEST_SERVER, Janus or
 // conclave-server): one page publishes, a second page subscribes to it and
-// shows its video, a conclave-cli participant sees the publisher in its
-// roster and receives its audio and video, and chat goes both ways between
-// the textroom page and the cli.
+// shows its video, a conclave-cli participant (sending the test pattern and
+// a tone) sees the publisher in its roster and decodes its audio and video,
+// the second page decodes the cli's video too, and chat goes both ways
+// between the textroom page and the cli.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { createServer } from "node:http";
-import { readFile, writeFile } from "node:fs/promises";
+import { readFile, writeFile, readdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join, normalize, extname } from "node:path";
 import { createInterface } from "node:readline";
 import { Session, waitFor, Keys } from "../webdriver/webdriver.mjs";
@@ -91,9 +93,11 @@ async function joinDemo(s, page, name) {
   await s.click("#register");
 }
 
-/** A conclave-cli participant; its JSON events, and a way to type chat lines. */
-function cli(name) {
-  const child = spawn(CLI, ["join", String(room), "--server", SERVER, "--name", name, "--json", "--stdin"],
+/** A conclave-cli participant sending the test pattern and a tone and
+ * saving what it receives; its JSON events, and a way to type chat lines. */
+function cli(name, saveDir) {
+  const child = spawn(CLI, ["join", String(room), "--server", SERVER, "--name", name, "--json", "--stdin",
+    "--camera", "synthetic", "--mic", "tone", "--save-received", saveDir],
     { stdio: ["pipe", "pipe", "inherit"] });
   const events = [];
   createInterface({ input: child.stdout }).on("line", (l) => { try { events.push(JSON.parse(l)); } catch {} });
@@ -118,7 +122,8 @@ after(async () => {
 });
 
 test("Janus demo pages publish, subscribe and chat with a conclave-cli participant", async () => {
-  const member = cli("Cli");
+  const saveDir = await mkdtemp(join(tmpdir(), "conclave-demo-rx-"));
+  const member = cli("Cli", saveDir);
   try {
     await waitFor("the cli joined", async () => member.events.some((e) => e.event === "joined"), 20000);
 
@@ -136,11 +141,28 @@ test("Janus demo pages publish, subscribe and chat with a conclave-cli participa
         member.events.some((e) => e.event === "media" && e.nickname === "Pub" && e.kind === kind), 20000);
     }
 
-    // A second videoroom page subscribes to it and decodes its video.
+    // The cli decodes the page's VP8 video and Opus audio.
+    await waitFor("the cli decoding Pub's video and audio", async () => {
+      const files = await readdir(saveDir);
+      const csv = files.find((f) => f.endsWith("-video.csv"));
+      const wav = files.find((f) => f.endsWith("-audio.wav"));
+      if (!csv || !wav) return false;
+      const rows = (await readFile(join(saveDir, csv), "utf8")).trim().split("\n").length - 1;
+      const audio = (await readFile(join(saveDir, wav))).length - 44;
+      return rows >= 10 && audio > 48000;
+    }, 20000);
+
+    // A second videoroom page subscribes to the page and to the cli, and
+    // decodes both videos (the cli's is the test pattern, in VP8).
     const viewer = await chrome();
     await joinDemo(viewer, "videoroomtest.html", "View");
-    await waitFor("the viewer showing Pub's video", async () =>
-      viewer.execute("return [...document.querySelectorAll('#videoremote1 video')].some(v => v.videoWidth > 0 && v.currentTime > 0)"), 30000);
+    await waitFor("the viewer showing Pub's and Cli's video", async () =>
+      viewer.execute(`const shown = [...document.querySelectorAll('[id^=videoremote] video')]
+        .filter(v => v.videoWidth > 0 && v.currentTime > 0);
+        return shown.length >= 2`), 30000);
+    await waitFor("the viewer hearing audio tracks", async () =>
+      viewer.execute(`return [...document.querySelectorAll('[id^=videoremote] audio')]
+        .filter(a => a.srcObject && a.srcObject.getAudioTracks().some(t => t.readyState === 'live')).length >= 2`), 20000);
 
     if (process.env.CONCLAVE_SCREENSHOTS) {
       const kind = process.env.CONCLAVE_TEST_BACKEND ?? "server";
@@ -162,13 +184,19 @@ test("Janus demo pages publish, subscribe and chat with a conclave-cli participa
       member.events.some((e) => e.event === "chat" && e.text === "hello from the demo"), 20000);
   } catch (e) {
     for (const [i, s] of sessions.entries()) {
+      const text = await s.execute("return document.body.innerText").catch(() => "?");
+      console.error(`page ${i} text: ${String(text).replace(/\s+/g, " ").slice(-300)}`);
+      if (process.env.CONCLAVE_SCREENSHOTS) {
+        await writeFile(join(process.env.CONCLAVE_SCREENSHOTS, `failed-page-${i}.png`), await s.screenshot()).catch(() => {});
+      }
       const log = await s.consoleLog().catch(() => []);
-      console.error(`--- page ${i} console\n${log.filter((l) => !l.startsWith("DEBUG")).map((l) => l.slice(0, 300)).slice(-25).join("\n")}`);
+      console.error(`page ${i} console\n${log.filter((l) => !l.startsWith("DEBUG")).map((l) => l.slice(0, 300)).slice(-25).join("\n")}`);
     }
-    console.error(`--- cli events\n${member.events.map((e) => JSON.stringify(e)).join("\n")}`);
+    console.error(`cli events\n${member.events.map((e) => JSON.stringify(e)).join("\n")}`);
     throw e;
   } finally {
     member.child.stdin.end();
     member.child.kill();
+    await rm(saveDir, { recursive: true, force: true });
   }
 });

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::channel::ChannelId;
+use str0m::channel::{ChannelConfig, ChannelId};
 use str0m::format::{Codec, CodecSpec};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
 use str0m::net::{Protocol, Receive};
@@ -42,6 +42,10 @@ pub enum PeerEvent {
     /// The peer connection died (ICE gave up or DTLS closed).
     Closed,
 }
+
+/// The SCTP stream of the server's own, never used, data channel (even:
+/// clients in the DTLS server role pick odd streams).
+const UNUSED_STREAM: u16 = 1000;
 
 /// A datagram to send.
 #[derive(Debug)]
@@ -124,7 +128,16 @@ impl Peer {
     ) -> Result<(Peer, String), PeerError> {
         let mut rtc = new_rtc(now, candidates);
         let mut change = rtc.sdp_api();
-        change.add_channel(label.to_owned());
+        // Like Janus, the server only negotiates the m=application line: the
+        // client opens the channel. A channel is needed for str0m to offer
+        // that line, so ours is pre-negotiated on a stream the client never
+        // uses, which announces nothing (a second announced channel makes
+        // janus.js run its data-channel-open handler twice).
+        change.add_channel_with_config(ChannelConfig {
+            label: label.to_owned(),
+            negotiated: Some(UNUSED_STREAM),
+            ..Default::default()
+        });
         let (offer, pending) = change
             .apply()
             .ok_or_else(|| PeerError::Sdp("nothing to offer".into()))?;

@@ -62,7 +62,7 @@ async fn a_publishers_audio_and_video_reach_participants_joined_before_and_after
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn synthetic_camera_and_tone_are_encoded_sent_decoded_and_saved() {
+async fn synthetic_720p_camera_and_tone_are_encoded_sent_decoded_and_saved() {
     let info = new_meeting(false).await;
     let dir = std::env::temp_dir().join(format!("conclave-media-test-{}", rand_suffix()));
     let mut sender = Peer::join_media(
@@ -71,8 +71,8 @@ async fn synthetic_camera_and_tone_are_encoded_sent_decoded_and_saved() {
         false,
         MediaOptions {
             camera: Some(CameraChoice::Synthetic {
-                width: 640,
-                height: 360,
+                width: 1280,
+                height: 720,
                 fps: 30,
             }),
             microphone: Some(MicrophoneChoice::Tone(440.0)),
@@ -128,7 +128,16 @@ async fn synthetic_camera_and_tone_are_encoded_sent_decoded_and_saved() {
         "every stamp reads back (no corruption)"
     );
     assert!(frames.windows(2).all(|w| w[1] > w[0]), "counters increase");
-    assert!(text.lines().skip(1).all(|l| l.ends_with(",640,360")));
+    assert!(text.lines().skip(1).all(|l| l.ends_with(",1280,720")));
+    // 720p at 25 frames/s or more, by the decoded capture times.
+    let captured: Vec<f64> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(1).and_then(|c| c.parse::<f64>().ok()))
+        .collect();
+    let span = (captured[captured.len() - 1] - captured[0]) / 1e6;
+    let fps = (captured.len() - 1) as f64 / span;
+    assert!(fps >= 25.0, "720p at {fps:.1} frames/s");
 
     // Audio: the tone arrives with its energy.
     let wav = std::fs::read_dir(&dir)

@@ -37,6 +37,22 @@ fn sender_is(handle: Option<u64>, sender: u64) -> bool {
     handle == Some(sender)
 }
 
+/// The ICE candidate in a `trickle` message (`candidate:...`, with or
+/// without the prefix); `None` for end-of-candidates or an unparsable one.
+fn trickled_candidate(candidate: TrickleCandidate) -> Option<Candidate> {
+    let TrickleCandidate::Candidate { candidate, .. } = candidate else {
+        return None;
+    };
+    let text = if candidate.starts_with("candidate:") {
+        candidate
+    } else {
+        format!("candidate:{candidate}")
+    };
+    Candidate::from_sdp_string(&text)
+        .map_err(|e| warn!(error = %e, "ignoring an invalid remote candidate"))
+        .ok()
+}
+
 /// How long a request may wait for its answer.
 pub const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long joining may take in all, including ICE and DTLS.
@@ -698,22 +714,9 @@ impl Client {
     }
 
     fn on_remote_candidate(&mut self, candidate: TrickleCandidate) {
-        let TrickleCandidate::Candidate { candidate, .. } = candidate else {
-            return;
-        };
-        let text = if candidate.starts_with("candidate:") {
-            candidate
-        } else {
-            format!("candidate:{candidate}")
-        };
-        match Candidate::from_sdp_string(&text) {
-            Ok(c) => {
-                if let Some(rtc) = &mut self.rtc {
-                    rtc.add_remote_candidate(c);
-                    self.drain_rtc();
-                }
-            }
-            Err(e) => warn!(error = %e, "ignoring an invalid remote candidate"),
+        if let (Some(c), Some(rtc)) = (trickled_candidate(candidate), &mut self.rtc) {
+            rtc.add_remote_candidate(c);
+            self.drain_rtc();
         }
     }
 

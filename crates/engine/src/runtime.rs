@@ -221,24 +221,9 @@ async fn run(
             .map_err(|e| format!("Could not reach the meeting server: {e}"))?,
     );
     let ip = local_ip_for(&opts.server).await;
-    let socket = UdpSocket::bind(SocketAddr::new(ip, 0))
-        .await
-        .map_err(|e| format!("Could not open a network port: {e}"))?;
-    let local_addr = socket
-        .local_addr()
-        .map_err(|e| format!("Could not open a network port: {e}"))?;
-    let media_socket = UdpSocket::bind(SocketAddr::new(ip, 0))
-        .await
-        .map_err(|e| format!("Could not open a network port: {e}"))?;
-    let media_addr = media_socket
-        .local_addr()
-        .map_err(|e| format!("Could not open a network port: {e}"))?;
-    let publish_socket = UdpSocket::bind(SocketAddr::new(ip, 0))
-        .await
-        .map_err(|e| format!("Could not open a network port: {e}"))?;
-    let publish_addr = publish_socket
-        .local_addr()
-        .map_err(|e| format!("Could not open a network port: {e}"))?;
+    let (socket, local_addr) = bind_udp(ip).await?;
+    let (media_socket, media_addr) = bind_udp(ip).await?;
+    let (publish_socket, publish_addr) = bind_udp(ip).await?;
     let mut media = MediaIo::open(&opts.media, Instant::now())?;
     let (audio, video) = media.sends();
     info!(room = opts.info.room.0, "joining");
@@ -396,6 +381,17 @@ async fn run(
             }
         }
     }
+}
+
+/// A UDP socket on `ip` with a free port, and its address.
+async fn bind_udp(ip: IpAddr) -> Result<(UdpSocket, SocketAddr), String> {
+    let socket = UdpSocket::bind(SocketAddr::new(ip, 0))
+        .await
+        .map_err(|e| format!("Could not open a network port: {e}"))?;
+    let addr = socket
+        .local_addr()
+        .map_err(|e| format!("Could not open a network port: {e}"))?;
+    Ok((socket, addr))
 }
 
 /// The next text frame, or `None` when the connection is gone. Pends forever

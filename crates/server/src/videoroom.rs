@@ -190,13 +190,7 @@ impl Server {
                     .is_some_and(is_async)
                 {
                     self.ack(&ctx);
-                    self.plugin_event(
-                        ctx.handle_id,
-                        Some(ctx.transaction),
-                        VIDEOROOM_PLUGIN,
-                        e,
-                        None,
-                    );
+                    self.reply(&ctx, e, None);
                 } else {
                     self.plugin_success(&ctx, VIDEOROOM_PLUGIN, e);
                 }
@@ -214,13 +208,7 @@ impl Server {
             } => {
                 self.ack(&ctx);
                 let answer = self.videoroom_join_publisher(&ctx, room, id, display, pin.as_deref());
-                self.plugin_event(
-                    ctx.handle_id,
-                    Some(ctx.transaction),
-                    VIDEOROOM_PLUGIN,
-                    answer,
-                    None,
-                );
+                self.reply(&ctx, answer, None);
             }
             VideoRoomRequest::Join {
                 room,
@@ -237,13 +225,7 @@ impl Server {
                 });
                 let (answer, jsep) =
                     self.videoroom_join_subscriber(&ctx, room, pin.as_deref(), &wanted, feed);
-                self.plugin_event(
-                    ctx.handle_id,
-                    Some(ctx.transaction),
-                    VIDEOROOM_PLUGIN,
-                    answer,
-                    jsep,
-                );
+                self.reply(&ctx, answer, jsep);
             }
             VideoRoomRequest::Configure { .. }
                 if matches!(
@@ -254,35 +236,17 @@ impl Server {
                 self.ack(&ctx);
                 let room = self.subscriber_room(ctx.handle_id);
                 let ok = json!({"videoroom": "event", "room": room, "configured": "ok"});
-                self.plugin_event(
-                    ctx.handle_id,
-                    Some(ctx.transaction),
-                    VIDEOROOM_PLUGIN,
-                    ok,
-                    None,
-                );
+                self.reply(&ctx, ok, None);
             }
             VideoRoomRequest::Configure { display, .. } | VideoRoomRequest::Publish { display } => {
                 self.ack(&ctx);
                 let (answer, jsep) = self.videoroom_configure(&ctx, display, jsep);
-                self.plugin_event(
-                    ctx.handle_id,
-                    Some(ctx.transaction),
-                    VIDEOROOM_PLUGIN,
-                    answer,
-                    jsep,
-                );
+                self.reply(&ctx, answer, jsep);
             }
             VideoRoomRequest::Unpublish => {
                 self.ack(&ctx);
                 let answer = self.videoroom_unpublish(ctx.handle_id);
-                self.plugin_event(
-                    ctx.handle_id,
-                    Some(ctx.transaction),
-                    VIDEOROOM_PLUGIN,
-                    answer,
-                    None,
-                );
+                self.reply(&ctx, answer, None);
             }
             VideoRoomRequest::Leave
                 if matches!(
@@ -295,13 +259,7 @@ impl Server {
                 self.videoroom_handle_gone(ctx.handle_id);
                 self.hangup_handle(ctx.handle_id, "Leave");
                 let ok = json!({"videoroom": "event", "room": room, "left": "ok"});
-                self.plugin_event(
-                    ctx.handle_id,
-                    Some(ctx.transaction),
-                    VIDEOROOM_PLUGIN,
-                    ok,
-                    None,
-                );
+                self.reply(&ctx, ok, None);
             }
             VideoRoomRequest::Leave => {
                 self.ack(&ctx);
@@ -310,36 +268,18 @@ impl Server {
                     Some(Role::Subscriber { .. }) => return,
                     None => {
                         let e = error_body(code::JOIN_FIRST, "Can't leave (not in room)");
-                        self.plugin_event(
-                            ctx.handle_id,
-                            Some(ctx.transaction),
-                            VIDEOROOM_PLUGIN,
-                            e,
-                            None,
-                        );
+                        self.reply(&ctx, e, None);
                         return;
                     }
                 };
                 self.videoroom_handle_gone(ctx.handle_id);
                 let ok = json!({"videoroom": "event", "room": room, "leaving": "ok"});
-                self.plugin_event(
-                    ctx.handle_id,
-                    Some(ctx.transaction),
-                    VIDEOROOM_PLUGIN,
-                    ok,
-                    None,
-                );
+                self.reply(&ctx, ok, None);
             }
             VideoRoomRequest::Start => {
                 self.ack(&ctx);
                 let answer = self.videoroom_start(ctx.handle_id, jsep);
-                self.plugin_event(
-                    ctx.handle_id,
-                    Some(ctx.transaction),
-                    VIDEOROOM_PLUGIN,
-                    answer,
-                    None,
-                );
+                self.reply(&ctx, answer, None);
                 if self
                     .subscription_ref(ctx.handle_id)
                     .is_some_and(|s| s.pending_offer)
@@ -358,13 +298,7 @@ impl Server {
                     }
                     None => error_body(code::JOIN_FIRST, "Subscribe first"),
                 };
-                self.plugin_event(
-                    ctx.handle_id,
-                    Some(ctx.transaction),
-                    VIDEOROOM_PLUGIN,
-                    answer,
-                    None,
-                );
+                self.reply(&ctx, answer, None);
             }
             VideoRoomRequest::Update {
                 subscribe,
@@ -376,13 +310,7 @@ impl Server {
                         code::MISSING_ELEMENT,
                         "At least one of either subscribe or unsubscribe must be present",
                     );
-                    self.plugin_event(
-                        ctx.handle_id,
-                        Some(ctx.transaction),
-                        VIDEOROOM_PLUGIN,
-                        e,
-                        None,
-                    );
+                    self.reply(&ctx, e, None);
                     return;
                 }
                 self.videoroom_update(
@@ -404,6 +332,17 @@ impl Server {
                 self.plugin_success(&ctx, VIDEOROOM_PLUGIN, answer);
             }
         }
+    }
+
+    /// Answers a request asynchronously (an event with its transaction).
+    fn reply(&mut self, ctx: &RequestContext, body: Value, jsep: Option<Jsep>) {
+        self.plugin_event(
+            ctx.handle_id,
+            Some(ctx.transaction.clone()),
+            VIDEOROOM_PLUGIN,
+            body,
+            jsep,
+        );
     }
 
     fn subscriber_room(&self, handle_id: u64) -> u64 {
@@ -561,13 +500,7 @@ impl Server {
     ) {
         let Some(room) = self.subscription_ref(ctx.handle_id).map(|s| s.room) else {
             let e = error_body(code::JOIN_FIRST, "Subscribe first");
-            self.plugin_event(
-                ctx.handle_id,
-                Some(ctx.transaction),
-                VIDEOROOM_PLUGIN,
-                e,
-                None,
-            );
+            self.reply(&ctx, e, None);
             return;
         };
         let add = if subscribe.is_empty() {
@@ -577,26 +510,14 @@ impl Server {
                 Ok(a) => a,
                 Err((c, e)) => {
                     let e = error_body(c, &e);
-                    self.plugin_event(
-                        ctx.handle_id,
-                        Some(ctx.transaction),
-                        VIDEOROOM_PLUGIN,
-                        e,
-                        None,
-                    );
+                    self.reply(&ctx, e, None);
                     return;
                 }
             }
         };
         if !self.update_subscription(ctx.handle_id, add, &unsubscribe) {
             let ok = json!({"videoroom": "updated", "room": room});
-            self.plugin_event(
-                ctx.handle_id,
-                Some(ctx.transaction),
-                VIDEOROOM_PLUGIN,
-                ok,
-                None,
-            );
+            self.reply(&ctx, ok, None);
             return;
         }
         match self.subscription_offer(ctx.handle_id) {
@@ -606,33 +527,15 @@ impl Server {
                     .map(Subscription::summary)
                     .unwrap_or_default();
                 let ok = json!({"videoroom": "updated", "room": room, "streams": streams});
-                self.plugin_event(
-                    ctx.handle_id,
-                    Some(ctx.transaction),
-                    VIDEOROOM_PLUGIN,
-                    ok,
-                    Some(jsep),
-                );
+                self.reply(&ctx, ok, Some(jsep));
             }
             Some(Err(e)) => {
                 let e = error_body(code::INVALID_SDP, &e);
-                self.plugin_event(
-                    ctx.handle_id,
-                    Some(ctx.transaction),
-                    VIDEOROOM_PLUGIN,
-                    e,
-                    None,
-                );
+                self.reply(&ctx, e, None);
             }
             None => {
                 let ok = json!({"videoroom": "updating", "room": room});
-                self.plugin_event(
-                    ctx.handle_id,
-                    Some(ctx.transaction),
-                    VIDEOROOM_PLUGIN,
-                    ok,
-                    None,
-                );
+                self.reply(&ctx, ok, None);
             }
         }
         self.rebuild_routes();

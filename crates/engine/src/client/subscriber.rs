@@ -38,7 +38,7 @@ pub(crate) struct Subscriber {
     /// Which (feed, publisher mid) pairs are subscribed.
     subscribed: HashMap<(u64, String), ()>,
     /// Our m-line to (feed, kind).
-    mids: HashMap<String, (u64, String)>,
+    mids: HashMap<Mid, (u64, String)>,
     /// Packets received per (feed, kind).
     packets: BTreeMap<(u64, String), u64>,
     rtc: Option<Rtc>,
@@ -214,7 +214,7 @@ impl Client {
                 };
                 self.sub
                     .mids
-                    .insert(mid.to_owned(), (feed, kind.to_owned()));
+                    .insert(Mid::from(mid), (feed, kind.to_owned()));
             }
         }
         if let Some(jsep) = jsep.filter(|j| j.kind == JsepKind::Offer) {
@@ -277,15 +277,7 @@ impl Client {
 
     /// A trickled candidate for the subscriber's peer.
     pub(super) fn on_subscriber_candidate(&mut self, candidate: TrickleCandidate) {
-        let TrickleCandidate::Candidate { candidate, .. } = candidate else {
-            return;
-        };
-        let text = if candidate.starts_with("candidate:") {
-            candidate
-        } else {
-            format!("candidate:{candidate}")
-        };
-        if let (Ok(c), Some(rtc)) = (Candidate::from_sdp_string(&text), &mut self.sub.rtc) {
+        if let (Some(c), Some(rtc)) = (super::trickled_candidate(candidate), &mut self.sub.rtc) {
             rtc.add_remote_candidate(c);
             self.drain_subscriber();
         }
@@ -348,9 +340,7 @@ impl Client {
                     data: t.contents.to_vec(),
                 }),
                 str0m::Output::Event(RtcEvent::MediaData(d)) => {
-                    let mid: Mid = d.mid;
-                    let Some((feed, kind)) = self.sub.mids.get(mid.to_string().as_str()).cloned()
-                    else {
+                    let Some((feed, kind)) = self.sub.mids.get(&d.mid).cloned() else {
                         continue;
                     };
                     self.out.push_back(Output::RemoteMedia {

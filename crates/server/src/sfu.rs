@@ -82,8 +82,6 @@ pub(crate) struct Sfu {
     talking: HashMap<(u64, Mid), TalkingMeter>,
     /// When a keyframe was last requested per publisher stream.
     last_keyframe_request: HashMap<(u64, Mid), Instant>,
-    /// Bumped by every rebuild of `routes`.
-    generation: u64,
 }
 
 /// Janus's talking detection: the average audio level (dBov, 0 loudest,
@@ -423,7 +421,6 @@ impl Server {
             .last_keyframe_request
             .retain(|(h, _), _| self.handles.contains_key(h));
         self.sfu.routes = routes;
-        self.sfu.generation += 1;
     }
 
     /// Asks the publishers feeding a subscription's video for keyframes.
@@ -500,9 +497,9 @@ impl Server {
         if let Some(level) = header.ext_vals.audio_level {
             self.meter_audio(publisher, mid, level);
         }
-        // Taken out for the loop (which needs `&mut self`) and put back.
-        let generation = self.sfu.generation;
-        let Some(routes) = self.sfu.routes.remove(&(publisher, mid)) else {
+        // Copied: the loop needs `&mut self`, and keyframe requests raised
+        // while draining subscribers must still find this route.
+        let Some(routes) = self.sfu.routes.get(&(publisher, mid)).cloned() else {
             return;
         };
         let Some(spec) = self
@@ -511,7 +508,6 @@ impl Server {
             .and_then(|h| h.peer.as_ref())
             .and_then(|p| p.codec_of(header.payload_type))
         else {
-            self.sfu.routes.insert((publisher, mid), routes);
             return;
         };
         let clock_rate = spec.clock_rate.get();
@@ -578,10 +574,6 @@ impl Server {
                 peer.flush(now);
                 self.drain_peer(sub_handle);
             }
-        }
-        // Unless the table was rebuilt meanwhile (a peer event while draining).
-        if self.sfu.generation == generation {
-            self.sfu.routes.insert((publisher, mid), routes);
         }
         if switched {
             self.request_keyframe(publisher, mid, KeyframeRequestKind::Pli, false);

@@ -138,7 +138,7 @@ test("Janus demo pages publish, subscribe and chat with a conclave-cli participa
       member.events.some((e) => e.event === "participant_joined" && e.nickname === "Pub"), 20000);
     for (const kind of ["audio", "video"]) {
       await waitFor(`the cli receiving ${kind}`, async () =>
-        member.events.some((e) => e.event === "media" && e.nickname === "Pub" && e.kind === kind), 20000);
+        member.events.some((e) => e.event === "track_added" && e.nickname === "Pub" && e.kind === kind), 20000);
     }
 
     // The cli decodes the page's VP8 video and Opus audio.

@@ -10,7 +10,7 @@ use conclave_e2e::{new_meeting, server, server_ip, Peer};
 use conclave_engine::{CameraChoice, EngineEvent, MediaOptions, MicrophoneChoice};
 
 fn media_from(name: &'static str, kind: &'static str) -> impl Fn(&EngineEvent) -> bool {
-    move |e| matches!(e, EngineEvent::MediaReceived { nickname, kind: k, .. } if nickname == name && k == kind)
+    move |e| matches!(e, EngineEvent::TrackAdded { nickname, kind: k, .. } if nickname == name && k == kind)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,7 +76,7 @@ async fn synthetic_720p_camera_and_tone_are_encoded_sent_decoded_and_saved() {
                 fps: 30,
             }),
             microphone: Some(MicrophoneChoice::Tone(440.0)),
-            save_received: None,
+            ..Default::default()
         },
     )
     .await;

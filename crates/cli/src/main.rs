@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use conclave_engine::admin::{self, RoomSpec};
 use conclave_engine::{
     CameraChoice, Command, EngineEvent, JoinOptions, MediaOptions, MicrophoneChoice, Participant,
+    ProcessingSettings, SpeakerChoice,
 };
 use conclave_protocol::link::{MeetingId, Password};
 use conclave_protocol::MeetingInfo;
@@ -38,6 +39,12 @@ enum Cmd {
     Join(JoinArgs),
     /// Create a meeting (VideoRoom + TextRoom with the same ID) on a server.
     CreateRoom(CreateArgs),
+    /// List microphones and speakers.
+    Devices {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the meeting info in a link, ID or invitation text as JSON.
     ParseLink {
         /// A link, a meeting ID, or invitation text.
@@ -85,9 +92,18 @@ struct JoinArgs {
     /// at 30 frames/s) or `synthetic:WIDTHxHEIGHT@FPS`.
     #[arg(long, value_name = "CAMERA")]
     camera: Option<String>,
-    /// Send audio: `tone` (440 Hz), `tone:HZ`, or a WAV file (looped).
+    /// Send audio: `tone` (440 Hz), `tone:HZ`, a WAV file (looped), a
+    /// microphone by name or id (see `conclave-cli devices`), or `default`.
     #[arg(long, value_name = "MIC")]
     mic: Option<String>,
+    /// Play received audio on this speaker (name or id, or `default`);
+    /// `null` (the default) decodes and mixes but plays nothing.
+    #[arg(long, value_name = "SPEAKER", default_value = "null")]
+    speaker: String,
+    /// Echo cancellation, noise suppression and gain control: `auto` (on
+    /// for microphones, off for tones and files), `on` or `off`.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    processing: String,
     /// Write each remote participant's decoded audio (ID-audio.wav) and the
     /// decoded test-pattern frame counters and times (ID-video.csv) here.
     #[arg(long, value_name = "DIR")]
@@ -130,11 +146,61 @@ fn parse_mic(spec: &str) -> anyhow::Result<MicrophoneChoice> {
         }
         return Ok(MicrophoneChoice::Tone(hz));
     }
+    if spec == "default" {
+        return Ok(MicrophoneChoice::Device(None));
+    }
     let path = std::path::PathBuf::from(spec);
-    if !path.is_file() {
+    if path.is_file() {
+        return Ok(MicrophoneChoice::Wav(path));
+    }
+    if spec.ends_with(".wav") || spec.contains('/') {
         bail!("no such WAV file: {spec}");
     }
-    Ok(MicrophoneChoice::Wav(path))
+    Ok(MicrophoneChoice::Device(Some(spec.to_string())))
+}
+
+fn parse_speaker(spec: &str) -> SpeakerChoice {
+    match spec {
+        "null" | "none" => SpeakerChoice::Null,
+        "default" => SpeakerChoice::Device(None),
+        name => SpeakerChoice::Device(Some(name.to_string())),
+    }
+}
+
+fn parse_processing(spec: &str) -> anyhow::Result<Option<ProcessingSettings>> {
+    match spec {
+        "auto" => Ok(None),
+        "on" => Ok(Some(ProcessingSettings::default())),
+        "off" => Ok(Some(ProcessingSettings::off())),
+        other => bail!("--processing takes auto, on or off, not {other:?}"),
+    }
+}
+
+fn list_devices(json_output: bool) -> anyhow::Result<ExitCode> {
+    let devices = conclave_media::system_audio::list_audio_devices()
+        .map_err(|e| anyhow::anyhow!("could not list audio devices: {e}"))?;
+    let backend = conclave_media::system_audio::backend_name();
+    if json_output {
+        for d in &devices {
+            println!(
+                "{}",
+                json!({"kind": format!("{:?}", d.kind).to_lowercase(), "id": d.id,
+                       "name": d.name, "default": d.is_default, "backend": backend})
+            );
+        }
+    } else {
+        println!("Audio devices ({backend}):");
+        for d in &devices {
+            println!(
+                "  {:<10} {}{}  [{}]",
+                format!("{:?}", d.kind).to_lowercase(),
+                d.name,
+                if d.is_default { " (default)" } else { "" },
+                d.id
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(clap::Args)]
@@ -175,6 +241,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Cmd::ParseLink { text } => parse_link(&text),
+        Cmd::Devices { json } => list_devices(json),
         Cmd::CreateRoom(args) => block_on(create_room(args)),
         Cmd::Join(args) => block_on(join(args)),
     };
@@ -291,11 +358,29 @@ fn event_json(event: &EngineEvent) -> serde_json::Value {
         }
         EngineEvent::Left => json!({"event": "left"}),
         EngineEvent::RawTextRoom { text } => json!({"event": "raw_textroom", "text": text}),
-        EngineEvent::MediaReceived {
+        EngineEvent::TrackAdded {
             participant,
             nickname,
             kind,
-        } => json!({"event": "media", "id": participant, "nickname": nickname, "kind": kind}),
+        } => json!({"event": "track_added", "id": participant, "nickname": nickname, "kind": kind}),
+        EngineEvent::TrackRemoved {
+            participant,
+            nickname,
+            kind,
+        } => {
+            json!({"event": "track_removed", "id": participant, "nickname": nickname, "kind": kind})
+        }
+        EngineEvent::Talking {
+            participant,
+            talking,
+        } => json!({"event": "talking", "id": participant, "talking": talking}),
+        EngineEvent::Stats { stats } => {
+            let mut v = serde_json::to_value(stats).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("event".into(), "stats".into());
+            }
+            v
+        }
     }
 }
 
@@ -329,9 +414,25 @@ fn event_text(event: &EngineEvent) -> String {
         EngineEvent::Disconnected { message } => format!("Disconnected: {message}"),
         EngineEvent::Left => "Left the meeting".into(),
         EngineEvent::RawTextRoom { text } => format!("raw: {text}"),
-        EngineEvent::MediaReceived { nickname, kind, .. } => {
+        EngineEvent::TrackAdded { nickname, kind, .. } => {
             format!("~ receiving {kind} from {nickname}")
         }
+        EngineEvent::TrackRemoved { nickname, kind, .. } => {
+            format!("~ {nickname}'s {kind} ended")
+        }
+        EngineEvent::Talking {
+            participant,
+            talking,
+        } => format!(
+            "~ {participant} {}",
+            if *talking { "talks" } else { "is quiet" }
+        ),
+        EngineEvent::Stats { stats } => format!(
+            "~ mic {} dBov{}, {} remote(s)",
+            stats.mic_level,
+            if stats.muted { " (muted)" } else { "" },
+            stats.remotes.len()
+        ),
     }
 }
 
@@ -361,6 +462,8 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
         media: MediaOptions {
             camera: args.camera.as_deref().map(parse_camera).transpose()?,
             microphone: args.mic.as_deref().map(parse_mic).transpose()?,
+            speaker: parse_speaker(&args.speaker),
+            processing: parse_processing(&args.processing)?,
             save_received: args.save_received.clone(),
         },
     })?;

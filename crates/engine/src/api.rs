@@ -55,6 +55,47 @@ impl std::fmt::Debug for ChatMessage {
     }
 }
 
+/// Received-media figures of one remote participant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct RemoteMediaStats {
+    /// Participant id.
+    pub participant: String,
+    /// Audio packets received.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub audio_packets: u64,
+    /// Audio packets lost and rebuilt from forward error correction.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub audio_recovered: u64,
+    /// Audio packets lost and concealed.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub audio_concealed: u64,
+    /// Audio packets that came too late, or were dropped to cut delay.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub audio_late: u64,
+    /// The jitter buffer's current target delay, in milliseconds.
+    pub jitter_target_ms: u32,
+    /// Level of what we play of them, in -dBov (127 = silence).
+    pub level: u8,
+    /// Video frames decoded.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub video_frames: u64,
+}
+
+/// Media figures of the meeting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct MediaStats {
+    /// The microphone's level, in -dBov (127 = silence or muted).
+    pub mic_level: u8,
+    /// Whether the microphone is muted.
+    pub muted: bool,
+    /// Whether the camera is on.
+    pub camera_on: bool,
+    /// Per remote participant.
+    pub remotes: Vec<RemoteMediaStats>,
+}
+
 /// Something that happened in the meeting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -110,14 +151,37 @@ pub enum EngineEvent {
     },
     /// We left the meeting on request.
     Left,
-    /// The first media packet of a participant's audio or video arrived.
-    MediaReceived {
+    /// A participant's audio or video track is live (its first packet
+    /// arrived).
+    TrackAdded {
         /// Whose (participant id).
         participant: String,
         /// Their nickname, if known.
         nickname: String,
         /// `audio` or `video`.
         kind: String,
+    },
+    /// A participant's track ended (they stopped sending it or left).
+    TrackRemoved {
+        /// Whose (participant id).
+        participant: String,
+        /// Their nickname, if known.
+        nickname: String,
+        /// `audio` or `video`.
+        kind: String,
+    },
+    /// Someone started or stopped talking (from the levels of what we
+    /// play).
+    Talking {
+        /// Who (participant id).
+        participant: String,
+        /// Whether they talk now.
+        talking: bool,
+    },
+    /// Media figures, about once a second.
+    Stats {
+        /// The figures.
+        stats: MediaStats,
     },
     /// A raw frame from the TextRoom data channel, exactly as the server
     /// relayed it. Only emitted with [`crate::JoinOptions::tap_textroom`], for
@@ -148,6 +212,26 @@ pub enum Command {
         /// Text.
         text: String,
     },
+    /// Mute or unmute the microphone.
+    SetMuted {
+        /// Muted: nothing is sent.
+        muted: bool,
+    },
+    /// Turn the camera on or off.
+    SetCameraOn {
+        /// On: video is sent.
+        on: bool,
+    },
+    /// Use another microphone, without leaving (`None`: the OS default).
+    SwitchMicrophone {
+        /// Device id or name.
+        device: Option<String>,
+    },
+    /// Use another speaker, without leaving (`None`: the OS default).
+    SwitchSpeaker {
+        /// Device id or name.
+        device: Option<String>,
+    },
     /// Leave the meeting.
     Leave,
 }
@@ -157,6 +241,10 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Command::SendChat { to, .. } => write!(f, "SendChat {{ to: {to:?} }}"),
+            Command::SetMuted { muted } => write!(f, "SetMuted({muted})"),
+            Command::SetCameraOn { on } => write!(f, "SetCameraOn({on})"),
+            Command::SwitchMicrophone { device } => write!(f, "SwitchMicrophone({device:?})"),
+            Command::SwitchSpeaker { device } => write!(f, "SwitchSpeaker({device:?})"),
             Command::Leave => f.write_str("Leave"),
         }
     }

@@ -294,6 +294,11 @@ impl Client {
         self.phase == Phase::Finished && self.out.is_empty()
     }
 
+    /// Whether the local user is in the meeting (joined, not yet left).
+    pub fn is_in_meeting(&self) -> bool {
+        self.phase == Phase::InMeeting
+    }
+
     /// The local participant's id.
     pub fn self_id(&self) -> &str {
         &self.self_id
@@ -1079,6 +1084,11 @@ impl Client {
         match cmd {
             Command::SendChat { to, text } => self.send_chat(to, text),
             Command::Leave => self.leave(),
+            // Device commands are applied by the runtime's media edge.
+            Command::SetMuted { .. }
+            | Command::SetCameraOn { .. }
+            | Command::SwitchMicrophone { .. }
+            | Command::SwitchSpeaker { .. } => {}
         }
     }
 

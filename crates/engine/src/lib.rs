@@ -20,6 +20,7 @@ pub mod media;
 pub mod runtime;
 pub mod tls;
 
-pub use api::{ChatMessage, Command, EngineEvent, Participant};
-pub use media::{CameraChoice, MediaOptions, MicrophoneChoice};
+pub use api::{ChatMessage, Command, EngineEvent, MediaStats, Participant, RemoteMediaStats};
+pub use conclave_media::processing::ProcessingSettings;
+pub use media::{CameraChoice, MediaOptions, MicrophoneChoice, SpeakerChoice};
 pub use runtime::{start, JoinOptions, MeetingHandle, StartError};

@@ -1,20 +1,28 @@
-//! The media edge of the runtime: devices, encoders and decoders. The
-//! sans-IO [`crate::client::Client`] only sees encoded frames; this module
-//! turns device output into them and decoded frames into recordings and
-//! statistics.
+//! The media edge of the runtime: devices, voice processing, encoders,
+//! decoders, jitter buffers and the playout mixer. The sans-IO
+//! [`crate::client::Client`] only sees encoded frames; this module turns
+//! device output into them and received frames into sound, pictures,
+//! recordings and statistics.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use conclave_codec::opus::{OpusDecoder, OpusEncoder};
 use conclave_codec::vp8::{EncoderConfig, Vp8Decoder, Vp8Encoder};
+use conclave_media::jitter::{JitterBuffer, Playout};
+
+use crate::api::{MediaStats, RemoteMediaStats};
 use conclave_media::pattern::read_stamp;
+use conclave_media::processing::{ProcessingSettings, VoiceProcessor};
 use conclave_media::synthetic::{TestPatternCamera, ToneMicrophone, WavMicrophone, WavRecorder};
-use conclave_media::{AudioFrame, Camera, Microphone, Speaker, AUDIO_BLOCK};
-use tracing::{debug, warn};
+use conclave_media::system_audio::{SystemMicrophone, SystemSpeaker};
+use conclave_media::{
+    AudioFrame, Camera, DeviceError, Microphone, Speaker, VideoFrame, AUDIO_BLOCK,
+};
+use tracing::{debug, info, warn};
 
 /// Which camera to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +45,18 @@ pub enum MicrophoneChoice {
     Tone(f64),
     /// A WAV file, looped.
     Wav(PathBuf),
+    /// A microphone of the OS, by id or name; `None` is the OS default.
+    Device(Option<String>),
+}
+
+/// Where received audio is played.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SpeakerChoice {
+    /// Nowhere (decoded and mixed, then discarded).
+    #[default]
+    Null,
+    /// A speaker of the OS, by id or name; `None` is the OS default.
+    Device(Option<String>),
 }
 
 /// Media settings of one meeting.
@@ -46,7 +66,12 @@ pub struct MediaOptions {
     pub camera: Option<CameraChoice>,
     /// Microphone to send, if any.
     pub microphone: Option<MicrophoneChoice>,
-    /// Write each remote participant's decoded audio (WAV) and the decoded
+    /// Where received audio is played.
+    pub speaker: SpeakerChoice,
+    /// Voice processing; `None` picks: on for OS microphones, off for
+    /// synthetic ones.
+    pub processing: Option<ProcessingSettings>,
+    /// Write each remote participant's played audio (WAV) and the decoded
     /// test-pattern stamps (CSV) into this directory.
     pub save_received: Option<PathBuf>,
 }
@@ -59,22 +84,134 @@ pub(crate) struct Encoded {
     pub level: u8,
 }
 
+/// A decoded remote video frame, for the renderer.
+pub(crate) struct DecodedVideo {
+    pub participant: u64,
+    pub frame: VideoFrame,
+}
+
+/// Something the user should hear about (a device vanished...).
+pub(crate) enum MediaNotice {
+    Warning(String),
+}
+
+/// Level below which (in -dBov) someone counts as talking.
+const TALKING_DBOV: u8 = 45;
+/// How long someone stays "talking" after the last loud block.
+const TALKING_HANGOVER: Duration = Duration::from_millis(600);
+/// Largest backlog of 10 ms ticks worked off at once.
+const MAX_CATCH_UP: Duration = Duration::from_millis(60);
+/// How often a vanished device is looked for again.
+const DEVICE_RETRY: Duration = Duration::from_secs(2);
+
 struct Remote {
-    audio: Option<OpusDecoder>,
+    audio: Option<(OpusDecoder, JitterBuffer)>,
+    pcm: VecDeque<i16>,
     video: Option<Vp8Decoder>,
     recorder: Option<WavRecorder>,
     stamps: Option<BufWriter<File>>,
     frames: u64,
+    level: u8,
+    loud_until: Option<Instant>,
+}
+
+impl Remote {
+    fn new() -> Self {
+        Remote {
+            audio: None,
+            pcm: VecDeque::new(),
+            video: None,
+            recorder: None,
+            stamps: None,
+            frames: 0,
+            level: 127,
+            loud_until: None,
+        }
+    }
+
+    /// The next 10 ms of this participant's audio.
+    fn next_block(&mut self, now: Instant) -> AudioFrame {
+        let mut block = AudioFrame::silence(Duration::ZERO);
+        if let Some((decoder, jitter)) = &mut self.audio {
+            while self.pcm.len() < AUDIO_BLOCK {
+                let playout = jitter.next(now);
+                tracing::trace!(kind = ?std::mem::discriminant(&playout), buffered = ?jitter.buffered(), "playout");
+                let samples = match playout {
+                    Playout::Decode(p) => decoder.decode(&p),
+                    Playout::DecodeFec(next) => decoder.conceal(Some(&next)),
+                    Playout::Conceal(_) => decoder.conceal(None),
+                    Playout::Silence(n) => Ok(vec![0; n]),
+                };
+                match samples {
+                    Ok(s) if !s.is_empty() => self.pcm.extend(s),
+                    Ok(_) => self.pcm.extend(std::iter::repeat_n(0, AUDIO_BLOCK)),
+                    Err(e) => {
+                        debug!(error = %e, "undecodable audio packet");
+                        self.pcm.extend(std::iter::repeat_n(0, AUDIO_BLOCK));
+                    }
+                }
+            }
+            for (o, s) in block.samples.iter_mut().zip(self.pcm.drain(..AUDIO_BLOCK)) {
+                *o = s;
+            }
+        }
+        block
+    }
+}
+
+/// Local microphone state.
+struct Mic {
+    device: Option<Box<dyn Microphone>>,
+    choice: MicrophoneChoice,
+    encoder: OpusEncoder,
+    processor: VoiceProcessor,
+    muted: bool,
+    retry_at: Option<Instant>,
+    level: u8,
+}
+
+/// Speaker state.
+struct Out {
+    device: Option<Box<dyn Speaker>>,
+    wanted: Option<String>,
+    retry_at: Option<Instant>,
 }
 
 /// Devices and codecs of one meeting.
 pub(crate) struct MediaIo {
     epoch: Instant,
     camera: Option<(Box<dyn Camera>, Vp8Encoder)>,
-    microphone: Option<(Box<dyn Microphone>, OpusEncoder)>,
+    camera_on: bool,
+    mic: Option<Mic>,
+    out: Option<Out>,
     next_audio: Instant,
+    next_playout: Instant,
     save: Option<PathBuf>,
-    remotes: HashMap<u64, Remote>,
+    remotes: BTreeMap<u64, Remote>,
+    notices: Vec<MediaNotice>,
+    talking: BTreeMap<u64, bool>,
+    decoded: Vec<DecodedVideo>,
+    keep_decoded: bool,
+}
+
+fn unix_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}
+
+fn open_microphone(
+    choice: &MicrophoneChoice,
+    now: Instant,
+) -> Result<Box<dyn Microphone>, DeviceError> {
+    Ok(match choice {
+        MicrophoneChoice::Tone(f) => Box::new(ToneMicrophone::new(*f, 0.3, now)),
+        MicrophoneChoice::Wav(path) => Box::new(WavMicrophone::open(path, true, now)?),
+        MicrophoneChoice::Device(wanted) => {
+            Box::new(SystemMicrophone::open(wanted.as_deref(), now)?)
+        }
+    })
 }
 
 impl MediaIo {
@@ -95,19 +232,40 @@ impl MediaIo {
                 Some((cam, encoder))
             }
         };
-        let microphone = match &options.microphone {
+        let mic = match &options.microphone {
             None => None,
             Some(choice) => {
-                let mic: Box<dyn Microphone> = match choice {
-                    MicrophoneChoice::Tone(f) => Box::new(ToneMicrophone::new(*f, 0.3, now)),
-                    MicrophoneChoice::Wav(path) => Box::new(
-                        WavMicrophone::open(path, true, now)
-                            .map_err(|e| format!("Could not open the microphone: {e}"))?,
-                    ),
-                };
+                let device = open_microphone(choice, now)
+                    .map_err(|e| format!("Could not open the microphone: {e}"))?;
+                info!(microphone = %device.info().name, "microphone open");
                 let encoder = OpusEncoder::new(32_000)
                     .map_err(|e| format!("Could not start the audio encoder: {e}"))?;
-                Some((mic, encoder))
+                let settings = options.processing.unwrap_or(match choice {
+                    MicrophoneChoice::Device(_) => ProcessingSettings::default(),
+                    _ => ProcessingSettings::off(),
+                });
+                Some(Mic {
+                    device: Some(device),
+                    choice: choice.clone(),
+                    encoder,
+                    processor: VoiceProcessor::new(settings),
+                    muted: false,
+                    retry_at: None,
+                    level: 127,
+                })
+            }
+        };
+        let out = match &options.speaker {
+            SpeakerChoice::Null => None,
+            SpeakerChoice::Device(wanted) => {
+                let device = SystemSpeaker::open(wanted.as_deref())
+                    .map_err(|e| format!("Could not open the speaker: {e}"))?;
+                info!(speaker = %device.info().name, "speaker open");
+                Some(Out {
+                    device: Some(Box::new(device)),
+                    wanted: wanted.clone(),
+                    retry_at: None,
+                })
             }
         };
         if let Some(dir) = &options.save_received {
@@ -117,26 +275,89 @@ impl MediaIo {
         Ok(MediaIo {
             epoch: now,
             camera,
-            microphone,
+            camera_on: true,
+            mic,
+            out,
             next_audio: now + Duration::from_millis(10),
+            next_playout: now + Duration::from_millis(10),
             save: options.save_received.clone(),
-            remotes: HashMap::new(),
+            remotes: BTreeMap::new(),
+            notices: Vec::new(),
+            talking: BTreeMap::new(),
+            decoded: Vec::new(),
+            keep_decoded: false,
         })
     }
 
     /// What is sent, for the client's offer.
     pub fn sends(&self) -> (bool, bool) {
-        (self.microphone.is_some(), self.camera.is_some())
+        (self.mic.is_some(), self.camera.is_some())
+    }
+
+    /// Keep decoded video frames for [`Self::take_decoded`] (a renderer is
+    /// attached).
+    pub fn keep_decoded_video(&mut self, keep: bool) {
+        self.keep_decoded = keep;
+    }
+
+    /// Decoded remote video frames since the last call.
+    pub fn take_decoded(&mut self) -> Vec<DecodedVideo> {
+        std::mem::take(&mut self.decoded)
+    }
+
+    /// Notices for the user since the last call.
+    pub fn take_notices(&mut self) -> Vec<MediaNotice> {
+        std::mem::take(&mut self.notices)
+    }
+
+    /// Mutes or unmutes the microphone (muted: nothing is sent).
+    pub fn set_muted(&mut self, muted: bool) {
+        if let Some(m) = &mut self.mic {
+            m.muted = muted;
+        }
+    }
+
+    /// Turns the camera on or off (off: nothing is sent).
+    pub fn set_camera_on(&mut self, on: bool) {
+        self.camera_on = on;
+        if on {
+            self.request_keyframe();
+        }
+    }
+
+    /// Switches the microphone without leaving the meeting.
+    pub fn switch_microphone(&mut self, choice: MicrophoneChoice, now: Instant) -> Result<(), String> {
+        let device =
+            open_microphone(&choice, now).map_err(|e| format!("Could not open the microphone: {e}"))?;
+        match &mut self.mic {
+            Some(m) => {
+                m.device = Some(device);
+                m.choice = choice;
+                m.retry_at = None;
+                Ok(())
+            }
+            None => Err("This meeting was joined without a microphone.".into()),
+        }
+    }
+
+    /// Switches the speaker without leaving the meeting.
+    pub fn switch_speaker(&mut self, wanted: Option<String>) -> Result<(), String> {
+        let device = SystemSpeaker::open(wanted.as_deref())
+            .map_err(|e| format!("Could not open the speaker: {e}"))?;
+        self.out = Some(Out {
+            device: Some(Box::new(device)),
+            wanted,
+            retry_at: None,
+        });
+        Ok(())
     }
 
     /// When something is next due.
     pub fn next_deadline(&self) -> Option<Instant> {
         let cam = self.camera.as_ref().map(|(c, _)| c.next_frame_at());
-        let mic = self.microphone.as_ref().map(|_| self.next_audio);
-        match (cam, mic) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let mic = self.mic.as_ref().map(|_| self.next_audio);
+        let playout = (!self.remotes.is_empty()).then_some(self.next_playout);
+        [cam, mic, playout].into_iter().flatten().min()
     }
 
     /// The next video frame is to be a keyframe.
@@ -146,16 +367,131 @@ impl MediaIo {
         }
     }
 
-    /// Captures and encodes what is due at `now`.
+    /// Changes the video bitrate (bandwidth estimate).
+    pub fn set_video_bitrate(&mut self, bps: u32) {
+        if let Some((_, enc)) = &mut self.camera {
+            if let Err(e) = enc.set_bitrate(bps) {
+                debug!(error = %e, "could not change the video bitrate");
+            }
+        }
+    }
+
+    /// The local microphone's level (-dBov, 127 = silence or muted).
+    pub fn local_level(&self) -> u8 {
+        self.mic
+            .as_ref()
+            .map_or(127, |m| if m.muted { 127 } else { m.level })
+    }
+
+    /// Who talks now, changes since the last call: (participant, talking).
+    pub fn talking_changes(&mut self, now: Instant) -> Vec<(u64, bool)> {
+        let mut changes = Vec::new();
+        for (&id, r) in &self.remotes {
+            let talking = r.loud_until.is_some_and(|t| t > now);
+            let was = self.talking.insert(id, talking).unwrap_or(false);
+            if talking != was {
+                changes.push((id, talking));
+            }
+        }
+        changes
+    }
+
+    /// Media figures for the statistics panel and scripts.
+    pub fn stats(&self) -> MediaStats {
+        MediaStats {
+            mic_level: self.local_level(),
+            muted: self.mic.as_ref().is_some_and(|m| m.muted),
+            camera_on: self.camera.is_some() && self.camera_on,
+            remotes: self
+                .remotes
+                .iter()
+                .map(|(&participant, r)| {
+                    let jitter = r.audio.as_ref().map(|(_, j)| j.stats()).unwrap_or_default();
+                    RemoteMediaStats {
+                        participant: participant.to_string(),
+                        audio_packets: jitter.received,
+                        audio_recovered: jitter.recovered,
+                        audio_concealed: jitter.concealed,
+                        audio_late: jitter.late + jitter.dropped,
+                        jitter_target_ms: r
+                            .audio
+                            .as_ref()
+                            .map_or(0, |(_, j)| j.target_delay().as_millis() as u32),
+                        level: r.level,
+                        video_frames: r.frames,
+                    }
+                })
+                .collect(),
+        }
+    }
+
+    /// A participant left: forget their decoders and close their files.
+    pub fn remove_remote(&mut self, participant: u64) {
+        if let Some(mut r) = self.remotes.remove(&participant) {
+            finish_remote(&mut r);
+        }
+        self.talking.remove(&participant);
+    }
+
+    /// Captures, encodes and plays what is due at `now`.
     pub fn poll(&mut self, now: Instant) -> Vec<Encoded> {
         let mut out = Vec::new();
-        if let Some((mic, enc)) = &mut self.microphone {
-            while self.next_audio <= now {
-                self.next_audio += Duration::from_millis(10);
-                match mic.poll_block(now) {
-                    Ok(Some(block)) => {
+        self.poll_playout(now);
+        self.poll_microphone(now, &mut out);
+        if let Some((cam, enc)) = &mut self.camera {
+            match cam.poll_frame(now) {
+                Ok(Some(frame)) if self.camera_on => match enc.encode(&frame) {
+                    Ok(frames) => out.extend(frames.into_iter().map(|f| Encoded {
+                        video: true,
+                        data: f.data,
+                        captured: f.captured,
+                        level: 0,
+                    })),
+                    Err(e) => warn!(error = %e, "video encoding failed"),
+                },
+                Ok(_) => {}
+                Err(e) => warn!(error = %e, "camera failed"),
+            }
+        }
+        out
+    }
+
+    fn poll_microphone(&mut self, now: Instant, out: &mut Vec<Encoded>) {
+        let Some(mic) = &mut self.mic else { return };
+        if mic.device.is_none() && mic.retry_at.is_some_and(|t| t <= now) {
+            // The chosen microphone again (it may be back), else the default.
+            match open_microphone(&mic.choice, now)
+                .or_else(|_| open_microphone(&MicrophoneChoice::Device(None), now))
+            {
+                Ok(d) => {
+                    let name = d.info().name;
+                    info!(microphone = %name, "microphone fallback");
+                    self.notices
+                        .push(MediaNotice::Warning(format!("Now using the microphone “{name}”.")));
+                    mic.device = Some(d);
+                    mic.retry_at = None;
+                }
+                Err(_) => mic.retry_at = Some(now + DEVICE_RETRY),
+            }
+        }
+        if self.next_audio + MAX_CATCH_UP < now {
+            self.next_audio = now;
+        }
+        while self.next_audio <= now {
+            self.next_audio += Duration::from_millis(10);
+            let Some(device) = &mut mic.device else {
+                continue;
+            };
+            loop {
+                match device.poll_block(now) {
+                    Ok(Some(mut block)) => {
+                        mic.processor.capture(&mut block);
                         let level = block.level_dbov();
-                        match enc.encode(&block) {
+                        mic.level = level;
+                        if mic.muted {
+                            continue;
+                        }
+                        match mic.encoder.encode(&block) {
                             Ok(Some(data)) => out.push(Encoded {
                                 video: false,
                                 data,
@@ -166,40 +502,97 @@ impl MediaIo {
                             Err(e) => warn!(error = %e, "audio encoding failed"),
                         }
                     }
-                    Ok(None) => {}
-                    Err(e) => warn!(error = %e, "microphone failed"),
+                    Ok(None) => break,
+                    Err(e) => {
+                        let name = device.info().name;
+                        warn!(error = %e, "microphone failed");
+                        self.notices.push(MediaNotice::Warning(format!(
+                            "The microphone “{name}” stopped working ({e}). Looking for another one."
+                        )));
+                        mic.device = None;
+                        mic.retry_at = Some(now);
+                        break;
+                    }
+                }
+                // Synthetic microphones hand out one block per poll.
+                if !matches!(mic.choice, MicrophoneChoice::Device(_)) {
+                    break;
                 }
             }
         }
-        if let Some((cam, enc)) = &mut self.camera {
-            match cam.poll_frame(now) {
-                Ok(Some(frame)) => match enc.encode(&frame) {
-                    Ok(frames) => out.extend(frames.into_iter().map(|f| Encoded {
-                        video: true,
-                        data: f.data,
-                        captured: f.captured,
-                        level: 0,
-                    })),
-                    Err(e) => warn!(error = %e, "video encoding failed"),
-                },
-                Ok(None) => {}
-                Err(e) => warn!(error = %e, "camera failed"),
-            }
-        }
-        out
     }
 
-    /// Decodes a remote participant's frame.
-    pub fn on_remote(&mut self, participant: u64, video: bool, data: &[u8]) {
-        let now_us = self.epoch.elapsed().as_micros();
+    fn poll_playout(&mut self, now: Instant) {
+        if let Some(o) = &mut self.out {
+            if o.device.is_none() && o.retry_at.is_some_and(|t| t <= now) {
+                // The chosen speaker again (it may be back), else the default.
+                match SystemSpeaker::open(o.wanted.as_deref()).or_else(|_| SystemSpeaker::open(None)) {
+                    Ok(d) => {
+                        let name = d.info().name;
+                        self.notices
+                            .push(MediaNotice::Warning(format!("Now playing on “{name}”.")));
+                        o.device = Some(Box::new(d));
+                        o.retry_at = None;
+                    }
+                    Err(_) => o.retry_at = Some(now + DEVICE_RETRY),
+                }
+            }
+        }
+        // After a stall (or before anyone sent audio), start afresh instead
+        // of playing a burst of catch-up blocks.
+        if self.next_playout + MAX_CATCH_UP < now {
+            self.next_playout = now;
+        }
+        while self.next_playout <= now {
+            self.next_playout += Duration::from_millis(10);
+            if self.remotes.is_empty() {
+                continue;
+            }
+            let mut mix = vec![0i32; AUDIO_BLOCK];
+            for r in self.remotes.values_mut() {
+                let block = r.next_block(now);
+                let level = block.level_dbov();
+                r.level = level;
+                if level <= TALKING_DBOV {
+                    r.loud_until = Some(now + TALKING_HANGOVER);
+                }
+                for (m, s) in mix.iter_mut().zip(&block.samples) {
+                    *m += i32::from(*s);
+                }
+                if let Some(rec) = &mut r.recorder {
+                    let _ = rec.play(&block);
+                }
+            }
+            let mixed = AudioFrame {
+                samples: mix
+                    .into_iter()
+                    .map(|v| v.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16)
+                    .collect(),
+                captured: now.saturating_duration_since(self.epoch),
+            };
+            if let Some(m) = &mut self.mic {
+                m.processor.render(&mixed);
+            }
+            if let Some(o) = &mut self.out {
+                if let Some(d) = &mut o.device {
+                    if let Err(e) = d.play(&mixed) {
+                        let name = d.info().name;
+                        warn!(error = %e, "speaker failed");
+                        self.notices.push(MediaNotice::Warning(format!(
+                            "The speaker “{name}” stopped working ({e}). Looking for another one."
+                        )));
+                        o.device = None;
+                        o.retry_at = Some(now);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes in a remote participant's frame.
+    pub fn on_remote(&mut self, participant: u64, video: bool, data: &[u8], rtp_time: u64, now: Instant) {
         let save = self.save.clone();
-        let remote = self.remotes.entry(participant).or_insert_with(|| Remote {
-            audio: None,
-            video: None,
-            recorder: None,
-            stamps: None,
-            frames: 0,
-        });
+        let remote = self.remotes.entry(participant).or_insert_with(Remote::new);
         if video {
             if remote.video.is_none() {
                 remote.video = Vp8Decoder::new().ok();
@@ -221,11 +614,18 @@ impl MediaIo {
                     for f in frames {
                         remote.frames += 1;
                         if let Some(w) = &mut remote.stamps {
+                            let now_us = unix_micros();
                             let (n, cap) = match read_stamp(&f) {
                                 Ok(s) => (s.frame as i64, s.captured.as_micros() as i64),
                                 Err(_) => (-1, -1),
                             };
                             let _ = writeln!(w, "{n},{cap},{now_us},{},{}", f.width, f.height);
+                        }
+                        if self.keep_decoded {
+                            self.decoded.push(DecodedVideo {
+                                participant,
+                                frame: f,
+                            });
                         }
                     }
                 }
@@ -233,7 +633,10 @@ impl MediaIo {
             }
         } else {
             if remote.audio.is_none() {
-                remote.audio = OpusDecoder::new().ok();
+                match OpusDecoder::new() {
+                    Ok(d) => remote.audio = Some((d, JitterBuffer::new())),
+                    Err(e) => warn!(error = %e, "could not start an audio decoder"),
+                }
                 if let Some(dir) = &save {
                     let path = dir.join(format!("{participant}-audio.wav"));
                     match WavRecorder::create(&path) {
@@ -242,18 +645,9 @@ impl MediaIo {
                     }
                 }
             }
-            let Some(dec) = &mut remote.audio else { return };
-            match dec.decode(data) {
-                Ok(samples) => {
-                    if let Some(rec) = &mut remote.recorder {
-                        for chunk in samples.chunks(AUDIO_BLOCK) {
-                            let mut block = AudioFrame::silence(Duration::ZERO);
-                            block.samples[..chunk.len()].copy_from_slice(chunk);
-                            let _ = rec.play(&block);
-                        }
-                    }
-                }
-                Err(e) => debug!(error = %e, "undecodable audio frame"),
+            if let Some((_, jitter)) = &mut remote.audio {
+                tracing::trace!(participant, rtp_time, len = data.len(), "audio packet");
+                jitter.insert(rtp_time, data.to_vec(), now);
             }
         }
     }
@@ -261,12 +655,16 @@ impl MediaIo {
     /// Flushes recordings.
     pub fn finish(&mut self) {
         for r in self.remotes.values_mut() {
-            if let Some(rec) = &mut r.recorder {
-                let _ = rec.finish();
-            }
-            if let Some(w) = &mut r.stamps {
-                let _ = w.flush();
-            }
+            finish_remote(r);
         }
+    }
+}
+
+fn finish_remote(r: &mut Remote) {
+    if let Some(rec) = &mut r.recorder {
+        let _ = rec.finish();
+    }
+    if let Some(w) = &mut r.stamps {
+        let _ = w.flush();
     }
 }

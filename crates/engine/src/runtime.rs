@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 use crate::api::{ChatMessage, Command, EngineEvent};
 use crate::chat::transcript_markdown;
 use crate::client::{sanitize_nickname, Client, ClientConfig, Input, Output, PublishConfig};
-use crate::media::{MediaIo, MediaOptions};
+use crate::media::{MediaIo, MediaNotice, MediaOptions, MicrophoneChoice};
 
 /// How long connecting to the signaling server may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
@@ -246,6 +246,7 @@ async fn run(
     let mut publish_buf = vec![0u8; 2048];
     let mut reconnect: Option<(usize, Instant)> = None;
     let mut requests_open = true;
+    let mut next_stats = Instant::now() + STATS_INTERVAL;
     loop {
         // Capture and encode what is due (whatever woke us).
         let now = Instant::now();
@@ -264,6 +265,27 @@ async fn run(
                     }
                 };
                 client.handle_input(now, input);
+            }
+        }
+        for notice in media.take_notices() {
+            match notice {
+                MediaNotice::Warning(message) => {
+                    let _ = events.send(EngineEvent::Warning { message });
+                }
+            }
+        }
+        for (participant, talking) in media.talking_changes(now) {
+            let _ = events.send(EngineEvent::Talking {
+                participant: participant.to_string(),
+                talking,
+            });
+        }
+        if now >= next_stats {
+            next_stats = now + STATS_INTERVAL;
+            if client.is_in_meeting() {
+                let _ = events.send(EngineEvent::Stats {
+                    stats: media.stats(),
+                });
             }
         }
         // Drain the client.
@@ -294,6 +316,11 @@ async fn run(
                     }
                 }
                 Output::Event(e) => {
+                    if let EngineEvent::ParticipantLeft { participant } = &e {
+                        if let Ok(id) = participant.id.parse() {
+                            media.remove_remote(id);
+                        }
+                    }
                     let _ = events.send(e);
                 }
                 Output::KeyframeRequested => media.request_keyframe(),
@@ -301,8 +328,8 @@ async fn run(
                     participant,
                     video,
                     data,
-                    ..
-                } => media.on_remote(participant, video, &data),
+                    rtp_time,
+                } => media.on_remote(participant, video, &data, rtp_time, Instant::now()),
             }
         };
         if client.is_finished() {
@@ -316,6 +343,7 @@ async fn run(
         if let Some(t) = media.next_deadline() {
             wake = wake.min(t);
         }
+        wake = wake.min(next_stats);
         tokio::select! {
             frame = next_frame(&mut ws) => match frame {
                 Some(text) => client.handle_input(Instant::now(), Input::Signal(&text)),
@@ -347,7 +375,10 @@ async fn run(
                 Err(e) => debug!(error = %e, "UDP receive failed"),
             },
             req = requests.recv(), if requests_open => match req {
-                Some(Request::Engine(cmd)) => client.handle_input(Instant::now(), Input::Command(cmd)),
+                Some(Request::Engine(cmd)) => {
+                    apply_media_command(&mut media, &cmd, &events);
+                    client.handle_input(Instant::now(), Input::Command(cmd));
+                }
                 Some(Request::ChatLog(reply)) => { let _ = reply.send(client.chat_log().to_vec()); }
                 None => {
                     // Every handle is gone: nobody is listening any more.
@@ -380,6 +411,35 @@ async fn run(
                 client.handle_input(Instant::now(), Input::Timeout);
             }
         }
+    }
+}
+
+/// How often [`EngineEvent::Stats`] is sent.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Applies a device command (mute, camera, switching) to the media edge.
+fn apply_media_command(
+    media: &mut MediaIo,
+    cmd: &Command,
+    events: &mpsc::UnboundedSender<EngineEvent>,
+) {
+    let result = match cmd {
+        Command::SetMuted { muted } => {
+            media.set_muted(*muted);
+            Ok(())
+        }
+        Command::SetCameraOn { on } => {
+            media.set_camera_on(*on);
+            Ok(())
+        }
+        Command::SwitchMicrophone { device } => {
+            media.switch_microphone(MicrophoneChoice::Device(device.clone()), Instant::now())
+        }
+        Command::SwitchSpeaker { device } => media.switch_speaker(device.clone()),
+        Command::SendChat { .. } | Command::Leave => Ok(()),
+    };
+    if let Err(message) = result {
+        let _ = events.send(EngineEvent::Error { message });
     }
 }
 

@@ -6,15 +6,21 @@
 //! devices used by tests, demos and benchmarks: a test-pattern camera whose
 //! frames carry their counter and capture time in a machine-readable block
 //! ([`pattern`]), a tone or WAV microphone, and speakers that discard or
-//! record.
+//! record. Real microphones and speakers come through `cpal`
+//! ([`system_audio`]); voice processing (echo cancellation, noise
+//! suppression, gain control) is [`processing`]; the receive side's adaptive
+//! jitter buffer is [`jitter`].
 //!
 //! Must not: open network connections, know about signaling or WebRTC, or
 //! write files other than recordings the caller asked for.
 
 pub mod device;
 pub mod frame;
+pub mod jitter;
 pub mod pattern;
+pub mod processing;
 pub mod synthetic;
+pub mod system_audio;
 
 pub use device::{Camera, DeviceError, DeviceInfo, DeviceKind, Microphone, Speaker};
 pub use frame::{AudioFrame, VideoFrame, AUDIO_BLOCK, SAMPLE_RATE};

@@ -12,12 +12,16 @@ use crate::pattern::{paint_background, write_stamp, Stamp};
 const BLOCK: Duration = Duration::from_millis(10);
 
 /// A camera that draws the [`crate::pattern`] test pattern, stamping each
-/// frame with its counter and capture time (since `epoch`).
+/// frame with its counter and its capture time as wall-clock time (since the
+/// Unix epoch), so another process on the machine can measure latency. The
+/// frame's own `captured` counts from `epoch`, like every device's.
 pub struct TestPatternCamera {
     width: usize,
     height: usize,
     interval: Duration,
     epoch: Instant,
+    /// Wall-clock time at `epoch`.
+    unix_at_epoch: Duration,
     next: Instant,
     counter: u64,
 }
@@ -31,6 +35,10 @@ impl TestPatternCamera {
             height: height & !1,
             interval: Duration::from_secs(1) / fps.max(1),
             epoch,
+            unix_at_epoch: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default()
+                .saturating_sub(epoch.elapsed()),
             next: epoch,
             counter: 0,
         }
@@ -63,7 +71,7 @@ impl Camera for TestPatternCamera {
             &mut frame,
             Stamp {
                 frame: self.counter,
-                captured,
+                captured: self.unix_at_epoch + captured,
             },
         )
         .map_err(|e| DeviceError::Unsupported(e.to_string()))?;
@@ -344,7 +352,7 @@ mod tests {
         for (i, f) in frames.iter().enumerate() {
             let stamp = read_stamp(f).expect("stamp");
             assert_eq!(stamp.frame, i as u64);
-            assert_eq!(stamp.captured.as_micros(), f.captured.as_micros());
+            assert_eq!(stamp.captured.as_micros(), (cam.unix_at_epoch + f.captured).as_micros());
         }
     }
 

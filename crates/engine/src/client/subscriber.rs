@@ -3,7 +3,8 @@
 //! publishers offer. The server makes the offers; we answer with `start`.
 //! str0m depacketises; each frame goes out as [`Output::RemoteMedia`] for the
 //! runtime to decode, and the first of each stream is reported as
-//! [`EngineEvent::MediaReceived`]; frame counts are kept.
+//! [`EngineEvent::TrackAdded`] (and its end as
+//! [`EngineEvent::TrackRemoved`]); frame counts are kept.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -205,6 +206,9 @@ impl Client {
         if let Some(streams) = data.get("streams").and_then(Value::as_array) {
             self.sub.mids.clear();
             for s in streams {
+                if s.get("active").and_then(Value::as_bool) == Some(false) {
+                    continue;
+                }
                 let (Some(mid), Some(feed), Some(kind)) = (
                     s.get("mid").and_then(Value::as_str),
                     s.get("feed_id").and_then(Value::as_u64),
@@ -215,6 +219,28 @@ impl Client {
                 self.sub
                     .mids
                     .insert(Mid::from(mid), (feed, kind.to_owned()));
+            }
+            // Tracks that are no longer offered have ended.
+            let gone: Vec<(u64, String)> = self
+                .sub
+                .packets
+                .keys()
+                .filter(|k| !self.sub.mids.values().any(|v| v == *k))
+                .cloned()
+                .collect();
+            for (feed, kind) in gone {
+                self.sub.packets.remove(&(feed, kind.clone()));
+                let participant = feed.to_string();
+                let nickname = self
+                    .roster
+                    .get(&participant)
+                    .map(|p| p.nickname.clone())
+                    .unwrap_or_default();
+                self.emit(EngineEvent::TrackRemoved {
+                    participant,
+                    nickname,
+                    kind,
+                });
             }
         }
         if let Some(jsep) = jsep.filter(|j| j.kind == JsepKind::Offer) {
@@ -358,7 +384,7 @@ impl Client {
                             .get(&participant)
                             .map(|p| p.nickname.clone())
                             .unwrap_or_default();
-                        let event = EngineEvent::MediaReceived {
+                        let event = EngineEvent::TrackAdded {
                             participant,
                             nickname,
                             kind,

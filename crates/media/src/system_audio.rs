@@ -1,0 +1,373 @@
+//! Real microphones and speakers through `cpal`.
+//!
+//! On Linux the native PulseAudio host is used when a PulseAudio (or
+//! pipewire-pulse) server is reachable, ALSA otherwise. Streams are always
+//! opened mono, 48 kHz, 16-bit with a fixed 10 ms buffer: the host's default
+//! buffer delivers audio in chunks of up to two seconds.
+//!
+//! A `cpal` stream lives on a thread of its own (streams are not `Send` on
+//! every platform); the device objects here talk to it through a shared ring
+//! of samples. A device that vanishes shows up as [`DeviceError::Gone`] on
+//! the next poll, so the caller can fall back to another one.
+
+use std::collections::VecDeque;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+
+use crate::device::{DeviceError, DeviceInfo, DeviceKind, Microphone, Speaker};
+use crate::frame::{AudioFrame, AUDIO_BLOCK, SAMPLE_RATE};
+
+/// Most audio a speaker queues before the oldest is dropped (keeps latency
+/// bounded when the device's clock runs slower than ours).
+const SPEAKER_MAX_QUEUE: usize = AUDIO_BLOCK * 8;
+/// Most audio a microphone queues before the oldest is dropped (the caller
+/// stalled).
+const MICROPHONE_MAX_QUEUE: usize = AUDIO_BLOCK * 50;
+/// How long opening a stream may take.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn host() -> cpal::Host {
+    #[cfg(target_os = "linux")]
+    {
+        if let Ok(host) = cpal::host_from_id(cpal::HostId::PulseAudio) {
+            return host;
+        }
+    }
+    cpal::default_host()
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn describe(device: &cpal::Device, kind: DeviceKind, default_id: Option<&str>) -> DeviceInfo {
+    let id = device
+        .id()
+        .map(|i| i.to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    let name = device
+        .description()
+        .map(|d| d.name().to_string())
+        .unwrap_or_else(|_| id.clone());
+    DeviceInfo {
+        is_default: default_id == Some(id.as_str()),
+        id,
+        name,
+        kind,
+    }
+}
+
+/// The audio backend in use ("PulseAudio", "ALSA", ...), for diagnostics.
+pub fn backend_name() -> String {
+    format!("{:?}", host().id())
+}
+
+/// Lists the microphones and speakers the OS offers, defaults marked.
+pub fn list_audio_devices() -> Result<Vec<DeviceInfo>, DeviceError> {
+    let host = host();
+    let default_in = host
+        .default_input_device()
+        .and_then(|d| d.id().ok())
+        .map(|i| i.to_string());
+    let default_out = host
+        .default_output_device()
+        .and_then(|d| d.id().ok())
+        .map(|i| i.to_string());
+    let mut out = Vec::new();
+    let inputs = host
+        .input_devices()
+        .map_err(|e| DeviceError::Io(e.to_string()))?;
+    out.extend(inputs.map(|d| describe(&d, DeviceKind::Microphone, default_in.as_deref())));
+    let outputs = host
+        .output_devices()
+        .map_err(|e| DeviceError::Io(e.to_string()))?;
+    out.extend(outputs.map(|d| describe(&d, DeviceKind::Speaker, default_out.as_deref())));
+    Ok(out)
+}
+
+/// Finds a device by id or by name (exact, then case-insensitive substring);
+/// `None` picks the OS default.
+fn find_device(kind: DeviceKind, wanted: Option<&str>) -> Result<cpal::Device, DeviceError> {
+    let host = host();
+    let default = match kind {
+        DeviceKind::Microphone => host.default_input_device(),
+        _ => host.default_output_device(),
+    };
+    let Some(wanted) = wanted else {
+        return default.ok_or_else(|| DeviceError::Gone(format!("no default {kind:?}")));
+    };
+    let devices: Vec<cpal::Device> = match kind {
+        DeviceKind::Microphone => host.input_devices().map(|d| d.collect()),
+        _ => host.output_devices().map(|d| d.collect()),
+    }
+    .map_err(|e| DeviceError::Io(e.to_string()))?;
+    let described: Vec<(cpal::Device, DeviceInfo)> = devices
+        .into_iter()
+        .map(|d| {
+            let info = describe(&d, kind, None);
+            (d, info)
+        })
+        .collect();
+    let lower = wanted.to_lowercase();
+    let exact = described
+        .iter()
+        .position(|(_, i)| i.id == wanted || i.name == wanted || i.id.ends_with(&format!(":{wanted}")));
+    let fuzzy = || {
+        described.iter().position(|(_, i)| {
+            i.name.to_lowercase().contains(&lower) || i.id.to_lowercase().contains(&lower)
+        })
+    };
+    match exact.or_else(fuzzy) {
+        Some(i) => Ok(described.into_iter().nth(i).map(|(d, _)| d).ok_or_else(|| {
+            DeviceError::Gone(wanted.to_string())
+        })?),
+        None => Err(DeviceError::Gone(format!("no {kind:?} called \"{wanted}\""))),
+    }
+}
+
+fn config() -> cpal::StreamConfig {
+    cpal::StreamConfig {
+        channels: 1,
+        sample_rate: SAMPLE_RATE,
+        buffer_size: cpal::BufferSize::Fixed(AUDIO_BLOCK as u32),
+    }
+}
+
+fn classify(e: &cpal::Error) -> DeviceError {
+    let text = e.to_string();
+    match e.kind() {
+        cpal::ErrorKind::DeviceNotAvailable | cpal::ErrorKind::StreamInvalidated => {
+            DeviceError::Gone(text)
+        }
+        cpal::ErrorKind::DeviceBusy => DeviceError::Busy(text),
+        cpal::ErrorKind::UnsupportedConfig | cpal::ErrorKind::UnsupportedOperation => {
+            DeviceError::Unsupported(text)
+        }
+        _ => DeviceError::Io(text),
+    }
+}
+
+/// State shared between a device object and its stream thread.
+#[derive(Default)]
+struct Shared {
+    samples: Mutex<VecDeque<i16>>,
+    failure: Mutex<Option<String>>,
+    /// Blocks the speaker had to fill with silence.
+    underruns: Mutex<u64>,
+}
+
+/// Keeps a stream alive on its own thread until dropped.
+struct StreamThread {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StreamThread {
+    fn spawn<F>(build: F) -> Result<Self, DeviceError>
+    where
+        F: FnOnce() -> Result<cpal::Stream, DeviceError> + Send + 'static,
+    {
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("audio-device".into())
+            .spawn(move || {
+                let stream = match build() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                if let Err(e) = stream.play() {
+                    let _ = ready_tx.send(Err(classify(&e)));
+                    return;
+                }
+                let _ = ready_tx.send(Ok(()));
+                // Until the owner drops us.
+                let _ = stop_rx.recv();
+                drop(stream);
+            })
+            .map_err(|e| DeviceError::Io(e.to_string()))?;
+        match ready_rx.recv_timeout(OPEN_TIMEOUT) {
+            Ok(Ok(())) => Ok(StreamThread {
+                stop: Some(stop_tx),
+                thread: Some(thread),
+            }),
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                Err(e)
+            }
+            Err(_) => Err(DeviceError::Busy("the audio device did not open in time".into())),
+        }
+    }
+}
+
+impl Drop for StreamThread {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A microphone of the OS.
+pub struct SystemMicrophone {
+    info: DeviceInfo,
+    shared: Arc<Shared>,
+    _stream: StreamThread,
+    epoch: Instant,
+    started: Option<Instant>,
+    delivered: u32,
+}
+
+impl SystemMicrophone {
+    /// Opens a microphone by id or name, or the default one. Capture times
+    /// count from `epoch`.
+    pub fn open(wanted: Option<&str>, epoch: Instant) -> Result<Self, DeviceError> {
+        let device = find_device(DeviceKind::Microphone, wanted)?;
+        let default_id = host()
+            .default_input_device()
+            .and_then(|d| d.id().ok())
+            .map(|i| i.to_string());
+        let info = describe(&device, DeviceKind::Microphone, default_id.as_deref());
+        let shared = Arc::new(Shared::default());
+        let (data, fail) = (shared.clone(), shared.clone());
+        let stream = StreamThread::spawn(move || {
+            device
+                .build_input_stream::<i16, _, _>(
+                    config(),
+                    move |samples: &[i16], _| {
+                        let mut q = lock(&data.samples);
+                        q.extend(samples.iter().copied());
+                        let excess = q.len().saturating_sub(MICROPHONE_MAX_QUEUE);
+                        q.drain(..excess);
+                    },
+                    move |e| {
+                        *lock(&fail.failure) = Some(e.to_string());
+                    },
+                    Some(OPEN_TIMEOUT),
+                )
+                .map_err(|e| classify(&e))
+        })?;
+        Ok(SystemMicrophone {
+            info,
+            shared,
+            _stream: stream,
+            epoch,
+            started: None,
+            delivered: 0,
+        })
+    }
+}
+
+impl Microphone for SystemMicrophone {
+    fn info(&self) -> DeviceInfo {
+        self.info.clone()
+    }
+
+    fn poll_block(&mut self, now: Instant) -> Result<Option<AudioFrame>, DeviceError> {
+        if let Some(reason) = lock(&self.shared.failure).take() {
+            return Err(DeviceError::Gone(format!("{}: {reason}", self.info.name)));
+        }
+        let mut q = lock(&self.shared.samples);
+        if q.len() < AUDIO_BLOCK {
+            return Ok(None);
+        }
+        let samples: Vec<i16> = q.drain(..AUDIO_BLOCK).collect();
+        let queued = q.len();
+        drop(q);
+        // The device's clock counts samples: the first block was captured
+        // `queued` samples before now, every later one 10 ms after the last.
+        let started = *self.started.get_or_insert_with(|| {
+            let ago = Duration::from_micros((queued + AUDIO_BLOCK) as u64 * 1_000_000 / SAMPLE_RATE as u64);
+            now.checked_sub(ago).unwrap_or(now)
+        });
+        let captured = started.saturating_duration_since(self.epoch)
+            + Duration::from_millis(10) * self.delivered;
+        self.delivered += 1;
+        Ok(Some(AudioFrame { samples, captured }))
+    }
+}
+
+/// A speaker of the OS.
+pub struct SystemSpeaker {
+    info: DeviceInfo,
+    shared: Arc<Shared>,
+    _stream: StreamThread,
+}
+
+impl SystemSpeaker {
+    /// Opens a speaker by id or name, or the default one.
+    pub fn open(wanted: Option<&str>) -> Result<Self, DeviceError> {
+        let device = find_device(DeviceKind::Speaker, wanted)?;
+        let default_id = host()
+            .default_output_device()
+            .and_then(|d| d.id().ok())
+            .map(|i| i.to_string());
+        let info = describe(&device, DeviceKind::Speaker, default_id.as_deref());
+        let shared = Arc::new(Shared::default());
+        let (data, fail) = (shared.clone(), shared.clone());
+        let stream = StreamThread::spawn(move || {
+            device
+                .build_output_stream::<i16, _, _>(
+                    config(),
+                    move |out: &mut [i16], _| {
+                        let mut q = lock(&data.samples);
+                        let n = q.len().min(out.len());
+                        for (o, s) in out.iter_mut().zip(q.drain(..n)) {
+                            *o = s;
+                        }
+                        if n < out.len() {
+                            out[n..].fill(0);
+                            drop(q);
+                            *lock(&data.underruns) += 1;
+                        }
+                    },
+                    move |e| {
+                        *lock(&fail.failure) = Some(e.to_string());
+                    },
+                    Some(OPEN_TIMEOUT),
+                )
+                .map_err(|e| classify(&e))
+        })?;
+        Ok(SystemSpeaker {
+            info,
+            shared,
+            _stream: stream,
+        })
+    }
+
+    /// Audio waiting to be played.
+    pub fn queued(&self) -> Duration {
+        let n = lock(&self.shared.samples).len() as u64;
+        Duration::from_micros(n * 1_000_000 / SAMPLE_RATE as u64)
+    }
+
+    /// How often the device found nothing to play.
+    pub fn underruns(&self) -> u64 {
+        *lock(&self.shared.underruns)
+    }
+}
+
+impl Speaker for SystemSpeaker {
+    fn info(&self) -> DeviceInfo {
+        self.info.clone()
+    }
+
+    fn play(&mut self, block: &AudioFrame) -> Result<(), DeviceError> {
+        if let Some(reason) = lock(&self.shared.failure).take() {
+            return Err(DeviceError::Gone(format!("{}: {reason}", self.info.name)));
+        }
+        let mut q = lock(&self.shared.samples);
+        q.extend(block.samples.iter().copied());
+        let excess = q.len().saturating_sub(SPEAKER_MAX_QUEUE);
+        q.drain(..excess);
+        Ok(())
+    }
+}

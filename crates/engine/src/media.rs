@@ -168,6 +168,8 @@ struct Mic {
     muted: bool,
     retry_at: Option<Instant>,
     level: u8,
+    /// Capture time of the last block sent (the RTP timeline).
+    last_captured: Option<Duration>,
 }
 
 /// Speaker state.
@@ -252,6 +254,7 @@ impl MediaIo {
                     muted: false,
                     retry_at: None,
                     level: 127,
+                    last_captured: None,
                 })
             }
         };
@@ -485,6 +488,16 @@ impl MediaIo {
             loop {
                 match device.poll_block(now) {
                     Ok(Some(mut block)) => {
+                        // The sent timeline moves 10 ms per block and never
+                        // back, also across a change of microphone; a gap
+                        // (a device that came back) shows as a jump ahead.
+                        block.captured = match mic.last_captured {
+                            Some(last) if block.captured <= last + MAX_CATCH_UP * 2 => {
+                                last + Duration::from_millis(10)
+                            }
+                            _ => block.captured,
+                        };
+                        mic.last_captured = Some(block.captured);
                         mic.processor.capture(&mut block);
                         let level = block.level_dbov();
                         mic.level = level;

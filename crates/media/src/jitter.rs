@@ -27,6 +27,10 @@ const WINDOW: usize = 250;
 /// Concealed packets in a row after which the stream counts as stopped and
 /// the buffer waits for new packets (silence, not endless concealment).
 const MAX_CONCEALED_RUN: u32 = 5;
+/// Largest RTP timestamp accepted.
+const MAX_TIMESTAMP: u64 = 1 << 62;
+/// A timestamp jump (10 s at 48 kHz) after which the buffer starts over.
+const RESET_JUMP: u64 = 10 * SAMPLE_RATE as u64;
 /// Held on top of the jitter and one packet, so a packet arriving on time
 /// is there before the playout asks for it.
 const MARGIN: Duration = Duration::from_millis(10);
@@ -147,6 +151,20 @@ impl JitterBuffer {
     /// bits) and arrival time.
     pub fn insert(&mut self, rtp_time: u64, data: Vec<u8>, arrival: Instant) {
         self.stats.received += 1;
+        if rtp_time > MAX_TIMESTAMP {
+            // Not a timestamp a real stream reaches; keeps the sums below
+            // from overflowing.
+            self.stats.late += 1;
+            return;
+        }
+        // The sender's clock jumped (it restarted, or switched sources):
+        // start over rather than wait or drop for the length of the jump.
+        if self
+            .last_inserted
+            .is_some_and(|last| last.abs_diff(rtp_time) > RESET_JUMP)
+        {
+            self.reset();
+        }
         if let State::Playing { cursor } = self.state {
             if rtp_time + self.frame / 2 < cursor {
                 self.stats.late += 1;
@@ -178,6 +196,15 @@ impl JitterBuffer {
         self.last_inserted = Some(rtp_time);
         self.observe_transit(rtp_time, arrival);
         self.packets.insert(rtp_time, (data, arrival));
+    }
+
+    fn reset(&mut self) {
+        self.packets.clear();
+        self.state = State::Buffering;
+        self.epoch = None;
+        self.transits.clear();
+        self.last_inserted = None;
+        self.concealed_run = 0;
     }
 
     fn observe_transit(&mut self, rtp_time: u64, arrival: Instant) {
@@ -385,6 +412,21 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn any_timestamps_never_panic(
+            packets in proptest::collection::vec((any::<u64>(), 0u64..1000), 0..200),
+        ) {
+            let t0 = Instant::now();
+            let mut jb = JitterBuffer::new();
+            for (i, (ts, at)) in packets.into_iter().enumerate() {
+                jb.insert(ts, vec![0], t0 + ms(at));
+                if i % 2 == 0 {
+                    let _ = jb.next(t0 + ms(at + 5));
+                }
+                let _ = jb.buffered();
+            }
+        }
+
         #[test]
         fn any_arrival_pattern_keeps_order_and_never_panics(
             arrivals in proptest::collection::vec((0u64..200, 0u64..300), 0..300),

@@ -27,6 +27,10 @@ const SPEAKER_MAX_QUEUE: usize = AUDIO_BLOCK * 8;
 /// Most audio a microphone queues before the oldest is dropped (the caller
 /// stalled).
 const MICROPHONE_MAX_QUEUE: usize = AUDIO_BLOCK * 50;
+/// A running device that has not called back for this long is gone.
+const STALL: Duration = Duration::from_millis(1500);
+/// How often a device's presence is checked.
+const PRESENCE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long opening a stream may take.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -158,6 +162,51 @@ struct Shared {
     failure: Mutex<Option<String>>,
     /// Blocks the speaker had to fill with silence.
     underruns: Mutex<u64>,
+    /// When the device last called us.
+    last_callback: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    fn touch(&self) {
+        *lock(&self.last_callback) = Some(Instant::now());
+    }
+
+    /// The device went quiet: it stopped calling us although it is running
+    /// (PulseAudio kills the stream of a device that goes away).
+    fn stalled(&self, now: Instant) -> bool {
+        lock(&self.last_callback).is_some_and(|last| now.saturating_duration_since(last) > STALL)
+    }
+}
+
+/// Watches, on a thread of its own, that a device is still listed by the
+/// OS; marks it failed when it is not. (PulseAudio moves the streams of a
+/// vanished device to the default one without telling the stream's owner,
+/// so the user would never learn why the sound changed.) Ends when the
+/// device object is dropped.
+fn watch_presence(kind: DeviceKind, id: String, shared: &Arc<Shared>) {
+    let weak = Arc::downgrade(shared);
+    let _ = std::thread::Builder::new()
+        .name("audio-presence".into())
+        .spawn(move || {
+            let host = host();
+            loop {
+                std::thread::sleep(PRESENCE_INTERVAL);
+                let Some(shared) = weak.upgrade() else { return };
+                let listed = match kind {
+                    DeviceKind::Microphone => host.input_devices().map(|d| d.collect::<Vec<_>>()),
+                    _ => host.output_devices().map(|d| d.collect::<Vec<_>>()),
+                };
+                // An error listing is not proof of absence.
+                let Ok(listed) = listed else { continue };
+                let present = listed
+                    .iter()
+                    .any(|d| d.id().map(|i| i.to_string()) == Ok(id.clone()));
+                if !present {
+                    *lock(&shared.failure) = Some("it was unplugged or removed".into());
+                    return;
+                }
+            }
+        });
 }
 
 /// Keeps a stream alive on its own thread until dropped.
@@ -243,6 +292,7 @@ impl SystemMicrophone {
                 .build_input_stream::<i16, _, _>(
                     config(),
                     move |samples: &[i16], _| {
+                        data.touch();
                         let mut q = lock(&data.samples);
                         q.extend(samples.iter().copied());
                         let excess = q.len().saturating_sub(MICROPHONE_MAX_QUEUE);
@@ -255,6 +305,7 @@ impl SystemMicrophone {
                 )
                 .map_err(|e| classify(&e))
         })?;
+        watch_presence(DeviceKind::Microphone, info.id.clone(), &shared);
         Ok(SystemMicrophone {
             info,
             shared,
@@ -277,6 +328,13 @@ impl Microphone for SystemMicrophone {
         }
         let mut q = lock(&self.shared.samples);
         if q.len() < AUDIO_BLOCK {
+            drop(q);
+            if self.shared.stalled(now) {
+                return Err(DeviceError::Gone(format!(
+                    "{} stopped delivering audio",
+                    self.info.name
+                )));
+            }
             return Ok(None);
         }
         let samples: Vec<i16> = q.drain(..AUDIO_BLOCK).collect();
@@ -318,6 +376,7 @@ impl SystemSpeaker {
                 .build_output_stream::<i16, _, _>(
                     config(),
                     move |out: &mut [i16], _| {
+                        data.touch();
                         let mut q = lock(&data.samples);
                         let n = q.len().min(out.len());
                         for (o, s) in out.iter_mut().zip(q.drain(..n)) {
@@ -336,6 +395,7 @@ impl SystemSpeaker {
                 )
                 .map_err(|e| classify(&e))
         })?;
+        watch_presence(DeviceKind::Speaker, info.id.clone(), &shared);
         Ok(SystemSpeaker {
             info,
             shared,

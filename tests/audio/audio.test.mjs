@@ -1,0 +1,163 @@
+// Real audio through a private PulseAudio (scripts/pulse) and the meeting
+// server under test (CONCLAVE_TEST_SERVER, Janus or conclave-server).
+//
+// Two conclave-cli participants use virtual devices: A's microphone is fed
+// an espeak-ng recording, B plays into its own null sink, whose monitor is
+// recorded. B's recording must contain A's speech in the right time window
+// (energy, and correlation with the original's envelope), and A, whose
+// partner's microphone is silent, must hear silence. Then A's microphone is
+// unloaded mid-call: A falls back to another microphone, says so, and B
+// hears A again.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, execFileSync } from "node:child_process";
+import { mkdtemp, rm, readFile, stat } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createInterface } from "node:readline";
+import { waitFor } from "../webdriver/webdriver.mjs";
+import { readWav, envelope, toDb, bestLag } from "./wav.mjs";
+
+const SERVER = process.env.CONCLAVE_TEST_SERVER;
+const CLI = process.env.CONCLAVE_CLI;
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+let dir, env, room, speech;
+const children = [];
+
+function pactl(...args) {
+  return execFileSync("pactl", args, { env }).toString();
+}
+
+/** A cli participant with JSON events. */
+function participant(name, mic, speaker) {
+  const child = spawn(CLI, ["join", String(room), "--server", SERVER, "--name", name, "--json",
+    "--mic", mic, "--speaker", speaker], { env, stdio: ["ignore", "pipe", "inherit"] });
+  children.push(child);
+  const events = [];
+  createInterface({ input: child.stdout }).on("line", (l) => { try { events.push(JSON.parse(l)); } catch {} });
+  return { child, events };
+}
+
+/** Records a sink's monitor until stopped; resolves to the samples. */
+function record(sink) {
+  const file = join(dir, `${sink}-${Date.now()}.wav`);
+  const child = spawn("parecord", ["-d", `${sink}.monitor`, "--rate=48000", "--channels=1",
+    "--format=s16le", "--file-format=wav", file], { env, stdio: "ignore" });
+  children.push(child);
+  const started = Date.now();
+  return {
+    started,
+    /** Resolves once audio is being written (parecord can be slow to start). */
+    ready: () => waitFor(`${sink} recording`, async () => (await stat(file).catch(() => ({ size: 0 }))).size > 48000 * 2 * 0.2, 10000),
+    stop: async () => {
+      child.kill("SIGINT");
+      await new Promise((r) => child.once("exit", r));
+      return readWav(await readFile(file));
+    },
+  };
+}
+
+/** Plays a WAV into a sink; resolves when done, with its start time. */
+async function play(sink, file) {
+  const started = Date.now();
+  await new Promise((resolve, reject) => {
+    const child = spawn("paplay", ["-d", sink, file], { env, stdio: "inherit" });
+    child.once("exit", (code) => (code === 0 ? resolve() : reject(new Error(`paplay exited ${code}`))));
+  });
+  return { started, ended: Date.now() };
+}
+
+/** Checks that `rec` holds the speech played at `played`. */
+function assertHearsSpeech(rec, recStarted, played, what) {
+  const env10 = envelope(rec.samples, rec.rate);
+  const frame = (t) => Math.max(0, Math.floor((t - recStarted) / 10));
+  // Silence before: leave 700 ms of slack for the recorder's start-up.
+  const before = env10.slice(0, Math.max(0, frame(played.started) - 70));
+  const during = env10.slice(frame(played.started), frame(played.ended + 800));
+  const loud = (xs) => xs.filter((v) => toDb(v) > -45).length / Math.max(1, xs.length);
+  assert.ok(during.length > 100, `${what}: the recording covers the speech`);
+  assert.ok(loud(during) > 0.3, `${what}: speech is heard (${(100 * loud(during)).toFixed(0)} % of 10 ms frames above -45 dBFS)`);
+  assert.ok(loud(before) < 0.02, `${what}: silence before the speech (${(100 * loud(before)).toFixed(0)} % loud)`);
+  // It is this speech: the envelopes correlate, at a plausible delay.
+  const source = envelope(speech.samples, speech.rate);
+  const { lag, r } = bestLag(source, during, 150);
+  assert.ok(r > 0.6, `${what}: correlation with the original ${r.toFixed(2)} at ${lag * 10} ms`);
+  return { lagMs: lag * 10, r };
+}
+
+before(async () => {
+  assert.ok(SERVER && CLI, "CONCLAVE_TEST_SERVER and CONCLAVE_CLI must be set (run scripts/e2e)");
+  dir = await mkdtemp(join(tmpdir(), "conclave-audio-"));
+  const exported = execFileSync(join(ROOT, "scripts/pulse"), ["start", join(dir, "pulse"), "a", "b"]).toString();
+  const server = exported.match(/PULSE_SERVER=(\S+)/)[1];
+  env = { ...process.env, PULSE_SERVER: server };
+  const wav = join(dir, "speech.wav");
+  execFileSync("espeak-ng", ["-w", wav, "-s", "150",
+    "Good morning everyone. This is participant A. Can you hear me clearly? One, two, three, four, five."]);
+  speech = readWav(await readFile(wav));
+  speech.file = wav;
+  const created = JSON.parse(execFileSync(CLI, ["create-room", "--server", SERVER, "--json"]).toString().trim().split("\n").pop());
+  room = created.room;
+});
+
+after(async () => {
+  for (const c of children) c.kill("SIGKILL");
+  try { execFileSync(join(ROOT, "scripts/pulse"), ["stop", join(dir, "pulse")]); } catch {}
+  if (!process.env.CONCLAVE_KEEP_AUDIO) await rm(dir, { recursive: true, force: true });
+  else console.log(`kept ${dir}`);
+});
+
+test("speech from A's microphone is played on B's speaker; A hears B's silence; A's microphone can vanish", async () => {
+  const a = participant("A", "a_mic", "a_out");
+  const b = participant("B", "b_mic", "b_out");
+  await waitFor("B receives A's audio", async () =>
+    b.events.some((e) => e.event === "track_added" && e.nickname === "A" && e.kind === "audio"), 20000);
+  await waitFor("A receives B's audio", async () =>
+    a.events.some((e) => e.event === "track_added" && e.nickname === "B" && e.kind === "audio"), 20000);
+  await sleep(1000);
+
+  const atB = record("b_out");
+  const atA = record("a_out");
+  await atB.ready();
+  await atA.ready();
+  await sleep(1500);
+  const played = await play("a_feed", speech.file);
+  await sleep(1500);
+  const recB = await atB.stop();
+  const recA = await atA.stop();
+  const heard = assertHearsSpeech(recB, atB.started, played, "B");
+  console.log(`B hears A: correlation ${heard.r.toFixed(2)} at ${heard.lagMs} ms`);
+  const envA = envelope(recA.samples, recA.rate);
+  const loudAtA = envA.filter((v) => toDb(v) > -50).length;
+  assert.ok(envA.length > 300, "A's playback was recorded");
+  assert.ok(loudAtA <= 2, `A hears silence from B (${loudAtA} loud 10 ms frames)`);
+
+  // A's microphone is unplugged: a spare one is the default now.
+  pactl("load-module", "module-remap-source", "source_name=a_spare", "master=a_feed.monitor",
+    "source_properties=device.description=a-spare-microphone");
+  pactl("set-default-source", "a_spare");
+  const module = pactl("list", "short", "modules").split("\n")
+    .find((l) => l.includes("module-remap-source") && l.includes("source_name=a_mic "));
+  assert.ok(module, "a_mic's module");
+  pactl("unload-module", module.split("\t")[0]);
+  await waitFor("A says its microphone changed", async () =>
+    a.events.some((e) => e.event === "warning" && /microphone/i.test(e.message)), 10000);
+  await sleep(1000);
+  const again = record("b_out");
+  await again.ready();
+  await sleep(1000);
+  const played2 = await play("a_feed", speech.file);
+  await sleep(1500);
+  const rec2 = await again.stop();
+  console.log(`B's last stats: ${JSON.stringify(b.events.filter((e) => e.event === "stats").pop())}`);
+  console.log(`A's last stats: ${JSON.stringify(a.events.filter((e) => e.event === "stats").pop())}`);
+  const heard2 = assertHearsSpeech(rec2, again.started, played2, "B after A's microphone changed");
+  console.log(`B hears A again: correlation ${heard2.r.toFixed(2)} at ${heard2.lagMs} ms`);
+  assert.equal(a.child.exitCode, null, "A is still in the meeting");
+  assert.equal(b.child.exitCode, null, "B is still in the meeting");
+  const warnings = a.events.filter((e) => e.event === "warning").map((e) => e.message);
+  console.log(`A was told: ${warnings.join(" / ")}`);
+});

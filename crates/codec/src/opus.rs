@@ -1,4 +1,4 @@
-//! Opus for voice: 48 kHz mono, 20 ms frames, in-band FEC and DTX on.
+//! Opus for voice: 48 kHz mono, 10 or 20 ms frames, in-band FEC and DTX on.
 
 use conclave_media::{AudioFrame, AUDIO_BLOCK, SAMPLE_RATE};
 
@@ -9,15 +9,27 @@ pub const FRAME_SAMPLES: usize = 2 * AUDIO_BLOCK;
 /// Largest encoded frame we produce.
 const MAX_PACKET: usize = 1275;
 
-/// Encodes 10 ms blocks into 20 ms Opus packets.
+/// Encodes 10 ms blocks into 10 or 20 ms Opus packets.
 pub struct OpusEncoder {
     inner: opus::Encoder,
     pending: Vec<i16>,
+    frame_samples: usize,
 }
 
 impl OpusEncoder {
-    /// A voice encoder at `bitrate` bits per second.
+    /// A voice encoder at `bitrate` bits per second, 20 ms packets.
     pub fn new(bitrate: u32) -> Result<Self, CodecError> {
+        Self::with_frame(bitrate, FRAME_SAMPLES)
+    }
+
+    /// A voice encoder with packets of `frame_samples` (480: 10 ms, lowest
+    /// delay; 960: 20 ms, less overhead).
+    pub fn with_frame(bitrate: u32, frame_samples: usize) -> Result<Self, CodecError> {
+        if frame_samples != AUDIO_BLOCK && frame_samples != FRAME_SAMPLES {
+            return Err(CodecError::Setup(format!(
+                "{frame_samples} samples per packet: 480 or 960 are supported"
+            )));
+        }
         let setup = |e: opus::Error| CodecError::Setup(e.to_string());
         let mut inner =
             opus::Encoder::new(SAMPLE_RATE, opus::Channels::Mono, opus::Application::Voip)
@@ -27,7 +39,8 @@ impl OpusEncoder {
         inner.set_packet_loss_perc(10).map_err(setup)?;
         let mut encoder = OpusEncoder {
             inner,
-            pending: Vec::with_capacity(FRAME_SAMPLES),
+            pending: Vec::with_capacity(frame_samples),
+            frame_samples,
         };
         encoder.set_bitrate(bitrate)?;
         Ok(encoder)
@@ -48,7 +61,7 @@ impl OpusEncoder {
             .map_err(|e| CodecError::Setup(e.to_string()))
     }
 
-    /// Takes one 10 ms block; returns a packet every second block. In DTX
+    /// Takes one 10 ms block; returns a packet when a frame is full. In DTX
     /// silence the packets are tiny (1–2 bytes) and may be skipped.
     pub fn encode(&mut self, block: &AudioFrame) -> Result<Option<Vec<u8>>, CodecError> {
         if block.samples.len() != AUDIO_BLOCK {
@@ -58,7 +71,7 @@ impl OpusEncoder {
             )));
         }
         self.pending.extend_from_slice(&block.samples);
-        if self.pending.len() < FRAME_SAMPLES {
+        if self.pending.len() < self.frame_samples {
             return Ok(None);
         }
         let packet = self
@@ -96,10 +109,13 @@ impl OpusDecoder {
         Ok(self.buffer[..n].to_vec())
     }
 
-    /// Makes up one lost 20 ms frame: from the next packet's in-band FEC if
-    /// it is at hand, otherwise by concealment.
-    pub fn conceal(&mut self, next: Option<&[u8]>) -> Result<Vec<i16>, CodecError> {
-        let out = &mut self.buffer[..FRAME_SAMPLES];
+    /// Makes up one lost frame of `samples` (at most 120 ms): from the next
+    /// packet's in-band FEC if it is at hand, otherwise by concealment.
+    pub fn conceal(&mut self, next: Option<&[u8]>, samples: usize) -> Result<Vec<i16>, CodecError> {
+        // A multiple of 2.5 ms, as Opus wants.
+        let quantum = AUDIO_BLOCK / 4;
+        let samples = samples.clamp(quantum, self.buffer.len()) / quantum * quantum;
+        let out = &mut self.buffer[..samples];
         let n = match next {
             Some(p) => self.inner.decode(p, out, true),
             None => self.inner.decode(&[], out, false),
@@ -163,7 +179,7 @@ mod tests {
         }
         assert!(silent < 400, "DTX keeps silence small: {silent} bytes");
         // A lost frame is concealed with a full frame of samples.
-        assert_eq!(dec.conceal(None).expect("conceal").len(), FRAME_SAMPLES);
+        assert_eq!(dec.conceal(None, FRAME_SAMPLES).expect("conceal").len(), FRAME_SAMPLES);
         // Garbage is an error or noise, never a crash.
         let _ = dec.decode(&[0xff, 0xff, 0xff]);
     }

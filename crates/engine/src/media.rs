@@ -138,8 +138,8 @@ impl Remote {
                 tracing::trace!(kind = ?std::mem::discriminant(&playout), buffered = ?jitter.buffered(), "playout");
                 let samples = match playout {
                     Playout::Decode(p) => decoder.decode(&p),
-                    Playout::DecodeFec(next) => decoder.conceal(Some(&next)),
-                    Playout::Conceal(_) => decoder.conceal(None),
+                    Playout::DecodeFec(next) => decoder.conceal(Some(&next), jitter.packet_samples()),
+                    Playout::Conceal(n) => decoder.conceal(None, n),
                     Playout::Silence(n) => Ok(vec![0; n]),
                 };
                 match samples {
@@ -240,7 +240,8 @@ impl MediaIo {
                 let device = open_microphone(choice, now)
                     .map_err(|e| format!("Could not open the microphone: {e}"))?;
                 info!(microphone = %device.info().name, "microphone open");
-                let encoder = OpusEncoder::new(32_000)
+                // 10 ms packets: the lowest delay Opus offers for voice.
+                let encoder = OpusEncoder::with_frame(32_000, AUDIO_BLOCK)
                     .map_err(|e| format!("Could not start the audio encoder: {e}"))?;
                 let settings = options.processing.unwrap_or(match choice {
                     MicrophoneChoice::Device(_) => ProcessingSettings::default(),
@@ -588,6 +589,7 @@ impl MediaIo {
             }
             if let Some(o) = &mut self.out {
                 if let Some(d) = &mut o.device {
+                    tracing::trace!(queued = ?d.queued(), buffered = ?self.remotes.values().filter_map(|r| r.audio.as_ref().map(|(_, j)| j.buffered())).collect::<Vec<_>>(), pcm = self.remotes.values().map(|r| r.pcm.len()).sum::<usize>(), "playout");
                     if let Err(e) = d.play(&mixed) {
                         let name = d.info().name;
                         warn!(error = %e, "speaker failed");

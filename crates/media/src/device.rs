@@ -73,4 +73,8 @@ pub trait Speaker: Send {
     fn info(&self) -> DeviceInfo;
     /// Plays one block.
     fn play(&mut self, block: &AudioFrame) -> Result<(), DeviceError>;
+    /// Audio handed over but not yet played.
+    fn queued(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
 }

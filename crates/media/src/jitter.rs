@@ -142,6 +142,12 @@ impl JitterBuffer {
         samples_to_duration(last + self.frame - start)
     }
 
+    /// Samples per packet, as learnt from the stream (the size of a frame to
+    /// conceal or rebuild).
+    pub fn packet_samples(&self) -> usize {
+        self.frame as usize
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> JitterStats {
         self.stats

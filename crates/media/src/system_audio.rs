@@ -23,7 +23,7 @@ use crate::frame::{AudioFrame, AUDIO_BLOCK, SAMPLE_RATE};
 
 /// Most audio a speaker queues before the oldest is dropped (keeps latency
 /// bounded when the device's clock runs slower than ours).
-const SPEAKER_MAX_QUEUE: usize = AUDIO_BLOCK * 8;
+const SPEAKER_MAX_QUEUE: usize = AUDIO_BLOCK * 5;
 /// Most audio a microphone queues before the oldest is dropped (the caller
 /// stalled).
 const MICROPHONE_MAX_QUEUE: usize = AUDIO_BLOCK * 50;
@@ -403,12 +403,6 @@ impl SystemSpeaker {
         })
     }
 
-    /// Audio waiting to be played.
-    pub fn queued(&self) -> Duration {
-        let n = lock(&self.shared.samples).len() as u64;
-        Duration::from_micros(n * 1_000_000 / SAMPLE_RATE as u64)
-    }
-
     /// How often the device found nothing to play.
     pub fn underruns(&self) -> u64 {
         *lock(&self.shared.underruns)
@@ -418,6 +412,11 @@ impl SystemSpeaker {
 impl Speaker for SystemSpeaker {
     fn info(&self) -> DeviceInfo {
         self.info.clone()
+    }
+
+    fn queued(&self) -> Duration {
+        let n = lock(&self.shared.samples).len() as u64;
+        Duration::from_micros(n * 1_000_000 / SAMPLE_RATE as u64)
     }
 
     fn play(&mut self, block: &AudioFrame) -> Result<(), DeviceError> {

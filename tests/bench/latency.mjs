@@ -1,0 +1,170 @@
+// `scripts/bench latency`: glass-to-glass video and mouth-to-ear audio
+// delay, Conclave next to Chromium, through the same meeting server.
+//
+// Conclave: participant A (conclave-cli) sends the 720p30 test pattern,
+// whose frames carry their wall-clock capture time, and its virtual
+// PulseAudio microphone; B (conclave-cli) decodes, logging each frame's
+// stamp at the moment it is decoded (handed on for display), and plays
+// into its own virtual speaker. click-probe plays a click train into A's
+// microphone and times each click at A's microphone and at B's speaker.
+// Chromium: two headless pages of ours (tests/bench/peer.html) do the same
+// with a canvas stream stamped with Date.now() and WebAudio clicks.
+//
+// Env: CONCLAVE_TEST_SERVER, CONCLAVE_CLI, CLICK_PROBE, LATENCY_SECONDS.
+import { spawn, execFileSync } from "node:child_process";
+import { createServer } from "node:http";
+import { mkdtemp, rm, readFile, readdir } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createInterface } from "node:readline";
+import { Session, waitFor } from "../webdriver/webdriver.mjs";
+
+const SERVER = process.env.CONCLAVE_TEST_SERVER;
+const CLI = process.env.CONCLAVE_CLI;
+const PROBE = process.env.CLICK_PROBE;
+const SECONDS = Number(process.env.LATENCY_SECONDS ?? 30);
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(HERE, "..", "..");
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const children = [];
+
+function percentile(xs, p) {
+  if (!xs.length) return null;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+}
+const round = (x) => (x === null ? null : Math.round(x * 10) / 10);
+
+function newRoom() {
+  const out = execFileSync(CLI, ["create-room", "--server", SERVER, "--json"]).toString().trim().split("\n").pop();
+  return JSON.parse(out).room;
+}
+
+function participant(env, room, name, args) {
+  const child = spawn(CLI, ["join", String(room), "--server", SERVER, "--name", name, "--json", ...args],
+    { env, stdio: ["ignore", "pipe", "inherit"] });
+  children.push(child);
+  const events = [];
+  createInterface({ input: child.stdout }).on("line", (l) => { try { events.push(JSON.parse(l)); } catch {} });
+  return { child, events };
+}
+
+async function conclave(dir) {
+  const exported = execFileSync(join(ROOT, "scripts/pulse"), ["start", join(dir, "pulse"), "a", "b"]).toString();
+  const env = { ...process.env, PULSE_SERVER: exported.match(/PULSE_SERVER=(\S+)/)[1] };
+  try {
+    const room = newRoom();
+    const save = join(dir, "received");
+    const stay = String(SECONDS + 15);
+    // Voice processing adds no delay (it works in place on 10 ms blocks) but
+    // would treat a click train as noise: it is off for the measurement.
+    participant(env, room, "A", ["--camera", "synthetic:1280x720@30", "--mic", "a_mic", "--processing", "off", "--stay", stay]);
+    const b = participant(env, room, "B", ["--speaker", "b_out", "--save-received", save, "--stay", stay]);
+    for (const kind of ["audio", "video"]) {
+      await waitFor(`B receives A's ${kind}`, async () =>
+        b.events.some((e) => e.event === "track_added" && e.kind === kind), 30000);
+    }
+    await sleep(2000);
+    const from = Date.now() * 1000;
+    const probe = execFileSync(PROBE, ["--play", "a_feed", "--mouth", "a_feed.monitor", "--ear", "b_out.monitor",
+      "--seconds", String(SECONDS)], { env }).toString().trim().split("\n").pop();
+    const to = Date.now() * 1000;
+    const audio = JSON.parse(probe);
+    const csv = (await readdir(save)).find((f) => f.endsWith("-video.csv"));
+    const rows = (await readFile(join(save, csv), "utf8")).trim().split("\n").slice(1).map((l) => l.split(",").map(Number));
+    const g2g = rows.filter(([n, cap, rx]) => n >= 0 && rx >= from && rx <= to).map(([, cap, rx]) => (rx - cap) / 1000);
+    const frames = rows.filter(([n, , rx]) => rx >= from && rx <= to);
+    return { g2g, m2e: audio.m2e_ms, clicks: audio.clicks, heard: audio.heard,
+      fps: frames.length / ((to - from) / 1e6), damaged: frames.filter(([n]) => n < 0).length };
+  } finally {
+    for (const c of children.splice(0)) c.kill("SIGKILL");
+    execFileSync(join(ROOT, "scripts/pulse"), ["stop", join(dir, "pulse")]);
+  }
+}
+
+async function chromium() {
+  const page = await readFile(join(HERE, "peer.html"));
+  const http = createServer((req, res) => { res.writeHead(200, { "content-type": "text/html" }); res.end(page); });
+  await new Promise((r) => http.listen(0, "127.0.0.1", r));
+  const base = `http://127.0.0.1:${http.address().port}/peer.html`;
+  const port = 9515 + Math.floor(Math.random() * 400);
+  const driverProcess = spawn("chromedriver", [`--port=${port}`], { stdio: "ignore" });
+  const driver = `http://127.0.0.1:${port}`;
+  const sessions = [];
+  try {
+    await waitFor("chromedriver", async () => (await fetch(`${driver}/status`)).ok);
+    const open = async () => {
+      const s = await Session.startChrome(driver, ["--headless=new", "--no-sandbox", "--disable-gpu",
+        "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
+        "--disable-features=WebRtcHideLocalIpsWithMdns", "--window-size=800,600"]);
+      sessions.push(s);
+      return s;
+    };
+    const room = newRoom();
+    const url = (role) => `${base}?server=${encodeURIComponent(SERVER)}&room=${room}&role=${role}&name=${role}`;
+    const sender = await open();
+    const receiver = await open();
+    const load = async (s, role, state) => {
+      for (let attempt = 1; ; attempt++) {
+        await s.navigate(url(role));
+        try {
+          await waitFor(`the ${role} page ${state}`, async () => {
+            const st = await s.execute("return window.bench && window.bench.state");
+            if (String(st).startsWith("error")) throw new Error(st);
+            return st === state;
+          }, 20000);
+          return;
+        } catch (e) {
+          if (attempt === 3) throw e;
+        }
+      }
+    };
+    await load(sender, "send", "publishing");
+    await load(receiver, "recv", "receiving");
+    await waitFor("Chromium decodes video", async () => (await receiver.execute("return window.bench.g2g.length")) > 30, 20000);
+    await receiver.execute("window.bench.g2g = []; window.bench.ears = []; return 0");
+    const from = Date.now();
+    await sleep(SECONDS * 1000);
+    const g2g = await receiver.execute("return window.bench.g2g");
+    const ears = await receiver.execute("return window.bench.ears");
+    const clicks = (await sender.execute("return window.bench.clicks")).filter((t) => t >= from);
+    const m2e = [];
+    for (const c of clicks) {
+      const e = ears.find((t) => t > c);
+      if (e !== undefined && e - c < 600) m2e.push(e - c);
+    }
+    return { g2g, m2e, clicks: clicks.length, heard: ears.length, fps: g2g.length / SECONDS, damaged: 0 };
+  } finally {
+    for (const s of sessions) await s.end().catch(() => {});
+    driverProcess.kill();
+    http.close();
+  }
+}
+
+const dir = await mkdtemp(join(tmpdir(), "conclave-latency-"));
+let ours, theirs;
+try {
+  ours = await conclave(dir);
+  theirs = await chromium();
+} finally {
+  for (const c of children) c.kill("SIGKILL");
+  await rm(dir, { recursive: true, force: true });
+}
+const row = (name, r) => [name,
+  round(percentile(r.g2g, 50)), round(percentile(r.g2g, 95)), r.g2g.length, round(r.fps),
+  round(percentile(r.m2e, 50)), round(percentile(r.m2e, 95)), `${r.m2e.length}/${r.clicks}`];
+const header = ["client", "video p50 ms", "video p95 ms", "frames", "fps", "audio p50 ms", "audio p95 ms", "clicks heard"];
+const table = [header, row("conclave", ours), row("chromium", theirs)];
+const widths = header.map((_, i) => Math.max(...table.map((r) => String(r[i]).length)));
+console.log(`Latency over ${SECONDS} s through ${SERVER} (720p30 video, click train every 600 ms)`);
+for (const r of table) console.log(r.map((c, i) => String(c).padEnd(widths[i])).join("  "));
+if (ours.damaged) console.log(`conclave: ${ours.damaged} frames with a damaged stamp`);
+console.log(JSON.stringify({
+  video_g2g_p50_ms: round(percentile(ours.g2g, 50)),
+  video_g2g_p95_ms: round(percentile(ours.g2g, 95)),
+  audio_m2e_p50_ms: round(percentile(ours.m2e, 50)),
+  audio_m2e_p95_ms: round(percentile(ours.m2e, 95)),
+  chromium_video_g2g_p50_ms: round(percentile(theirs.g2g, 50)),
+  chromium_audio_m2e_p50_ms: round(percentile(theirs.m2e, 50)),
+}));

@@ -132,6 +132,7 @@ async fn enter_meeting(
         .or_else(|| info.server.clone())
         .unwrap_or_else(|| stored.server.clone());
     let (meeting, mut events) = conclave_engine::start(JoinOptions {
+        frame_sink: None,
         info: info.clone(),
         nickname: nickname.clone(),
         server,

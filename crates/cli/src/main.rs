@@ -455,6 +455,7 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
     }
     let printer = Printer { json: args.json };
     let (meeting, mut events) = conclave_engine::start(JoinOptions {
+        frame_sink: None,
         info,
         nickname: args.name.clone(),
         server,

@@ -146,6 +146,9 @@ pub enum Output {
     Event(EngineEvent),
     /// The server asks for a keyframe: the next video frame should be one.
     KeyframeRequested,
+    /// The video bitrate to aim for (bits per second), from the bandwidth
+    /// estimate.
+    VideoBitrate(u32),
     /// An encoded frame from another participant, for decoding.
     RemoteMedia {
         /// The participant (publisher id).

@@ -19,6 +19,7 @@ pub mod client;
 pub mod media;
 pub mod runtime;
 pub mod tls;
+pub mod video;
 
 pub use api::{ChatMessage, Command, EngineEvent, MediaStats, Participant, RemoteMediaStats};
 pub use conclave_media::processing::ProcessingSettings;

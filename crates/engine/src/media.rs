@@ -5,23 +5,18 @@
 //! recordings and statistics.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::File;
-use std::io::{BufWriter, Write as _};
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use conclave_codec::opus::{OpusDecoder, OpusEncoder};
-use conclave_codec::vp8::{EncoderConfig, Vp8Decoder, Vp8Encoder};
 use conclave_media::jitter::{JitterBuffer, Playout};
+use conclave_media::processing::{ProcessingSettings, VoiceProcessor};
+use conclave_media::synthetic::{ToneMicrophone, WavMicrophone, WavRecorder};
+use conclave_media::system_audio::{SystemMicrophone, SystemSpeaker};
+use conclave_media::{AudioFrame, DeviceError, Microphone, Speaker, AUDIO_BLOCK};
 
 use crate::api::{MediaStats, RemoteMediaStats};
-use conclave_media::pattern::read_stamp;
-use conclave_media::processing::{ProcessingSettings, VoiceProcessor};
-use conclave_media::synthetic::{TestPatternCamera, ToneMicrophone, WavMicrophone, WavRecorder};
-use conclave_media::system_audio::{SystemMicrophone, SystemSpeaker};
-use conclave_media::{
-    AudioFrame, Camera, DeviceError, Microphone, Speaker, VideoFrame, AUDIO_BLOCK,
-};
+use crate::video::{FrameSink, VideoReceiver, VideoSender};
 use tracing::{debug, info, warn};
 
 /// Which camera to send.
@@ -84,12 +79,6 @@ pub(crate) struct Encoded {
     pub level: u8,
 }
 
-/// A decoded remote video frame, for the renderer.
-pub(crate) struct DecodedVideo {
-    pub participant: u64,
-    pub frame: VideoFrame,
-}
-
 /// Something the user should hear about (a device vanished...).
 pub(crate) enum MediaNotice {
     Warning(String),
@@ -107,10 +96,7 @@ const DEVICE_RETRY: Duration = Duration::from_secs(2);
 struct Remote {
     audio: Option<(OpusDecoder, JitterBuffer)>,
     pcm: VecDeque<i16>,
-    video: Option<Vp8Decoder>,
     recorder: Option<WavRecorder>,
-    stamps: Option<BufWriter<File>>,
-    frames: u64,
     level: u8,
     loud_until: Option<Instant>,
 }
@@ -120,10 +106,7 @@ impl Remote {
         Remote {
             audio: None,
             pcm: VecDeque::new(),
-            video: None,
             recorder: None,
-            stamps: None,
-            frames: 0,
             level: 127,
             loud_until: None,
         }
@@ -182,8 +165,8 @@ struct Out {
 /// Devices and codecs of one meeting.
 pub(crate) struct MediaIo {
     epoch: Instant,
-    camera: Option<(Box<dyn Camera>, Vp8Encoder)>,
-    camera_on: bool,
+    camera: Option<VideoSender>,
+    video_in: VideoReceiver,
     mic: Option<Mic>,
     out: Option<Out>,
     next_audio: Instant,
@@ -192,15 +175,6 @@ pub(crate) struct MediaIo {
     remotes: BTreeMap<u64, Remote>,
     notices: Vec<MediaNotice>,
     talking: BTreeMap<u64, bool>,
-    decoded: Vec<DecodedVideo>,
-    keep_decoded: bool,
-}
-
-fn unix_micros() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
 }
 
 fn open_microphone(
@@ -217,22 +191,16 @@ fn open_microphone(
 }
 
 impl MediaIo {
-    /// Opens the chosen devices and their encoders.
-    pub fn open(options: &MediaOptions, now: Instant) -> Result<Self, String> {
+    /// Opens the chosen devices and their encoders; encoded video arrives
+    /// on `video_out` (it is made on a thread of its own).
+    pub fn open(
+        options: &MediaOptions,
+        now: Instant,
+        video_out: tokio::sync::mpsc::UnboundedSender<Encoded>,
+    ) -> Result<Self, String> {
         let camera = match &options.camera {
             None => None,
-            Some(CameraChoice::Synthetic { width, height, fps }) => {
-                let encoder = Vp8Encoder::new(EncoderConfig {
-                    width: *width,
-                    height: *height,
-                    fps: *fps,
-                    bitrate: 1_200_000,
-                })
-                .map_err(|e| format!("Could not start the video encoder: {e}"))?;
-                let cam: Box<dyn Camera> =
-                    Box::new(TestPatternCamera::new(*width, *height, *fps, now));
-                Some((cam, encoder))
-            }
+            Some(choice) => Some(VideoSender::start(choice, now, video_out)?),
         };
         let mic = match &options.microphone {
             None => None,
@@ -276,10 +244,11 @@ impl MediaIo {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("Could not create {}: {e}", dir.display()))?;
         }
+        let video_in = VideoReceiver::start(options.save_received.clone())?;
         Ok(MediaIo {
             epoch: now,
             camera,
-            camera_on: true,
+            video_in,
             mic,
             out,
             next_audio: now + Duration::from_millis(10),
@@ -288,8 +257,6 @@ impl MediaIo {
             remotes: BTreeMap::new(),
             notices: Vec::new(),
             talking: BTreeMap::new(),
-            decoded: Vec::new(),
-            keep_decoded: false,
         })
     }
 
@@ -298,15 +265,9 @@ impl MediaIo {
         (self.mic.is_some(), self.camera.is_some())
     }
 
-    /// Keep decoded video frames for [`Self::take_decoded`] (a renderer is
-    /// attached).
-    pub fn keep_decoded_video(&mut self, keep: bool) {
-        self.keep_decoded = keep;
-    }
-
-    /// Decoded remote video frames since the last call.
-    pub fn take_decoded(&mut self) -> Vec<DecodedVideo> {
-        std::mem::take(&mut self.decoded)
+    /// Where decoded remote video goes for display.
+    pub fn set_frame_sink(&self, sink: Option<FrameSink>) {
+        self.video_in.set_sink(sink);
     }
 
     /// Notices for the user since the last call.
@@ -323,9 +284,8 @@ impl MediaIo {
 
     /// Turns the camera on or off (off: nothing is sent).
     pub fn set_camera_on(&mut self, on: bool) {
-        self.camera_on = on;
-        if on {
-            self.request_keyframe();
+        if let Some(c) = &mut self.camera {
+            c.set_enabled(on);
         }
     }
 
@@ -358,25 +318,22 @@ impl MediaIo {
 
     /// When something is next due.
     pub fn next_deadline(&self) -> Option<Instant> {
-        let cam = self.camera.as_ref().map(|(c, _)| c.next_frame_at());
         let mic = self.mic.as_ref().map(|_| self.next_audio);
         let playout = (!self.remotes.is_empty()).then_some(self.next_playout);
-        [cam, mic, playout].into_iter().flatten().min()
+        [mic, playout].into_iter().flatten().min()
     }
 
     /// The next video frame is to be a keyframe.
     pub fn request_keyframe(&mut self) {
-        if let Some((_, enc)) = &mut self.camera {
-            enc.request_keyframe();
+        if let Some(c) = &self.camera {
+            c.request_keyframe();
         }
     }
 
     /// Changes the video bitrate (bandwidth estimate).
     pub fn set_video_bitrate(&mut self, bps: u32) {
-        if let Some((_, enc)) = &mut self.camera {
-            if let Err(e) = enc.set_bitrate(bps) {
-                debug!(error = %e, "could not change the video bitrate");
-            }
+        if let Some(c) = &self.camera {
+            c.set_bitrate(bps);
         }
     }
 
@@ -405,7 +362,7 @@ impl MediaIo {
         MediaStats {
             mic_level: self.local_level(),
             muted: self.mic.as_ref().is_some_and(|m| m.muted),
-            camera_on: self.camera.is_some() && self.camera_on,
+            camera_on: self.camera.as_ref().is_some_and(VideoSender::is_enabled),
             remotes: self
                 .remotes
                 .iter()
@@ -422,9 +379,26 @@ impl MediaIo {
                             .as_ref()
                             .map_or(0, |(_, j)| j.target_delay().as_millis() as u32),
                         level: r.level,
-                        video_frames: r.frames,
+                        video_frames: self.video_in.frames(participant),
                     }
                 })
+                .chain(
+                    // Video-only participants.
+                    self.video_in
+                        .participants()
+                        .into_iter()
+                        .filter(|p| !self.remotes.contains_key(p))
+                        .map(|p| RemoteMediaStats {
+                            participant: p.to_string(),
+                            audio_packets: 0,
+                            audio_recovered: 0,
+                            audio_concealed: 0,
+                            audio_late: 0,
+                            jitter_target_ms: 0,
+                            level: 127,
+                            video_frames: self.video_in.frames(p),
+                        }),
+                )
                 .collect(),
         }
     }
@@ -434,29 +408,16 @@ impl MediaIo {
         if let Some(mut r) = self.remotes.remove(&participant) {
             finish_remote(&mut r);
         }
+        self.video_in.remove(participant);
         self.talking.remove(&participant);
     }
 
-    /// Captures, encodes and plays what is due at `now`.
+    /// Captures, encodes and plays the audio due at `now` (video is made
+    /// on its own thread).
     pub fn poll(&mut self, now: Instant) -> Vec<Encoded> {
         let mut out = Vec::new();
         self.poll_playout(now);
         self.poll_microphone(now, &mut out);
-        if let Some((cam, enc)) = &mut self.camera {
-            match cam.poll_frame(now) {
-                Ok(Some(frame)) if self.camera_on => match enc.encode(&frame) {
-                    Ok(frames) => out.extend(frames.into_iter().map(|f| Encoded {
-                        video: true,
-                        data: f.data,
-                        captured: f.captured,
-                        level: 0,
-                    })),
-                    Err(e) => warn!(error = %e, "video encoding failed"),
-                },
-                Ok(_) => {}
-                Err(e) => warn!(error = %e, "camera failed"),
-            }
-        }
         out
     }
 
@@ -606,47 +567,11 @@ impl MediaIo {
 
     /// Takes in a remote participant's frame.
     pub fn on_remote(&mut self, participant: u64, video: bool, data: &[u8], rtp_time: u64, now: Instant) {
-        let save = self.save.clone();
-        let remote = self.remotes.entry(participant).or_insert_with(Remote::new);
         if video {
-            if remote.video.is_none() {
-                remote.video = Vp8Decoder::new().ok();
-                if let Some(dir) = &save {
-                    let path = dir.join(format!("{participant}-video.csv"));
-                    match File::create(&path) {
-                        Ok(f) => {
-                            let mut w = BufWriter::new(f);
-                            let _ = writeln!(w, "frame,captured_us,received_us,width,height");
-                            remote.stamps = Some(w);
-                        }
-                        Err(e) => warn!(error = %e, "could not create the frame log"),
-                    }
-                }
-            }
-            let Some(dec) = &mut remote.video else { return };
-            match dec.decode(data) {
-                Ok(frames) => {
-                    for f in frames {
-                        remote.frames += 1;
-                        if let Some(w) = &mut remote.stamps {
-                            let now_us = unix_micros();
-                            let (n, cap) = match read_stamp(&f) {
-                                Ok(s) => (s.frame as i64, s.captured.as_micros() as i64),
-                                Err(_) => (-1, -1),
-                            };
-                            let _ = writeln!(w, "{n},{cap},{now_us},{},{}", f.width, f.height);
-                        }
-                        if self.keep_decoded {
-                            self.decoded.push(DecodedVideo {
-                                participant,
-                                frame: f,
-                            });
-                        }
-                    }
-                }
-                Err(e) => debug!(error = %e, "undecodable video frame"),
-            }
+            self.video_in.push(participant, data.to_vec());
         } else {
+            let save = self.save.clone();
+            let remote = self.remotes.entry(participant).or_insert_with(Remote::new);
             if remote.audio.is_none() {
                 match OpusDecoder::new() {
                     Ok(d) => remote.audio = Some((d, JitterBuffer::new())),
@@ -672,14 +597,12 @@ impl MediaIo {
         for r in self.remotes.values_mut() {
             finish_remote(r);
         }
+        self.video_in.flush();
     }
 }
 
 fn finish_remote(r: &mut Remote) {
     if let Some(rec) = &mut r.recorder {
         let _ = rec.finish();
-    }
-    if let Some(w) = &mut r.stamps {
-        let _ = w.flush();
     }
 }

@@ -58,6 +58,8 @@ pub struct JoinOptions {
     pub tap_textroom: bool,
     /// Devices to send from and what to do with received media.
     pub media: MediaOptions,
+    /// Where decoded remote video goes for display, if anywhere.
+    pub frame_sink: Option<crate::video::FrameSink>,
 }
 
 enum Request {
@@ -224,7 +226,9 @@ async fn run(
     let (socket, local_addr) = bind_udp(ip).await?;
     let (media_socket, media_addr) = bind_udp(ip).await?;
     let (publish_socket, publish_addr) = bind_udp(ip).await?;
-    let mut media = MediaIo::open(&opts.media, Instant::now())?;
+    let (video_tx, mut video_rx) = mpsc::unbounded_channel();
+    let mut media = MediaIo::open(&opts.media, Instant::now(), video_tx)?;
+    media.set_frame_sink(opts.frame_sink.clone());
     let (audio, video) = media.sends();
     info!(room = opts.info.room.0, "joining");
     let self_id = rand::thread_rng().gen_range(1_000_000_000u64..9_000_000_000_000_000);
@@ -324,6 +328,7 @@ async fn run(
                     let _ = events.send(e);
                 }
                 Output::KeyframeRequested => media.request_keyframe(),
+                Output::VideoBitrate(bps) => media.set_video_bitrate(bps),
                 Output::RemoteMedia {
                     participant,
                     video,
@@ -374,6 +379,10 @@ async fn run(
                 ),
                 Err(e) => debug!(error = %e, "UDP receive failed"),
             },
+            Some(e) = video_rx.recv() => client.handle_input(
+                Instant::now(),
+                Input::EncodedVideo { data: &e.data, captured: e.captured },
+            ),
             req = requests.recv(), if requests_open => match req {
                 Some(Request::Engine(cmd)) => {
                     apply_media_command(&mut media, &cmd, &events);

@@ -10,6 +10,13 @@ use conclave_protocol::janus::{Jsep, JsepKind};
 use serde_json::json;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
+/// Video bitrate before the first estimate.
+const INITIAL_VIDEO_KBPS: u64 = 1200;
+/// Video never goes below this (the picture would fall apart).
+const MIN_VIDEO_BPS: u32 = 150_000;
+/// Nor above this (720p30 looks good at it).
+const MAX_VIDEO_BPS: u32 = 2_500_000;
+
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event as RtcEvent, Rtc};
@@ -53,7 +60,14 @@ impl Client {
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
+            // Transport-wide congestion control: the video bitrate follows
+            // the estimate.
+            .enable_bwe(Some(str0m::bwe::Bitrate::kbps(INITIAL_VIDEO_KBPS)))
             .build(self.now);
+        rtc.bwe().set_bitrate(
+            str0m::bwe::Bitrate::bps(u64::from(MIN_VIDEO_BPS)),
+            str0m::bwe::Bitrate::bps(u64::from(MAX_VIDEO_BPS) + 64_000),
+        );
         match Candidate::host(self.cfg.publish_addr, "udp") {
             Ok(c) => {
                 rtc.add_local_candidate(c);
@@ -219,6 +233,14 @@ impl Client {
                     destination: t.destination,
                     data: t.contents.to_vec(),
                 }),
+                str0m::Output::Event(RtcEvent::EgressBitrateEstimate(
+                    str0m::bwe::BweKind::Twcc { estimate, .. } | str0m::bwe::BweKind::Remb { estimate, .. },
+                )) => {
+                    // Leave room for audio, RTP overhead and retransmissions.
+                    let video = (estimate.as_u64() as f64 * 0.85) as u32;
+                    let video = video.saturating_sub(40_000).clamp(MIN_VIDEO_BPS, MAX_VIDEO_BPS);
+                    self.out.push_back(Output::VideoBitrate(video));
+                }
                 str0m::Output::Event(RtcEvent::KeyframeRequest(_)) => {
                     self.out.push_back(Output::KeyframeRequested)
                 }

@@ -13,6 +13,9 @@ fn main() {
             "send_chat",
             "copy_invitation",
             "export_chat",
+            "video_url",
+            "set_muted",
+            "set_camera_on",
         ]),
     ))
     .expect("tauri build configuration");

@@ -4,7 +4,7 @@
 //! `cargo test -p conclave-app bindings` fails when the file is out of date;
 //! `CONCLAVE_WRITE_BINDINGS=1` with the same command rewrites it.
 
-use conclave_engine::{ChatMessage, EngineEvent, Participant};
+use conclave_engine::{ChatMessage, EngineEvent, MediaStats, Participant, RemoteMediaStats};
 use ts_rs::TS;
 
 use crate::commands::{JoinRequest, LinkSummary, ENGINE_EVENT};
@@ -83,6 +83,21 @@ const COMMANDS: &[CommandSignature] = &[
         args: &[],
         returns: ts::<Option<String>>,
     },
+    CommandSignature {
+        name: "video_url",
+        args: &[],
+        returns: ts::<Option<String>>,
+    },
+    CommandSignature {
+        name: "set_muted",
+        args: &[("muted", ts::<bool>)],
+        returns: void,
+    },
+    CommandSignature {
+        name: "set_camera_on",
+        args: &[("on", ts::<bool>)],
+        returns: void,
+    },
 ];
 
 fn camel_case(name: &str) -> String {
@@ -112,6 +127,8 @@ fn render() -> String {
     for decl in [
         Participant::decl(),
         ChatMessage::decl(),
+        RemoteMediaStats::decl(),
+        MediaStats::decl(),
         EngineEvent::decl(),
         LinkSummary::decl(),
         JoinRequest::decl(),

@@ -1,6 +1,10 @@
 //! Tauri commands: thin wrappers over the engine API.
 
-use conclave_engine::{Command, EngineEvent, JoinOptions, MeetingHandle};
+use conclave_engine::frames::FrameServer;
+use conclave_engine::{
+    CameraChoice, Command, EngineEvent, JoinOptions, MediaOptions, MeetingHandle,
+    MicrophoneChoice, SpeakerChoice,
+};
 use conclave_protocol::link::{Invitation, Password};
 use conclave_protocol::MeetingInfo;
 use serde::{Deserialize, Serialize};
@@ -33,6 +37,54 @@ struct Hosted {
 pub struct AppState {
     session: Mutex<Option<Session>>,
     hosted: Mutex<Option<Hosted>>,
+    frames: tokio::sync::OnceCell<Option<FrameServer>>,
+}
+
+impl AppState {
+    /// The local video server, started on first use (`None` if it could not
+    /// start: the meeting then runs without pictures).
+    async fn frames(&self) -> Option<&FrameServer> {
+        self.frames
+            .get_or_init(|| async {
+                match FrameServer::start().await {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the local video server did not start");
+                        None
+                    }
+                }
+            })
+            .await
+            .as_ref()
+    }
+}
+
+/// The media options from the settings; `CONCLAVE_CAMERA=synthetic` (for
+/// demos and tests) picks the test pattern whatever the settings say.
+fn media_options(stored: &Settings) -> MediaOptions {
+    let camera_setting = std::env::var("CONCLAVE_CAMERA").unwrap_or_else(|_| stored.camera.clone());
+    let camera = (camera_setting == "synthetic").then_some(CameraChoice::Synthetic {
+        width: 1280,
+        height: 720,
+        fps: 30,
+    });
+    let device = |s: &str| match s {
+        "" | "none" => None,
+        "default" => Some(None),
+        name => Some(Some(name.to_string())),
+    };
+    // Without a sound server the meeting still works, silently.
+    let audio_available = conclave_media::system_audio::list_audio_devices().is_ok_and(|d| !d.is_empty());
+    MediaOptions {
+        camera,
+        microphone: device(&stored.microphone)
+            .filter(|_| audio_available)
+            .map(MicrophoneChoice::Device),
+        speaker: device(&stored.speaker)
+            .filter(|_| audio_available)
+            .map_or(SpeakerChoice::Null, SpeakerChoice::Device),
+        ..Default::default()
+    }
 }
 
 /// What the join screen submits.
@@ -131,13 +183,17 @@ async fn enter_meeting(
         .filter(|s| !s.trim().is_empty())
         .or_else(|| info.server.clone())
         .unwrap_or_else(|| stored.server.clone());
+    let frames = state.frames().await;
+    if let Some(f) = frames {
+        f.clear();
+    }
     let (meeting, mut events) = conclave_engine::start(JoinOptions {
-        frame_sink: None,
+        frame_sink: frames.map(FrameServer::sink),
         info: info.clone(),
         nickname: nickname.clone(),
         server,
         tap_textroom: false,
-        media: Default::default(),
+        media: media_options(&stored),
     })
     .map_err(|e| capitalise(&e.to_string()))?;
     // The first outcome decides the command; every event also goes to the UI.
@@ -317,6 +373,32 @@ pub async fn export_chat(
         .await
         .map_err(|e| format!("Could not write the chat file: {e}"))?;
     Ok(Some(path.display().to_string()))
+}
+
+/// Where the UI gets decoded video: a token-protected WebSocket on
+/// 127.0.0.1 (`None` if it could not start).
+#[tauri::command]
+pub async fn video_url(state: State<'_, AppState>) -> Result<Option<String>, String> {
+    Ok(state.frames().await.map(FrameServer::url))
+}
+
+/// Mutes or unmutes the microphone.
+#[tauri::command]
+pub async fn set_muted(state: State<'_, AppState>, muted: bool) -> Result<(), String> {
+    send_command(&state, Command::SetMuted { muted }).await
+}
+
+/// Turns the camera on or off.
+#[tauri::command]
+pub async fn set_camera_on(state: State<'_, AppState>, on: bool) -> Result<(), String> {
+    send_command(&state, Command::SetCameraOn { on }).await
+}
+
+async fn send_command(state: &AppState, cmd: Command) -> Result<(), String> {
+    match state.session.lock().await.as_ref() {
+        Some(s) if s.meeting.command(cmd) => Ok(()),
+        _ => Err("Not in a meeting".into()),
+    }
 }
 
 fn capitalise(s: &str) -> String {

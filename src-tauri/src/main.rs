@@ -29,6 +29,9 @@ fn main() {
             commands::send_chat,
             commands::copy_invitation,
             commands::export_chat,
+            commands::video_url,
+            commands::set_muted,
+            commands::set_camera_on,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

@@ -17,6 +17,12 @@ pub struct Settings {
     pub server: String,
     /// UI language (`en`, `zh-CN`), or none to follow the OS.
     pub language: Option<String>,
+    /// Camera: `synthetic` (the test pattern), or empty for none.
+    pub camera: String,
+    /// Microphone: `default`, a device name, or empty for none.
+    pub microphone: String,
+    /// Speaker: `default`, a device name, or empty for none.
+    pub speaker: String,
 }
 
 impl Default for Settings {
@@ -25,6 +31,9 @@ impl Default for Settings {
             nickname: String::new(),
             server: DEFAULT_SERVER.into(),
             language: None,
+            camera: String::new(),
+            microphone: "default".into(),
+            speaker: "default".into(),
         }
     }
 }

@@ -41,7 +41,10 @@ impl OnsetDetector {
             let t = block.captured
                 + Duration::from_micros(i as u64 * 1_000_000 / u64::from(SAMPLE_RATE));
             if s.unsigned_abs() > THRESHOLD as u16 {
-                if self.quiet_since.is_some_and(|q| t.saturating_sub(q) >= QUIET) {
+                if self
+                    .quiet_since
+                    .is_some_and(|q| t.saturating_sub(q) >= QUIET)
+                {
                     self.onsets.push(t);
                 }
                 self.quiet_since = None;
@@ -67,7 +70,8 @@ fn main() -> anyhow::Result<()> {
     let seconds: f64 = arg(&args, "--seconds")?.parse().context("--seconds")?;
     let epoch = Instant::now();
     let mut speaker = SystemSpeaker::open(Some(&play)).context("opening the click speaker")?;
-    let mut mouth = SystemMicrophone::open(Some(&mouth_name), epoch).context("opening the mouth")?;
+    let mut mouth =
+        SystemMicrophone::open(Some(&mouth_name), epoch).context("opening the mouth")?;
     let mut ear = SystemMicrophone::open(Some(&ear_name), epoch).context("opening the ear")?;
     let (mut at_mouth, mut at_ear) = (OnsetDetector::new(), OnsetDetector::new());
     let end = epoch + Duration::from_secs_f64(seconds);
@@ -80,7 +84,8 @@ fn main() -> anyhow::Result<()> {
             let mut block = AudioFrame::silence(played);
             if now < end {
                 for (i, s) in block.samples.iter_mut().enumerate() {
-                    let t = played + Duration::from_micros(i as u64 * 1_000_000 / u64::from(SAMPLE_RATE));
+                    let t = played
+                        + Duration::from_micros(i as u64 * 1_000_000 / u64::from(SAMPLE_RATE));
                     let phase = t.as_micros() % PERIOD.as_micros();
                     if phase < BURST.as_micros() && t > PERIOD {
                         let x = t.as_secs_f64() * 1000.0 * std::f64::consts::TAU;

@@ -179,7 +179,10 @@ mod tests {
         }
         assert!(silent < 400, "DTX keeps silence small: {silent} bytes");
         // A lost frame is concealed with a full frame of samples.
-        assert_eq!(dec.conceal(None, FRAME_SAMPLES).expect("conceal").len(), FRAME_SAMPLES);
+        assert_eq!(
+            dec.conceal(None, FRAME_SAMPLES).expect("conceal").len(),
+            FRAME_SAMPLES
+        );
         // Garbage is an error or noise, never a crash.
         let _ = dec.decode(&[0xff, 0xff, 0xff]);
     }

@@ -16,6 +16,7 @@ pub mod admin;
 pub mod api;
 pub mod chat;
 pub mod client;
+pub mod frames;
 pub mod media;
 pub mod runtime;
 pub mod tls;

@@ -121,7 +121,9 @@ impl Remote {
                 tracing::trace!(kind = ?std::mem::discriminant(&playout), buffered = ?jitter.buffered(), "playout");
                 let samples = match playout {
                     Playout::Decode(p) => decoder.decode(&p),
-                    Playout::DecodeFec(next) => decoder.conceal(Some(&next), jitter.packet_samples()),
+                    Playout::DecodeFec(next) => {
+                        decoder.conceal(Some(&next), jitter.packet_samples())
+                    }
                     Playout::Conceal(n) => decoder.conceal(None, n),
                     Playout::Silence(n) => Ok(vec![0; n]),
                 };
@@ -197,10 +199,16 @@ impl MediaIo {
         options: &MediaOptions,
         now: Instant,
         video_out: tokio::sync::mpsc::UnboundedSender<Encoded>,
+        frame_sink: Option<FrameSink>,
     ) -> Result<Self, String> {
         let camera = match &options.camera {
             None => None,
-            Some(choice) => Some(VideoSender::start(choice, now, video_out)?),
+            Some(choice) => Some(VideoSender::start(
+                choice,
+                now,
+                video_out,
+                frame_sink.clone(),
+            )?),
         };
         let mic = match &options.microphone {
             None => None,
@@ -245,6 +253,7 @@ impl MediaIo {
                 .map_err(|e| format!("Could not create {}: {e}", dir.display()))?;
         }
         let video_in = VideoReceiver::start(options.save_received.clone())?;
+        video_in.set_sink(frame_sink);
         Ok(MediaIo {
             epoch: now,
             camera,
@@ -263,11 +272,6 @@ impl MediaIo {
     /// What is sent, for the client's offer.
     pub fn sends(&self) -> (bool, bool) {
         (self.mic.is_some(), self.camera.is_some())
-    }
-
-    /// Where decoded remote video goes for display.
-    pub fn set_frame_sink(&self, sink: Option<FrameSink>) {
-        self.video_in.set_sink(sink);
     }
 
     /// Notices for the user since the last call.
@@ -290,9 +294,13 @@ impl MediaIo {
     }
 
     /// Switches the microphone without leaving the meeting.
-    pub fn switch_microphone(&mut self, choice: MicrophoneChoice, now: Instant) -> Result<(), String> {
-        let device =
-            open_microphone(&choice, now).map_err(|e| format!("Could not open the microphone: {e}"))?;
+    pub fn switch_microphone(
+        &mut self,
+        choice: MicrophoneChoice,
+        now: Instant,
+    ) -> Result<(), String> {
+        let device = open_microphone(&choice, now)
+            .map_err(|e| format!("Could not open the microphone: {e}"))?;
         match &mut self.mic {
             Some(m) => {
                 m.device = Some(device);
@@ -431,8 +439,9 @@ impl MediaIo {
                 Ok(d) => {
                     let name = d.info().name;
                     info!(microphone = %name, "microphone fallback");
-                    self.notices
-                        .push(MediaNotice::Warning(format!("Now using the microphone “{name}”.")));
+                    self.notices.push(MediaNotice::Warning(format!(
+                        "Now using the microphone “{name}”."
+                    )));
                     mic.device = Some(d);
                     mic.retry_at = None;
                 }
@@ -501,7 +510,9 @@ impl MediaIo {
         if let Some(o) = &mut self.out {
             if o.device.is_none() && o.retry_at.is_some_and(|t| t <= now) {
                 // The chosen speaker again (it may be back), else the default.
-                match SystemSpeaker::open(o.wanted.as_deref()).or_else(|_| SystemSpeaker::open(None)) {
+                match SystemSpeaker::open(o.wanted.as_deref())
+                    .or_else(|_| SystemSpeaker::open(None))
+                {
                     Ok(d) => {
                         let name = d.info().name;
                         self.notices
@@ -566,7 +577,14 @@ impl MediaIo {
     }
 
     /// Takes in a remote participant's frame.
-    pub fn on_remote(&mut self, participant: u64, video: bool, data: &[u8], rtp_time: u64, now: Instant) {
+    pub fn on_remote(
+        &mut self,
+        participant: u64,
+        video: bool,
+        data: &[u8],
+        rtp_time: u64,
+        now: Instant,
+    ) {
         if video {
             self.video_in.push(participant, data.to_vec());
         } else {

@@ -227,8 +227,12 @@ async fn run(
     let (media_socket, media_addr) = bind_udp(ip).await?;
     let (publish_socket, publish_addr) = bind_udp(ip).await?;
     let (video_tx, mut video_rx) = mpsc::unbounded_channel();
-    let mut media = MediaIo::open(&opts.media, Instant::now(), video_tx)?;
-    media.set_frame_sink(opts.frame_sink.clone());
+    let mut media = MediaIo::open(
+        &opts.media,
+        Instant::now(),
+        video_tx,
+        opts.frame_sink.clone(),
+    )?;
     let (audio, video) = media.sends();
     info!(room = opts.info.room.0, "joining");
     let self_id = rand::thread_rng().gen_range(1_000_000_000u64..9_000_000_000_000_000);

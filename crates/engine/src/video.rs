@@ -50,6 +50,7 @@ impl VideoSender {
         choice: &CameraChoice,
         epoch: Instant,
         out: tokio::sync::mpsc::UnboundedSender<Encoded>,
+        self_view: Option<FrameSink>,
     ) -> Result<Self, String> {
         let CameraChoice::Synthetic { width, height, fps } = *choice;
         let (control_tx, control_rx) = mpsc::channel();
@@ -69,7 +70,8 @@ impl VideoSender {
                         e
                     }
                     Err(e) => {
-                        let _ = ready_tx.send(Err(format!("Could not start the video encoder: {e}")));
+                        let _ =
+                            ready_tx.send(Err(format!("Could not start the video encoder: {e}")));
                         return;
                     }
                 };
@@ -97,22 +99,27 @@ impl VideoSender {
                         Err(RecvTimeoutError::Disconnected) => return,
                     }
                     match camera.poll_frame(Instant::now()) {
-                        Ok(Some(frame)) if enabled => match encoder.encode(&frame) {
-                            Ok(frames) => {
-                                for f in frames {
-                                    let sent = out.send(Encoded {
-                                        video: true,
-                                        data: f.data,
-                                        captured: f.captured,
-                                        level: 0,
-                                    });
-                                    if sent.is_err() {
-                                        return;
+                        Ok(Some(frame)) if enabled => {
+                            if let Some(view) = &self_view {
+                                (view.0)(crate::frames::SELF_TILE, &frame);
+                            }
+                            match encoder.encode(&frame) {
+                                Ok(frames) => {
+                                    for f in frames {
+                                        let sent = out.send(Encoded {
+                                            video: true,
+                                            data: f.data,
+                                            captured: f.captured,
+                                            level: 0,
+                                        });
+                                        if sent.is_err() {
+                                            return;
+                                        }
                                     }
                                 }
+                                Err(e) => warn!(error = %e, "video encoding failed"),
                             }
-                            Err(e) => warn!(error = %e, "video encoding failed"),
-                        },
+                        }
                         Ok(_) => {}
                         Err(e) => warn!(error = %e, "camera failed"),
                     }
@@ -208,26 +215,32 @@ impl VideoReceiver {
                 while let Ok(job) = rx.recv() {
                     match job {
                         ReceiveJob::Frame { participant, data } => {
-                            let remote = remotes.entry(participant).or_insert_with(|| RemoteVideo {
-                                decoder: Vp8Decoder::new()
-                                    .map_err(|e| warn!(error = %e, "no video decoder"))
-                                    .ok(),
-                                stamps: save.as_ref().and_then(|dir| {
-                                    let path = dir.join(format!("{participant}-video.csv"));
-                                    match File::create(&path) {
-                                        Ok(f) => {
-                                            let mut w = BufWriter::new(f);
-                                            let _ = writeln!(w, "frame,captured_us,received_us,width,height");
-                                            Some(w)
+                            let remote =
+                                remotes.entry(participant).or_insert_with(|| RemoteVideo {
+                                    decoder: Vp8Decoder::new()
+                                        .map_err(|e| warn!(error = %e, "no video decoder"))
+                                        .ok(),
+                                    stamps: save.as_ref().and_then(|dir| {
+                                        let path = dir.join(format!("{participant}-video.csv"));
+                                        match File::create(&path) {
+                                            Ok(f) => {
+                                                let mut w = BufWriter::new(f);
+                                                let _ = writeln!(
+                                                    w,
+                                                    "frame,captured_us,received_us,width,height"
+                                                );
+                                                Some(w)
+                                            }
+                                            Err(e) => {
+                                                warn!(error = %e, "could not create the frame log");
+                                                None
+                                            }
                                         }
-                                        Err(e) => {
-                                            warn!(error = %e, "could not create the frame log");
-                                            None
-                                        }
-                                    }
-                                }),
-                            });
-                            let Some(dec) = &mut remote.decoder else { continue };
+                                    }),
+                                });
+                            let Some(dec) = &mut remote.decoder else {
+                                continue;
+                            };
                             let decoded = match dec.decode(&data) {
                                 Ok(f) => f,
                                 Err(e) => {
@@ -250,7 +263,8 @@ impl VideoReceiver {
                                         Ok(s) => (s.frame as i64, s.captured.as_micros() as i64),
                                         Err(_) => (-1, -1),
                                     };
-                                    let _ = writeln!(w, "{n},{cap},{now_us},{},{}", f.width, f.height);
+                                    let _ =
+                                        writeln!(w, "{n},{cap},{now_us},{},{}", f.width, f.height);
                                 }
                             }
                         }

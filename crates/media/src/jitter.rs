@@ -130,9 +130,10 @@ impl JitterBuffer {
 
     /// Audio buffered ahead of the playout.
     pub fn buffered(&self) -> Duration {
-        let (Some((&first, _)), Some((&last, _))) =
-            (self.packets.first_key_value(), self.packets.last_key_value())
-        else {
+        let (Some((&first, _)), Some((&last, _))) = (
+            self.packets.first_key_value(),
+            self.packets.last_key_value(),
+        ) else {
             return Duration::ZERO;
         };
         let start = match self.state {
@@ -228,7 +229,8 @@ impl JitterBuffer {
         delays.sort_unstable();
         let p95 = delays[(delays.len() * 95 / 100).min(delays.len() - 1)];
         let jitter = Duration::from_micros(p95.max(0) as u64);
-        self.target = (jitter + samples_to_duration(self.frame) + MARGIN).clamp(MIN_TARGET, MAX_TARGET);
+        self.target =
+            (jitter + samples_to_duration(self.frame) + MARGIN).clamp(MIN_TARGET, MAX_TARGET);
     }
 
     /// What to play next, asked whenever the playout needs another packet's

@@ -59,12 +59,8 @@ impl VoiceProcessor {
     pub fn new(settings: ProcessingSettings) -> Self {
         let apm = settings.any().then(|| {
             let config = Config {
-                echo_canceller: settings
-                    .echo_cancellation
-                    .then(EchoCanceller::default),
-                noise_suppression: settings
-                    .noise_suppression
-                    .then(NoiseSuppression::default),
+                echo_canceller: settings.echo_cancellation.then(EchoCanceller::default),
+                noise_suppression: settings.noise_suppression.then(NoiseSuppression::default),
                 gain_controller2: settings.gain_control.then(|| GainController2 {
                     adaptive_digital: Some(Default::default()),
                     ..Default::default()
@@ -153,7 +149,12 @@ mod tests {
         // 4 s of far-end speech-like tone; the microphone hears it back at
         // half amplitude. The last second is measured.
         for i in 0..400 {
-            let far = tone(440.0 + (i % 7) as f64 * 60.0, 0.3, AUDIO_BLOCK, i * AUDIO_BLOCK);
+            let far = tone(
+                440.0 + (i % 7) as f64 * 60.0,
+                0.3,
+                AUDIO_BLOCK,
+                i * AUDIO_BLOCK,
+            );
             p.render(&far);
             let mut near = far.clone();
             for s in &mut near.samples {
@@ -168,7 +169,10 @@ mod tests {
             }
         }
         let erle_db = 10.0 * (before / after.max(1.0)).log10();
-        assert!(erle_db > 10.0, "echo return loss enhancement {erle_db:.1} dB");
+        assert!(
+            erle_db > 10.0,
+            "echo return loss enhancement {erle_db:.1} dB"
+        );
     }
 
     #[test]

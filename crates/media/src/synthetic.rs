@@ -352,7 +352,10 @@ mod tests {
         for (i, f) in frames.iter().enumerate() {
             let stamp = read_stamp(f).expect("stamp");
             assert_eq!(stamp.frame, i as u64);
-            assert_eq!(stamp.captured.as_micros(), (cam.unix_at_epoch + f.captured).as_micros());
+            assert_eq!(
+                stamp.captured.as_micros(),
+                (cam.unix_at_epoch + f.captured).as_micros()
+            );
         }
     }
 

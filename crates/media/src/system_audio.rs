@@ -117,19 +117,23 @@ fn find_device(kind: DeviceKind, wanted: Option<&str>) -> Result<cpal::Device, D
         })
         .collect();
     let lower = wanted.to_lowercase();
-    let exact = described
-        .iter()
-        .position(|(_, i)| i.id == wanted || i.name == wanted || i.id.ends_with(&format!(":{wanted}")));
+    let exact = described.iter().position(|(_, i)| {
+        i.id == wanted || i.name == wanted || i.id.ends_with(&format!(":{wanted}"))
+    });
     let fuzzy = || {
         described.iter().position(|(_, i)| {
             i.name.to_lowercase().contains(&lower) || i.id.to_lowercase().contains(&lower)
         })
     };
     match exact.or_else(fuzzy) {
-        Some(i) => Ok(described.into_iter().nth(i).map(|(d, _)| d).ok_or_else(|| {
-            DeviceError::Gone(wanted.to_string())
-        })?),
-        None => Err(DeviceError::Gone(format!("no {kind:?} called \"{wanted}\""))),
+        Some(i) => Ok(described
+            .into_iter()
+            .nth(i)
+            .map(|(d, _)| d)
+            .ok_or_else(|| DeviceError::Gone(wanted.to_string()))?),
+        None => Err(DeviceError::Gone(format!(
+            "no {kind:?} called \"{wanted}\""
+        ))),
     }
 }
 
@@ -251,7 +255,9 @@ impl StreamThread {
                 let _ = thread.join();
                 Err(e)
             }
-            Err(_) => Err(DeviceError::Busy("the audio device did not open in time".into())),
+            Err(_) => Err(DeviceError::Busy(
+                "the audio device did not open in time".into(),
+            )),
         }
     }
 }
@@ -343,7 +349,9 @@ impl Microphone for SystemMicrophone {
         // The device's clock counts samples: the first block was captured
         // `queued` samples before now, every later one 10 ms after the last.
         let started = *self.started.get_or_insert_with(|| {
-            let ago = Duration::from_micros((queued + AUDIO_BLOCK) as u64 * 1_000_000 / SAMPLE_RATE as u64);
+            let ago = Duration::from_micros(
+                (queued + AUDIO_BLOCK) as u64 * 1_000_000 / SAMPLE_RATE as u64,
+            );
             now.checked_sub(ago).unwrap_or(now)
         });
         let captured = started.saturating_duration_since(self.epoch)

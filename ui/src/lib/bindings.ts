@@ -49,6 +49,58 @@ encrypted: boolean,
  */
 at_ms: number, };
 
+export type RemoteMediaStats = { 
+/**
+ * Participant id.
+ */
+participant: string, 
+/**
+ * Audio packets received.
+ */
+audio_packets: number, 
+/**
+ * Audio packets lost and rebuilt from forward error correction.
+ */
+audio_recovered: number, 
+/**
+ * Audio packets lost and concealed.
+ */
+audio_concealed: number, 
+/**
+ * Audio packets that came too late, or were dropped to cut delay.
+ */
+audio_late: number, 
+/**
+ * The jitter buffer's current target delay, in milliseconds.
+ */
+jitter_target_ms: number, 
+/**
+ * Level of what we play of them, in -dBov (127 = silence).
+ */
+level: number, 
+/**
+ * Video frames decoded.
+ */
+video_frames: number, };
+
+export type MediaStats = { 
+/**
+ * The microphone's level, in -dBov (127 = silence or muted).
+ */
+mic_level: number, 
+/**
+ * Whether the microphone is muted.
+ */
+muted: boolean, 
+/**
+ * Whether the camera is on.
+ */
+camera_on: boolean, 
+/**
+ * Per remote participant.
+ */
+remotes: Array<RemoteMediaStats>, };
+
 export type EngineEvent = { "type": "joined", 
 /**
  * Meeting ID (decimal).
@@ -97,7 +149,7 @@ message: string, } | { "type": "disconnected",
 /**
  * A message for the user.
  */
-message: string, } | { "type": "left" } | { "type": "media_received", 
+message: string, } | { "type": "left" } | { "type": "track_added", 
 /**
  * Whose (participant id).
  */
@@ -109,7 +161,31 @@ nickname: string,
 /**
  * `audio` or `video`.
  */
-kind: string, } | { "type": "raw_text_room", 
+kind: string, } | { "type": "track_removed", 
+/**
+ * Whose (participant id).
+ */
+participant: string, 
+/**
+ * Their nickname, if known.
+ */
+nickname: string, 
+/**
+ * `audio` or `video`.
+ */
+kind: string, } | { "type": "talking", 
+/**
+ * Who (participant id).
+ */
+participant: string, 
+/**
+ * Whether they talk now.
+ */
+talking: boolean, } | { "type": "stats", 
+/**
+ * The figures.
+ */
+stats: MediaStats, } | { "type": "raw_text_room", 
 /**
  * The frame.
  */
@@ -163,7 +239,19 @@ server: string,
 /**
  * UI language (`en`, `zh-CN`), or none to follow the OS.
  */
-language: string | null, };
+language: string | null, 
+/**
+ * Camera: `synthetic` (the test pattern), or empty for none.
+ */
+camera: string, 
+/**
+ * Microphone: `default`, a device name, or empty for none.
+ */
+microphone: string, 
+/**
+ * Speaker: `default`, a device name, or empty for none.
+ */
+speaker: string, };
 
 /** The commands of the app, as an interface so tests and demos can supply their own. */
 export interface Commands {
@@ -177,6 +265,9 @@ export interface Commands {
   sendChat(to: string | null, text: string): Promise<void>;
   copyInvitation(): Promise<string>;
   exportChat(): Promise<string | null>;
+  videoUrl(): Promise<string | null>;
+  setMuted(muted: boolean): Promise<void>;
+  setCameraOn(on: boolean): Promise<void>;
 }
 
 /** The commands, invoked over Tauri IPC. */
@@ -191,6 +282,9 @@ export const tauriCommands: Commands = {
   sendChat: (to: string | null, text: string) => invoke<void>("send_chat", { to, text }),
   copyInvitation: () => invoke<string>("copy_invitation"),
   exportChat: () => invoke<string | null>("export_chat"),
+  videoUrl: () => invoke<string | null>("video_url"),
+  setMuted: (muted: boolean) => invoke<void>("set_muted", { muted }),
+  setCameraOn: (on: boolean) => invoke<void>("set_camera_on", { on }),
 };
 
 /** The name of the event that carries every [`EngineEvent`]. */

@@ -9,7 +9,7 @@ import type { ChatMessage, EngineEvent, LinkSummary, Participant, Settings } fro
 export function demoBackend(): Backend {
   const handlers = new Set<(e: EngineEvent) => void>();
   const emit = (e: EngineEvent) => handlers.forEach((h) => h(e));
-  let settings: Settings = { nickname: "", server: "ws://127.0.0.1:8188", language: null };
+  let settings: Settings = { nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default" };
   let self: Participant = { id: "1", nickname: "", is_self: true };
   const others: Participant[] = [
     { id: "2", nickname: "Ada Lovelace", is_self: false },
@@ -59,6 +59,9 @@ export function demoBackend(): Backend {
       },
       copyInvitation: async () => "Join my Conclave meeting: conclave://join/123456789",
       exportChat: async () => "/home/you/conclave-chat-123456789.md",
+      videoUrl: async () => null,
+      setMuted: async () => {},
+      setCameraOn: async () => {},
     },
     async onEngineEvent(handler) {
       handlers.add(handler);

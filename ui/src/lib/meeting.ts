@@ -20,6 +20,18 @@ export interface MeetingState {
   endReason: string | null;
   /** When we joined, milliseconds since the epoch. */
   joinedAt: number;
+  /** Participant ids talking now. */
+  talking: string[];
+  /** Participant ids whose audio we receive. */
+  withAudio: string[];
+  /** Participant ids whose video we receive. */
+  withVideo: string[];
+  /** Our microphone is muted. */
+  muted: boolean;
+  /** Our camera sends (false: off, or there is none). */
+  cameraOn: boolean;
+  /** Our microphone's level in -dBov (127: silence). */
+  micLevel: number;
 }
 
 /** A short-lived notice for the user. */
@@ -43,8 +55,17 @@ export function fromJoined(event: Extract<EngineEvent, { type: "joined" }>, now:
     status: "live",
     endReason: null,
     joinedAt: now,
+    talking: [],
+    withAudio: [],
+    withVideo: [],
+    muted: false,
+    cameraOn: false,
+    micLevel: 127,
   };
 }
+
+const without = (list: string[], id: string) => list.filter((x) => x !== id);
+const withId = (list: string[], id: string) => (list.includes(id) ? list : [...list, id]);
 
 /** Self first, then by name, then by id (stable for equal names). */
 export function sortParticipants(list: Participant[]): Participant[] {
@@ -72,8 +93,15 @@ export function applyEvent(
     }
     case "participant_left": {
       const known = state.participants.some((p) => p.id === event.participant.id);
+      const id = event.participant.id;
       return {
-        state: { ...state, participants: state.participants.filter((p) => p.id !== event.participant.id) },
+        state: {
+          ...state,
+          participants: state.participants.filter((p) => p.id !== id),
+          talking: without(state.talking, id),
+          withAudio: without(state.withAudio, id),
+          withVideo: without(state.withVideo, id),
+        },
         notice: known
           ? { kind: "info", key: "meeting.leftToast", params: { name: event.participant.nickname } }
           : null,
@@ -91,6 +119,22 @@ export function applyEvent(
       return { state: { ...state, status: "left" }, notice: null };
     case "joined":
       return { state: fromJoined(event, state.joinedAt), notice: null };
+    case "talking":
+      return {
+        state: { ...state, talking: event.talking ? withId(state.talking, event.participant) : without(state.talking, event.participant) },
+        notice: null,
+      };
+    case "track_added":
+    case "track_removed": {
+      const key = event.kind === "video" ? "withVideo" : "withAudio";
+      const list = event.type === "track_added" ? withId(state[key], event.participant) : without(state[key], event.participant);
+      return { state: { ...state, [key]: list }, notice: null };
+    }
+    case "stats":
+      return {
+        state: { ...state, muted: event.stats.muted, cameraOn: event.stats.camera_on, micLevel: event.stats.mic_level },
+        notice: null,
+      };
     default:
       return { state, notice: null };
   }

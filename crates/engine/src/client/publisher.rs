@@ -234,11 +234,14 @@ impl Client {
                     data: t.contents.to_vec(),
                 }),
                 str0m::Output::Event(RtcEvent::EgressBitrateEstimate(
-                    str0m::bwe::BweKind::Twcc { estimate, .. } | str0m::bwe::BweKind::Remb { estimate, .. },
+                    str0m::bwe::BweKind::Twcc { estimate, .. }
+                    | str0m::bwe::BweKind::Remb { estimate, .. },
                 )) => {
                     // Leave room for audio, RTP overhead and retransmissions.
                     let video = (estimate.as_u64() as f64 * 0.85) as u32;
-                    let video = video.saturating_sub(40_000).clamp(MIN_VIDEO_BPS, MAX_VIDEO_BPS);
+                    let video = video
+                        .saturating_sub(40_000)
+                        .clamp(MIN_VIDEO_BPS, MAX_VIDEO_BPS);
                     self.out.push_back(Output::VideoBitrate(video));
                 }
                 str0m::Output::Event(RtcEvent::KeyframeRequest(_)) => {

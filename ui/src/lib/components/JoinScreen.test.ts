@@ -12,7 +12,7 @@ function fakeCommands(overrides: Partial<Commands> = {}): Commands {
       return { room: "123 456 789", server: null, has_password: text.includes("pw="), has_chat_key: text.includes("k=") };
     }),
     launchLink: vi.fn(async () => null),
-    getSettings: vi.fn(async () => ({ nickname: "", server: "ws://127.0.0.1:8188", language: null })),
+    getSettings: vi.fn(async () => ({ nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default" })),
     saveSettings: vi.fn(async () => {}),
     join: vi.fn(async () => {}),
     hostMeeting: vi.fn(async () => "conclave://join/1"),
@@ -20,11 +20,14 @@ function fakeCommands(overrides: Partial<Commands> = {}): Commands {
     sendChat: vi.fn(async () => {}),
     copyInvitation: vi.fn(async () => ""),
     exportChat: vi.fn(async () => null),
+    videoUrl: vi.fn(async () => null),
+    setMuted: vi.fn(async () => {}),
+    setCameraOn: vi.fn(async () => {}),
     ...overrides,
   };
 }
 
-const settings = { nickname: "Ada", server: "ws://127.0.0.1:8188", language: null };
+const settings = { nickname: "Ada", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default" };
 
 describe("JoinScreen", () => {
   setLocale("en");

@@ -57,6 +57,13 @@ const en = {
   "meeting.disconnected": "Disconnected",
   "meeting.backToStart": "Back to start",
   "meeting.messageParticipant": "Message",
+  "meeting.mute": "Mute",
+  "meeting.unmute": "Unmute",
+  "meeting.cameraOff": "Stop video",
+  "meeting.cameraOn": "Start video",
+  "meeting.noCamera": "No camera",
+  "meeting.muted": "Muted",
+  "meeting.talking": "Talking",
   "meeting.alone": "You are the only one here. Copy the invitation and send it to others.",
   "meeting.elapsed": "Elapsed time",
 

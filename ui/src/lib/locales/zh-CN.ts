@@ -59,6 +59,13 @@ const zhCN: Record<MessageKey, string> = {
   "meeting.disconnected": "连接已断开",
   "meeting.backToStart": "返回首页",
   "meeting.messageParticipant": "私信",
+  "meeting.mute": "静音",
+  "meeting.unmute": "取消静音",
+  "meeting.cameraOff": "关闭视频",
+  "meeting.cameraOn": "开启视频",
+  "meeting.noCamera": "没有摄像头",
+  "meeting.muted": "已静音",
+  "meeting.talking": "正在讲话",
   "meeting.alone": "会议中只有你一人。复制邀请并发送给其他人。",
   "meeting.elapsed": "已进行时间",
 

@@ -2,8 +2,8 @@
 
 use conclave_engine::frames::FrameServer;
 use conclave_engine::{
-    CameraChoice, Command, EngineEvent, JoinOptions, MediaOptions, MeetingHandle,
-    MicrophoneChoice, SpeakerChoice,
+    CameraChoice, Command, EngineEvent, JoinOptions, MediaOptions, MeetingHandle, MicrophoneChoice,
+    SpeakerChoice,
 };
 use conclave_protocol::link::{Invitation, Password};
 use conclave_protocol::MeetingInfo;
@@ -74,7 +74,8 @@ fn media_options(stored: &Settings) -> MediaOptions {
         name => Some(Some(name.to_string())),
     };
     // Without a sound server the meeting still works, silently.
-    let audio_available = conclave_media::system_audio::list_audio_devices().is_ok_and(|d| !d.is_empty());
+    let audio_available =
+        conclave_media::system_audio::list_audio_devices().is_ok_and(|d| !d.is_empty());
     MediaOptions {
         camera,
         microphone: device(&stored.microphone)

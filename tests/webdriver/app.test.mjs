@@ -25,11 +25,11 @@ const planted = [];
 
 /** A `conclave-cli join --json --stdin` participant whose events we can await. */
 class CliPeer {
-  constructor(link, name) {
+  constructor(link, name, extra = []) {
     this.events = [];
     this.waiters = [];
     this.exited = new Promise((resolve) => (this.resolveExit = resolve));
-    this.child = spawn(cli, ["join", link, "--name", name, "--json", "--stdin"], {
+    this.child = spawn(cli, ["join", link, "--name", name, "--json", "--stdin", ...extra], {
       stdio: ["pipe", "pipe", "inherit"],
     });
     peers.push(this);
@@ -178,6 +178,54 @@ test("join with a pasted link, see the cli participant, chat both ways, leave", 
   await peer.waitEvent("app leaves", (e) => e.event === "participant_left" && e.nickname === "Ada (app)");
   // The nickname is remembered for next time.
   assert.equal(await session.value('[data-testid="nickname-input"]'), "Ada (app)");
+});
+
+test("a cli participant's camera is drawn in its tile; the app, without a camera, says so and can mute", async () => {
+  const room = createMeeting("video pass");
+  planted.push("video pass");
+  const sender = new CliPeer(room.link, "Linus (camera)", ["--camera", "synthetic:640x360@15", "--mic", "tone"]);
+  await sender.waitEvent("cli joined", (e) => e.event === "joined");
+  await session.clear('[data-testid="link-input"]');
+  await session.type('[data-testid="link-input"]', room.link);
+  await waitFor("link preview", () => session.text('[data-testid="link-preview"]'));
+  await session.clear('[data-testid="nickname-input"]');
+  await session.type('[data-testid="nickname-input"]', "Ada (app)");
+  await session.click('[data-testid="join-button"]');
+  await session.waitFind('[data-testid="meeting-screen"]', 20000);
+
+  // The cli's test pattern arrives and is drawn (not a blank canvas).
+  const tile = '[data-testid="stage-tile"][data-video="on"]';
+  await waitFor("the cli's video in its tile", async () => (await session.findAll(tile)).length === 1, 20000);
+  const spread = await waitFor("a picture in the canvas", async () => {
+    const s = await session.execute(`
+      const c = document.querySelector('${tile} canvas');
+      if (!c || c.width < 16) return 0;
+      const probe = document.createElement('canvas');
+      probe.width = 64; probe.height = 36;
+      const g = probe.getContext('2d');
+      g.drawImage(c, 0, 0, 64, 36);
+      const d = g.getImageData(0, 0, 64, 36).data;
+      let min = 255, max = 0;
+      for (let i = 0; i < d.length; i += 4) { min = Math.min(min, d[i + 1]); max = Math.max(max, d[i + 1]); }
+      return max - min;`);
+    return s > 60 ? s : 0;
+  }, 15000);
+  assert.ok(spread > 60, "the tile shows the pattern");
+  // No camera here: our own tile says so.
+  assert.equal((await session.findAll('[data-testid="no-camera"]')).length, 1);
+
+  // The app has a (virtual) microphone: mute it, and the badge shows on our tile.
+  await waitFor("the microphone is ready", async () => (await session.property('[data-testid="mute-button"]', "disabled")) === false);
+  assert.equal((await session.findAll('[data-testid="muted-badge"]')).length, 0, "nobody is muted yet");
+  await session.click('[data-testid="mute-button"]');
+  await waitFor("muted", async () => /Unmute/.test(await session.text('[data-testid="mute-button"]')));
+  await waitFor("the muted badge on our tile", async () => (await session.findAll('[data-testid="muted-badge"]')).length === 1);
+  // The camera button says there is no camera.
+  assert.equal(await session.property('[data-testid="camera-button"]', "disabled"), true);
+  await screenshot(session, "meeting-video");
+  await session.click('[data-testid="leave-button"]');
+  await session.waitFind('[data-testid="join-screen"]');
+  await sender.stop();
 });
 
 test("host a meeting from the app: a cli joins with its link, chat both ways, end it", async () => {

@@ -92,6 +92,10 @@ pub struct MediaStats {
     pub muted: bool,
     /// Whether the camera is on.
     pub camera_on: bool,
+    /// Whether there is a camera at all.
+    pub has_camera: bool,
+    /// Whether there is a microphone at all (it may be muted).
+    pub has_microphone: bool,
     /// Per remote participant.
     pub remotes: Vec<RemoteMediaStats>,
 }

@@ -210,12 +210,26 @@ impl MediaIo {
                 frame_sink.clone(),
             )?),
         };
+        let mut notices = Vec::new();
         let mic = match &options.microphone {
             None => None,
             Some(choice) => {
-                let device = open_microphone(choice, now)
-                    .map_err(|e| format!("Could not open the microphone: {e}"))?;
-                info!(microphone = %device.info().name, "microphone open");
+                // An OS microphone that cannot be opened now does not stop
+                // the meeting: it is looked for again, and the user told.
+                let (device, retry_at) = match open_microphone(choice, now) {
+                    Ok(d) => {
+                        info!(microphone = %d.info().name, "microphone open");
+                        (Some(d), None)
+                    }
+                    Err(e) if matches!(choice, MicrophoneChoice::Device(_)) => {
+                        warn!(error = %e, "no microphone");
+                        notices.push(MediaNotice::Warning(format!(
+                            "Could not open the microphone ({e}). You are in the meeting without one; it is looked for again."
+                        )));
+                        (None, Some(now + DEVICE_RETRY))
+                    }
+                    Err(e) => return Err(format!("Could not open the microphone: {e}")),
+                };
                 // 10 ms packets: the lowest delay Opus offers for voice.
                 let encoder = OpusEncoder::with_frame(32_000, AUDIO_BLOCK)
                     .map_err(|e| format!("Could not start the audio encoder: {e}"))?;
@@ -224,12 +238,12 @@ impl MediaIo {
                     _ => ProcessingSettings::off(),
                 });
                 Some(Mic {
-                    device: Some(device),
+                    device,
                     choice: choice.clone(),
                     encoder,
                     processor: VoiceProcessor::new(settings),
                     muted: false,
-                    retry_at: None,
+                    retry_at,
                     level: 127,
                     last_captured: None,
                 })
@@ -238,13 +252,25 @@ impl MediaIo {
         let out = match &options.speaker {
             SpeakerChoice::Null => None,
             SpeakerChoice::Device(wanted) => {
-                let device = SystemSpeaker::open(wanted.as_deref())
-                    .map_err(|e| format!("Could not open the speaker: {e}"))?;
-                info!(speaker = %device.info().name, "speaker open");
+                let (device, retry_at): (Option<Box<dyn Speaker>>, _) = match SystemSpeaker::open(
+                    wanted.as_deref(),
+                ) {
+                    Ok(d) => {
+                        info!(speaker = %d.info().name, "speaker open");
+                        (Some(Box::new(d)), None)
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "no speaker");
+                        notices.push(MediaNotice::Warning(format!(
+                                "Could not open the speaker ({e}). Others cannot be heard until one is found."
+                            )));
+                        (None, Some(now + DEVICE_RETRY))
+                    }
+                };
                 Some(Out {
-                    device: Some(Box::new(device)),
+                    device,
                     wanted: wanted.clone(),
-                    retry_at: None,
+                    retry_at,
                 })
             }
         };
@@ -264,7 +290,7 @@ impl MediaIo {
             next_playout: now + Duration::from_millis(10),
             save: options.save_received.clone(),
             remotes: BTreeMap::new(),
-            notices: Vec::new(),
+            notices,
             talking: BTreeMap::new(),
         })
     }
@@ -371,6 +397,8 @@ impl MediaIo {
             mic_level: self.local_level(),
             muted: self.mic.as_ref().is_some_and(|m| m.muted),
             camera_on: self.camera.as_ref().is_some_and(VideoSender::is_enabled),
+            has_camera: self.camera.is_some(),
+            has_microphone: self.mic.as_ref().is_some_and(|m| m.device.is_some()),
             remotes: self
                 .remotes
                 .iter()
@@ -445,7 +473,7 @@ impl MediaIo {
                     mic.device = Some(d);
                     mic.retry_at = None;
                 }
-                Err(_) => mic.retry_at = Some(now + DEVICE_RETRY),
+                Err(_) => mic.retry_at = Some(now + DEVICE_RETRY * 3),
             }
         }
         if self.next_audio + MAX_CATCH_UP < now {
@@ -520,7 +548,7 @@ impl MediaIo {
                         o.device = Some(Box::new(d));
                         o.retry_at = None;
                     }
-                    Err(_) => o.retry_at = Some(now + DEVICE_RETRY),
+                    Err(_) => o.retry_at = Some(now + DEVICE_RETRY * 3),
                 }
             }
         }

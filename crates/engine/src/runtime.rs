@@ -275,27 +275,6 @@ async fn run(
                 client.handle_input(now, input);
             }
         }
-        for notice in media.take_notices() {
-            match notice {
-                MediaNotice::Warning(message) => {
-                    let _ = events.send(EngineEvent::Warning { message });
-                }
-            }
-        }
-        for (participant, talking) in media.talking_changes(now) {
-            let _ = events.send(EngineEvent::Talking {
-                participant: participant.to_string(),
-                talking,
-            });
-        }
-        if now >= next_stats {
-            next_stats = now + STATS_INTERVAL;
-            if client.is_in_meeting() {
-                let _ = events.send(EngineEvent::Stats {
-                    stats: media.stats(),
-                });
-            }
-        }
         // Drain the client.
         let deadline = loop {
             match client.poll_output() {
@@ -341,6 +320,32 @@ async fn run(
                 } => media.on_remote(participant, video, &data, rtp_time, Instant::now()),
             }
         };
+        // Device notices wait until the meeting screen is there to show them.
+        if client.is_in_meeting() {
+            for notice in media.take_notices() {
+                match notice {
+                    MediaNotice::Warning(message) => {
+                        let _ = events.send(EngineEvent::Warning { message });
+                    }
+                }
+            }
+        }
+        if client.is_in_meeting() {
+            for (participant, talking) in media.talking_changes(Instant::now()) {
+                let _ = events.send(EngineEvent::Talking {
+                    participant: participant.to_string(),
+                    talking,
+                });
+            }
+        }
+        if Instant::now() >= next_stats {
+            next_stats = Instant::now() + STATS_INTERVAL;
+            if client.is_in_meeting() {
+                let _ = events.send(EngineEvent::Stats {
+                    stats: media.stats(),
+                });
+            }
+        }
         if client.is_finished() {
             media.finish();
             if let Some(mut w) = ws.take() {
@@ -389,7 +394,10 @@ async fn run(
             ),
             req = requests.recv(), if requests_open => match req {
                 Some(Request::Engine(cmd)) => {
-                    apply_media_command(&mut media, &cmd, &events);
+                    if apply_media_command(&mut media, &cmd, &events) {
+                        // The new state at once, so the UI need not guess.
+                        let _ = events.send(EngineEvent::Stats { stats: media.stats() });
+                    }
                     client.handle_input(Instant::now(), Input::Command(cmd));
                 }
                 Some(Request::ChatLog(reply)) => { let _ = reply.send(client.chat_log().to_vec()); }
@@ -430,12 +438,13 @@ async fn run(
 /// How often [`EngineEvent::Stats`] is sent.
 const STATS_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Applies a device command (mute, camera, switching) to the media edge.
+/// Applies a device command (mute, camera, switching) to the media edge;
+/// returns whether it was one.
 fn apply_media_command(
     media: &mut MediaIo,
     cmd: &Command,
     events: &mpsc::UnboundedSender<EngineEvent>,
-) {
+) -> bool {
     let result = match cmd {
         Command::SetMuted { muted } => {
             media.set_muted(*muted);
@@ -449,11 +458,12 @@ fn apply_media_command(
             media.switch_microphone(MicrophoneChoice::Device(device.clone()), Instant::now())
         }
         Command::SwitchSpeaker { device } => media.switch_speaker(device.clone()),
-        Command::SendChat { .. } | Command::Leave => Ok(()),
+        Command::SendChat { .. } | Command::Leave => return false,
     };
     if let Err(message) = result {
         let _ = events.send(EngineEvent::Error { message });
     }
+    true
 }
 
 /// A UDP socket on `ip` with a free port, and its address.

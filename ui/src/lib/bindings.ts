@@ -97,6 +97,14 @@ muted: boolean,
  */
 camera_on: boolean, 
 /**
+ * Whether there is a camera at all.
+ */
+has_camera: boolean, 
+/**
+ * Whether there is a microphone at all (it may be muted).
+ */
+has_microphone: boolean, 
+/**
  * Per remote participant.
  */
 remotes: Array<RemoteMediaStats>, };

@@ -32,6 +32,10 @@ export interface MeetingState {
   cameraOn: boolean;
   /** Our microphone's level in -dBov (127: silence). */
   micLevel: number;
+  /** Whether we have a camera at all. */
+  hasCamera: boolean;
+  /** Whether we have a microphone at all. */
+  hasMicrophone: boolean;
 }
 
 /** A short-lived notice for the user. */
@@ -61,6 +65,8 @@ export function fromJoined(event: Extract<EngineEvent, { type: "joined" }>, now:
     muted: false,
     cameraOn: false,
     micLevel: 127,
+    hasCamera: false,
+    hasMicrophone: false,
   };
 }
 
@@ -132,7 +138,14 @@ export function applyEvent(
     }
     case "stats":
       return {
-        state: { ...state, muted: event.stats.muted, cameraOn: event.stats.camera_on, micLevel: event.stats.mic_level },
+        state: {
+          ...state,
+          muted: event.stats.muted,
+          cameraOn: event.stats.camera_on,
+          micLevel: event.stats.mic_level,
+          hasCamera: event.stats.has_camera,
+          hasMicrophone: event.stats.has_microphone,
+        },
         notice: null,
       };
     default:

@@ -61,6 +61,7 @@ const en = {
   "meeting.unmute": "Unmute",
   "meeting.cameraOff": "Stop video",
   "meeting.cameraOn": "Start video",
+  "meeting.noMicrophone": "No microphone",
   "meeting.noCamera": "No camera",
   "meeting.muted": "Muted",
   "meeting.talking": "Talking",

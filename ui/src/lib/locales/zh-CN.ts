@@ -63,6 +63,7 @@ const zhCN: Record<MessageKey, string> = {
   "meeting.unmute": "取消静音",
   "meeting.cameraOff": "关闭视频",
   "meeting.cameraOn": "开启视频",
+  "meeting.noMicrophone": "没有麦克风",
   "meeting.noCamera": "没有摄像头",
   "meeting.muted": "已静音",
   "meeting.talking": "正在讲话",

@@ -131,6 +131,8 @@ pub fn encode_frame(tile: u64, frame: &VideoFrame) -> Vec<u8> {
     out
 }
 
+// The handshake callback's error type is tungstenite's own.
+#[allow(clippy::result_large_err)]
 async fn serve(
     stream: TcpStream,
     token: &str,

@@ -21,9 +21,12 @@ use tracing::{debug, warn};
 
 use crate::media::{CameraChoice, Encoded};
 
+/// What a [`FrameSink`] calls with each frame: (tile id, frame).
+pub type FrameCallback = dyn Fn(u64, &VideoFrame) + Send + Sync;
+
 /// Receives decoded remote frames (participant id, frame), for display.
 #[derive(Clone)]
-pub struct FrameSink(pub Arc<dyn Fn(u64, &VideoFrame) + Send + Sync>);
+pub struct FrameSink(pub Arc<FrameCallback>);
 
 impl std::fmt::Debug for FrameSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

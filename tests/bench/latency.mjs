@@ -75,6 +75,8 @@ async function conclave(dir) {
     const rows = (await readFile(join(save, csv), "utf8")).trim().split("\n").slice(1).map((l) => l.split(",").map(Number));
     const g2g = rows.filter(([n, cap, rx]) => n >= 0 && rx >= from && rx <= to).map(([, cap, rx]) => (rx - cap) / 1000);
     const frames = rows.filter(([n, , rx]) => rx >= from && rx <= to);
+    const stats = b.events.filter((e) => e.event === "stats").pop();
+    console.log(`conclave receiver's last stats: ${JSON.stringify(stats?.remotes)}`);
     return { g2g, m2e: audio.m2e_ms, clicks: audio.clicks, heard: audio.heard,
       fps: frames.length / ((to - from) / 1e6), damaged: frames.filter(([n]) => n < 0).length };
   } finally {

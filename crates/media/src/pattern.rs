@@ -123,17 +123,23 @@ pub fn read_stamp(frame: &VideoFrame) -> Result<Stamp, PatternError> {
 pub fn paint_background(frame: &mut VideoFrame, n: u64) {
     let (w, h) = (frame.width, frame.height);
     let shift = ((n % 1024) * 4) as usize;
+    // Diagonal stripes 16 pixels wide: filled run by run, not pixel by pixel.
     for y in 0..h {
         let row = &mut frame.y[y * w..(y + 1) * w];
-        for (x, p) in row.iter_mut().enumerate() {
-            *p = 40 + (((x + y + shift) / 16) % 8 * 20) as u8;
+        let mut x = 0;
+        while x < w {
+            let k = x + y + shift;
+            let run = (16 - k % 16).min(w - x);
+            row[x..x + run].fill(40 + ((k / 16) % 8 * 20) as u8);
+            x += run;
         }
     }
     let (cw, ch) = (w / 2, h / 2);
-    for y in 0..ch {
-        for x in 0..cw {
-            frame.u[y * cw + x] = (64 + (x * 128 / cw.max(1))) as u8;
-            frame.v[y * cw + x] = (64 + (y * 128 / ch.max(1))) as u8;
+    if cw > 0 {
+        let u_row: Vec<u8> = (0..cw).map(|x| (64 + (x * 128 / cw)) as u8).collect();
+        for y in 0..ch {
+            frame.u[y * cw..(y + 1) * cw].copy_from_slice(&u_row);
+            frame.v[y * cw..(y + 1) * cw].fill((64 + (y * 128 / ch.max(1))) as u8);
         }
     }
     let side = (h / 4).max(2);

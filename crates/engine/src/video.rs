@@ -34,6 +34,63 @@ impl std::fmt::Debug for FrameSink {
     }
 }
 
+/// How the sent video is reduced: picture size divided by `scale`, and
+/// only every `frame_skip`-th frame sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    /// Divides width and height.
+    pub scale: usize,
+    /// Sends one frame in this many.
+    pub frame_skip: u32,
+}
+
+/// Steps down resolution, then frame rate, as the bandwidth estimate falls,
+/// and back up (with 30 % hysteresis) as it recovers. Sans-IO.
+#[derive(Debug, Default)]
+pub struct QualityLadder {
+    level: usize,
+}
+
+impl QualityLadder {
+    const STEPS: [Step; 4] = [
+        Step {
+            scale: 1,
+            frame_skip: 1,
+        },
+        Step {
+            scale: 2,
+            frame_skip: 1,
+        },
+        Step {
+            scale: 2,
+            frame_skip: 2,
+        },
+        Step {
+            scale: 4,
+            frame_skip: 2,
+        },
+    ];
+    /// Below these bitrates (bits/s) the next step down applies.
+    const DOWN: [u32; 3] = [600_000, 300_000, 180_000];
+
+    /// The current step.
+    pub fn step(&self) -> Step {
+        Self::STEPS[self.level]
+    }
+
+    /// Takes a new estimate; returns whether the step changed.
+    pub fn update(&mut self, bps: u32) -> bool {
+        let before = self.level;
+        while self.level < Self::DOWN.len() && bps < Self::DOWN[self.level] {
+            self.level += 1;
+        }
+        while self.level > 0 && u64::from(bps) * 10 >= u64::from(Self::DOWN[self.level - 1]) * 13 {
+            self.level -= 1;
+        }
+        self.level != before
+    }
+}
+
 enum SendControl {
     Keyframe,
     Bitrate(u32),
@@ -61,13 +118,16 @@ impl VideoSender {
         let thread = std::thread::Builder::new()
             .name("video-send".into())
             .spawn(move || {
-                let encoder = Vp8Encoder::new(EncoderConfig {
-                    width,
-                    height,
-                    fps,
-                    bitrate: 1_200_000,
-                });
-                let mut encoder = match encoder {
+                let make_encoder = |step: Step| {
+                    Vp8Encoder::new(EncoderConfig {
+                        width: (width / step.scale).max(2) & !1,
+                        height: (height / step.scale).max(2) & !1,
+                        fps: (fps / step.frame_skip).max(1),
+                        bitrate: 1_200_000,
+                    })
+                };
+                let mut ladder = QualityLadder::default();
+                let mut encoder = match make_encoder(ladder.step()) {
                     Ok(e) => {
                         let _ = ready_tx.send(Ok(()));
                         e
@@ -78,6 +138,7 @@ impl VideoSender {
                         return;
                     }
                 };
+                let mut captured: u64 = 0;
                 let mut camera: Box<dyn Camera> =
                     Box::new(TestPatternCamera::new(width, height, fps, epoch));
                 let mut enabled = true;
@@ -88,6 +149,16 @@ impl VideoSender {
                     match control_rx.recv_timeout(wait) {
                         Ok(SendControl::Keyframe) => encoder.request_keyframe(),
                         Ok(SendControl::Bitrate(bps)) => {
+                            let before = ladder.step();
+                            if ladder.update(bps) && ladder.step().scale != before.scale {
+                                // A new picture size needs a new encoder (its
+                                // first frame is a keyframe).
+                                match make_encoder(ladder.step()) {
+                                    Ok(e) => encoder = e,
+                                    Err(e) => warn!(error = %e, "could not resize the video"),
+                                }
+                                debug!(?before, now = ?ladder.step(), bps, "video quality step");
+                            }
                             if let Err(e) = encoder.set_bitrate(bps) {
                                 debug!(error = %e, "could not change the video bitrate");
                             }
@@ -106,6 +177,16 @@ impl VideoSender {
                             if let Some(view) = &self_view {
                                 (view.0)(crate::frames::SELF_TILE, &frame);
                             }
+                            captured += 1;
+                            let step = ladder.step();
+                            if !captured.is_multiple_of(u64::from(step.frame_skip)) {
+                                continue;
+                            }
+                            let frame = if step.scale > 1 {
+                                frame.scaled(frame.width / step.scale, frame.height / step.scale)
+                            } else {
+                                frame
+                            };
                             match encoder.encode(&frame) {
                                 Ok(frames) => {
                                     for f in frames {
@@ -353,5 +434,45 @@ impl Drop for VideoReceiver {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ladder_steps_down_and_back_up_with_hysteresis() {
+        let mut l = QualityLadder::default();
+        assert!(!l.update(1_200_000));
+        assert_eq!(
+            l.step(),
+            Step {
+                scale: 1,
+                frame_skip: 1
+            }
+        );
+        assert!(l.update(450_000));
+        assert_eq!(l.step().scale, 2);
+        assert!(l.update(150_000));
+        assert_eq!(
+            l.step(),
+            Step {
+                scale: 4,
+                frame_skip: 2
+            }
+        );
+        // Just above a threshold is not enough to go back up.
+        assert!(!l.update(190_000));
+        assert!(l.update(700_000));
+        assert_eq!(l.step().scale, 2, "up only past 1.3 x each threshold");
+        assert!(l.update(800_000));
+        assert_eq!(
+            l.step(),
+            Step {
+                scale: 1,
+                frame_skip: 1
+            }
+        );
     }
 }

@@ -16,6 +16,9 @@ fn main() {
             "video_url",
             "set_muted",
             "set_camera_on",
+            "list_devices",
+            "switch_microphone",
+            "switch_speaker",
         ]),
     ))
     .expect("tauri build configuration");

@@ -7,7 +7,7 @@
 use conclave_engine::{ChatMessage, EngineEvent, MediaStats, Participant, RemoteMediaStats};
 use ts_rs::TS;
 
-use crate::commands::{JoinRequest, LinkSummary, ENGINE_EVENT};
+use crate::commands::{DeviceOption, JoinRequest, LinkSummary, ENGINE_EVENT};
 use crate::settings::Settings;
 
 /// Renders a TypeScript type.
@@ -98,6 +98,21 @@ const COMMANDS: &[CommandSignature] = &[
         args: &[("on", ts::<bool>)],
         returns: void,
     },
+    CommandSignature {
+        name: "list_devices",
+        args: &[],
+        returns: ts::<Vec<DeviceOption>>,
+    },
+    CommandSignature {
+        name: "switch_microphone",
+        args: &[("device", ts::<Option<String>>)],
+        returns: void,
+    },
+    CommandSignature {
+        name: "switch_speaker",
+        args: &[("device", ts::<Option<String>>)],
+        returns: void,
+    },
 ];
 
 fn camel_case(name: &str) -> String {
@@ -132,6 +147,7 @@ fn render() -> String {
         EngineEvent::decl(),
         LinkSummary::decl(),
         JoinRequest::decl(),
+        DeviceOption::decl(),
         Settings::decl(),
     ] {
         out.push_str("export ");

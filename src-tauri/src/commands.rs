@@ -383,6 +383,87 @@ pub async fn video_url(state: State<'_, AppState>) -> Result<Option<String>, Str
     Ok(state.frames().await.map(FrameServer::url))
 }
 
+/// A microphone, speaker or camera the user can pick.
+#[derive(Debug, Serialize, ts_rs::TS)]
+pub struct DeviceOption {
+    /// `microphone`, `speaker` or `camera`.
+    kind: String,
+    /// What the settings store (a device id, or `synthetic`).
+    id: String,
+    /// Name shown to the user.
+    name: String,
+    /// Whether the OS calls it the default.
+    is_default: bool,
+}
+
+/// The devices to choose from. Device names stay on this machine.
+#[tauri::command]
+pub async fn list_devices() -> Result<Vec<DeviceOption>, String> {
+    let audio =
+        tauri::async_runtime::spawn_blocking(conclave_media::system_audio::list_audio_devices)
+            .await
+            .map_err(|e| e.to_string())?;
+    let mut out: Vec<DeviceOption> = match audio {
+        Ok(list) => list
+            .into_iter()
+            .map(|d| DeviceOption {
+                kind: match d.kind {
+                    conclave_media::DeviceKind::Microphone => "microphone",
+                    conclave_media::DeviceKind::Speaker => "speaker",
+                    conclave_media::DeviceKind::Camera => "camera",
+                }
+                .into(),
+                id: d.id,
+                name: d.name,
+                is_default: d.is_default,
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, "no audio devices");
+            Vec::new()
+        }
+    };
+    out.push(DeviceOption {
+        kind: "camera".into(),
+        id: "synthetic".into(),
+        name: "Test pattern".into(),
+        is_default: false,
+    });
+    Ok(out)
+}
+
+/// Uses another microphone (`None`: the OS default) in the meeting now, and
+/// next time.
+#[tauri::command]
+pub async fn switch_microphone(
+    state: State<'_, AppState>,
+    device: Option<String>,
+) -> Result<(), String> {
+    let mut stored = settings::load();
+    stored.microphone = device.clone().unwrap_or_else(|| "default".into());
+    settings::save(&stored).map_err(|e| format!("Could not save settings: {e}"))?;
+    if state.session.lock().await.is_some() {
+        send_command(&state, Command::SwitchMicrophone { device }).await?;
+    }
+    Ok(())
+}
+
+/// Uses another speaker (`None`: the OS default) in the meeting now, and
+/// next time.
+#[tauri::command]
+pub async fn switch_speaker(
+    state: State<'_, AppState>,
+    device: Option<String>,
+) -> Result<(), String> {
+    let mut stored = settings::load();
+    stored.speaker = device.clone().unwrap_or_else(|| "default".into());
+    settings::save(&stored).map_err(|e| format!("Could not save settings: {e}"))?;
+    if state.session.lock().await.is_some() {
+        send_command(&state, Command::SwitchSpeaker { device }).await?;
+    }
+    Ok(())
+}
+
 /// Mutes or unmutes the microphone.
 #[tauri::command]
 pub async fn set_muted(state: State<'_, AppState>, muted: bool) -> Result<(), String> {

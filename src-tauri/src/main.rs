@@ -32,6 +32,9 @@ fn main() {
             commands::video_url,
             commands::set_muted,
             commands::set_camera_on,
+            commands::list_devices,
+            commands::switch_microphone,
+            commands::switch_speaker,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

@@ -223,6 +223,18 @@ test("a cli participant's camera is drawn in its tile; the app, without a camera
   // The camera button says there is no camera.
   assert.equal(await session.property('[data-testid="camera-button"]', "disabled"), true);
   await screenshot(session, "meeting-video");
+
+  // Devices: the virtual microphones are listed; switching one mid-call works.
+  await session.click('[data-testid="devices-button"]');
+  const mics = await waitFor("the microphone list", async () => {
+    const names = await session.texts('[data-testid="microphone-select"] option');
+    return names.some((n) => /app-microphone/.test(n)) ? names : null;
+  });
+  assert.ok(mics.length >= 3, `microphones: ${mics.join(", ")}`);
+  await session.click('[data-testid="microphone-select"] option[value="pulseaudio:app_feed.monitor"]');
+  await screenshot(session, "meeting-devices");
+  assert.equal((await session.findAll('[data-testid="device-panel"] .error')).length, 0, "the switch worked");
+  await session.click('[data-testid="devices-button"]');
   await session.click('[data-testid="leave-button"]');
   await session.waitFind('[data-testid="join-screen"]');
   await sender.stop();

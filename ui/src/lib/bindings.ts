@@ -235,6 +235,24 @@ nickname: string,
  */
 server: string | null, };
 
+export type DeviceOption = { 
+/**
+ * `microphone`, `speaker` or `camera`.
+ */
+kind: string, 
+/**
+ * What the settings store (a device id, or `synthetic`).
+ */
+id: string, 
+/**
+ * Name shown to the user.
+ */
+name: string, 
+/**
+ * Whether the OS calls it the default.
+ */
+is_default: boolean, };
+
 export type Settings = { 
 /**
  * Last nickname used.
@@ -276,6 +294,9 @@ export interface Commands {
   videoUrl(): Promise<string | null>;
   setMuted(muted: boolean): Promise<void>;
   setCameraOn(on: boolean): Promise<void>;
+  listDevices(): Promise<Array<DeviceOption>>;
+  switchMicrophone(device: string | null): Promise<void>;
+  switchSpeaker(device: string | null): Promise<void>;
 }
 
 /** The commands, invoked over Tauri IPC. */
@@ -293,6 +314,9 @@ export const tauriCommands: Commands = {
   videoUrl: () => invoke<string | null>("video_url"),
   setMuted: (muted: boolean) => invoke<void>("set_muted", { muted }),
   setCameraOn: (on: boolean) => invoke<void>("set_camera_on", { on }),
+  listDevices: () => invoke<Array<DeviceOption>>("list_devices"),
+  switchMicrophone: (device: string | null) => invoke<void>("switch_microphone", { device }),
+  switchSpeaker: (device: string | null) => invoke<void>("switch_speaker", { device }),
 };
 
 /** The name of the event that carries every [`EngineEvent`]. */

@@ -62,6 +62,13 @@ export function demoBackend(): Backend {
       videoUrl: async () => null,
       setMuted: async () => {},
       setCameraOn: async () => {},
+      listDevices: async () => [
+        { kind: "microphone", id: "demo:mic", name: "Built-in microphone", is_default: true },
+        { kind: "speaker", id: "demo:spk", name: "Built-in speakers", is_default: true },
+        { kind: "camera", id: "synthetic", name: "Test pattern", is_default: false },
+      ],
+      switchMicrophone: async () => {},
+      switchSpeaker: async () => {},
     },
     async onEngineEvent(handler) {
       handlers.add(handler);

@@ -23,6 +23,9 @@ function fakeCommands(overrides: Partial<Commands> = {}): Commands {
     videoUrl: vi.fn(async () => null),
     setMuted: vi.fn(async () => {}),
     setCameraOn: vi.fn(async () => {}),
+    listDevices: vi.fn(async () => []),
+    switchMicrophone: vi.fn(async () => {}),
+    switchSpeaker: vi.fn(async () => {}),
     ...overrides,
   };
 }

@@ -19,6 +19,9 @@ fn main() {
             "list_devices",
             "switch_microphone",
             "switch_speaker",
+            "start_preview",
+            "stop_preview",
+            "test_speaker",
         ]),
     ))
     .expect("tauri build configuration");

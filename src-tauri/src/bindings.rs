@@ -7,7 +7,7 @@
 use conclave_engine::{ChatMessage, EngineEvent, MediaStats, Participant, RemoteMediaStats};
 use ts_rs::TS;
 
-use crate::commands::{DeviceOption, JoinRequest, LinkSummary, ENGINE_EVENT};
+use crate::commands::{DeviceOption, JoinRequest, LinkSummary, ENGINE_EVENT, PREVIEW_LEVEL_EVENT};
 use crate::settings::Settings;
 
 /// Renders a TypeScript type.
@@ -113,6 +113,21 @@ const COMMANDS: &[CommandSignature] = &[
         args: &[("device", ts::<Option<String>>)],
         returns: void,
     },
+    CommandSignature {
+        name: "start_preview",
+        args: &[],
+        returns: void,
+    },
+    CommandSignature {
+        name: "stop_preview",
+        args: &[],
+        returns: void,
+    },
+    CommandSignature {
+        name: "test_speaker",
+        args: &[("device", ts::<Option<String>>)],
+        returns: void,
+    },
 ];
 
 fn camel_case(name: &str) -> String {
@@ -196,7 +211,12 @@ fn render() -> String {
          export const ENGINE_EVENT = \"{ENGINE_EVENT}\";\n\n\
          /** Subscribes to engine events over Tauri IPC. */\n\
          export function listenEngineEvents(handler: (event: EngineEvent) => void): Promise<UnlistenFn> {{\n  \
-         return listen<EngineEvent>(ENGINE_EVENT, (e) => handler(e.payload));\n}}\n"
+         return listen<EngineEvent>(ENGINE_EVENT, (e) => handler(e.payload));\n}}\n\n\
+         /** The name of the event that carries the previewed microphone's level (-dBov). */\n\
+         export const PREVIEW_LEVEL_EVENT = \"{PREVIEW_LEVEL_EVENT}\";\n\n\
+         /** Subscribes to the device preview's microphone level over Tauri IPC. */\n\
+         export function listenPreviewLevel(handler: (level: number) => void): Promise<UnlistenFn> {{\n  \
+         return listen<number>(PREVIEW_LEVEL_EVENT, (e) => handler(e.payload));\n}}\n"
     ));
     out
 }

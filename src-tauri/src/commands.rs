@@ -38,6 +38,8 @@ pub struct AppState {
     session: Mutex<Option<Session>>,
     hosted: Mutex<Option<Hosted>>,
     frames: tokio::sync::OnceCell<Option<FrameServer>>,
+    /// Set to stop the running device preview.
+    preview_stop: std::sync::Mutex<Option<std::sync::Arc<std::sync::atomic::AtomicBool>>>,
 }
 
 impl AppState {
@@ -184,6 +186,7 @@ async fn enter_meeting(
         .filter(|s| !s.trim().is_empty())
         .or_else(|| info.server.clone())
         .unwrap_or_else(|| stored.server.clone());
+    stop_preview_now(state);
     let frames = state.frames().await;
     if let Some(f) = frames {
         f.clear();
@@ -462,6 +465,126 @@ pub async fn switch_speaker(
         send_command(&state, Command::SwitchSpeaker { device }).await?;
     }
     Ok(())
+}
+
+/// The event carrying the previewed microphone's level (-dBov, 127 silence).
+pub const PREVIEW_LEVEL_EVENT: &str = "preview-level";
+
+/// Starts a device preview before joining: the microphone's level as
+/// `preview-level` events (ten a second) and, with the test-pattern camera
+/// chosen, its picture on the video server's self tile. Replaces a running
+/// preview; ends with `stop_preview` or when a meeting starts. Nothing of it
+/// leaves the machine.
+#[tauri::command]
+pub async fn start_preview(app: AppHandle, state: State<'_, AppState>) -> Result<(), String> {
+    stop_preview_now(&state);
+    let stored = settings::load();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Ok(mut p) = state.preview_stop.lock() {
+        *p = Some(stop.clone());
+    }
+    let sink = state.frames().await.map(FrameServer::sink);
+    let microphone = match stored.microphone.as_str() {
+        "" | "none" => None,
+        "default" => Some(None),
+        name => Some(Some(name.to_string())),
+    };
+    let camera = stored.camera == "synthetic"
+        || std::env::var("CONCLAVE_CAMERA").is_ok_and(|c| c == "synthetic");
+    std::thread::Builder::new()
+        .name("device-preview".into())
+        .spawn(move || preview(app, stop, microphone, camera.then_some(sink).flatten()))
+        .map_err(|e| format!("Could not start the preview: {e}"))?;
+    Ok(())
+}
+
+fn preview(
+    app: AppHandle,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    microphone: Option<Option<String>>,
+    camera: Option<conclave_engine::video::FrameSink>,
+) {
+    use conclave_media::{Camera, Microphone};
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+    let epoch = Instant::now();
+    let mut mic = microphone.and_then(|wanted| {
+        conclave_media::system_audio::SystemMicrophone::open(wanted.as_deref(), epoch)
+            .map_err(|e| {
+                let _ = app.emit(PREVIEW_LEVEL_EVENT, 127u8);
+                tracing::warn!(error = %e, "no microphone for the preview");
+            })
+            .ok()
+    });
+    let mut pattern = camera
+        .as_ref()
+        .map(|_| conclave_media::synthetic::TestPatternCamera::new(640, 360, 15, epoch));
+    let mut loudest = 127u8;
+    let mut next_level = Instant::now() + Duration::from_millis(100);
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if let Some(m) = &mut mic {
+            while let Ok(Some(block)) = m.poll_block(now) {
+                loudest = loudest.min(block.level_dbov());
+            }
+        }
+        if let (Some(cam), Some(sink)) = (&mut pattern, &camera) {
+            if let Ok(Some(frame)) = cam.poll_frame(now) {
+                (sink.0)(conclave_engine::frames::SELF_TILE, &frame);
+            }
+        }
+        if now >= next_level {
+            next_level = now + Duration::from_millis(100);
+            if mic.is_some() {
+                let _ = app.emit(PREVIEW_LEVEL_EVENT, loudest);
+            }
+            loudest = 127;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn stop_preview_now(state: &AppState) {
+    if let Ok(mut p) = state.preview_stop.lock() {
+        if let Some(stop) = p.take() {
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// Stops the device preview.
+#[tauri::command]
+pub fn stop_preview(state: State<'_, AppState>) {
+    stop_preview_now(&state);
+}
+
+/// Plays a short chime on the chosen speaker (`None`: the OS default).
+#[tauri::command]
+pub async fn test_speaker(device: Option<String>) -> Result<(), String> {
+    tauri::async_runtime::spawn_blocking(move || {
+        use conclave_media::{AudioFrame, Speaker};
+        let mut speaker = conclave_media::system_audio::SystemSpeaker::open(device.as_deref())
+            .map_err(|e| format!("Could not open the speaker: {e}"))?;
+        // Two notes, 300 ms each, fading out.
+        for (freq, blocks) in [(660.0f64, 30usize), (880.0, 30)] {
+            for b in 0..blocks {
+                let mut block = AudioFrame::silence(std::time::Duration::ZERO);
+                for (i, s) in block.samples.iter_mut().enumerate() {
+                    let t = (b * conclave_media::AUDIO_BLOCK + i) as f64 / 48_000.0;
+                    let fade = 1.0 - b as f64 / blocks as f64;
+                    *s = ((t * freq * std::f64::consts::TAU).sin() * 9000.0 * fade) as i16;
+                }
+                speaker
+                    .play(&block)
+                    .map_err(|e| format!("The speaker failed: {e}"))?;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        Ok(())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// Mutes or unmutes the microphone.

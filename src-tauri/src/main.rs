@@ -35,6 +35,9 @@ fn main() {
             commands::list_devices,
             commands::switch_microphone,
             commands::switch_speaker,
+            commands::start_preview,
+            commands::stop_preview,
+            commands::test_speaker,
         ])
         .run(tauri::generate_context!());
     if let Err(e) = result {

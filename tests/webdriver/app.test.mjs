@@ -133,6 +133,51 @@ test("a bad link and a wrong password give inline errors", async () => {
   await screenshot(session, "join-error");
 });
 
+test("the join screen previews the devices: microphone meter, test-pattern camera, speaker test", async () => {
+  await session.waitFind('[data-testid="join-screen"]');
+  await session.click('[data-testid="devices-disclosure"]');
+  await session.waitFind('[data-testid="preview-meter"]');
+  // A tone into the app's (virtual) microphone moves the meter.
+  const wav = join(process.env.TMPDIR ?? "/tmp", `tone-${process.pid}.wav`);
+  writeFileSync(wav, toneWav(440, 3));
+  const player = spawn("paplay", ["-d", "app_feed", wav], { stdio: "ignore" });
+  try {
+    await waitFor("the meter moves", async () => Number(await session.execute(
+      "return document.querySelector('[data-testid=\"preview-meter\"]').dataset.level")) < 40, 10000);
+  } finally {
+    player.kill();
+  }
+  // The test pattern shows in the camera preview.
+  await session.click('[data-testid="camera-select"] option[value="synthetic"]');
+  await waitFor("a picture in the camera preview", async () => (await session.execute(`
+    const c = document.querySelector('[data-testid="camera-preview"]');
+    if (!c || c.width < 16) return 0;
+    const p = document.createElement('canvas'); p.width = 64; p.height = 36;
+    const g = p.getContext('2d'); g.drawImage(c, 0, 0, 64, 36);
+    const d = g.getImageData(0, 0, 64, 36).data;
+    let min = 255, max = 0;
+    for (let i = 0; i < d.length; i += 4) { min = Math.min(min, d[i + 1]); max = Math.max(max, d[i + 1]); }
+    return max - min;`)) > 60, 10000);
+  await screenshot(session, "join-devices");
+  await session.click('[data-testid="speaker-test"]');
+  assert.equal((await session.findAll('[data-testid="device-panel"] .error')).length, 0, "the speaker test played");
+  // Back to no camera for the other tests.
+  await session.click('[data-testid="camera-select"] option[value=""]');
+  await session.click('[data-testid="devices-disclosure"]');
+});
+
+/** A mono 48 kHz 16-bit WAV of a sine tone. */
+function toneWav(freq, seconds) {
+  const n = 48000 * seconds;
+  const buf = Buffer.alloc(44 + n * 2);
+  buf.write("RIFF", 0); buf.writeUInt32LE(36 + n * 2, 4); buf.write("WAVE", 8);
+  buf.write("fmt ", 12); buf.writeUInt32LE(16, 16); buf.writeUInt16LE(1, 20); buf.writeUInt16LE(1, 22);
+  buf.writeUInt32LE(48000, 24); buf.writeUInt32LE(96000, 28); buf.writeUInt16LE(2, 32); buf.writeUInt16LE(16, 34);
+  buf.write("data", 36); buf.writeUInt32LE(n * 2, 40);
+  for (let i = 0; i < n; i++) buf.writeInt16LE(Math.round(Math.sin((2 * Math.PI * freq * i) / 48000) * 12000), 44 + i * 2);
+  return buf;
+}
+
 test("join with a pasted link, see the cli participant, chat both ways, leave", async () => {
   const room = createMeeting("s3cret pass");
   planted.push("Welcome to my meeting", "Thanks for hosting", "s3cret pass", new URL(room.link).hash.match(/key=([^&]+)/)[1], "Hello from the app", "not bold");

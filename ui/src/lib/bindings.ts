@@ -297,6 +297,9 @@ export interface Commands {
   listDevices(): Promise<Array<DeviceOption>>;
   switchMicrophone(device: string | null): Promise<void>;
   switchSpeaker(device: string | null): Promise<void>;
+  startPreview(): Promise<void>;
+  stopPreview(): Promise<void>;
+  testSpeaker(device: string | null): Promise<void>;
 }
 
 /** The commands, invoked over Tauri IPC. */
@@ -317,6 +320,9 @@ export const tauriCommands: Commands = {
   listDevices: () => invoke<Array<DeviceOption>>("list_devices"),
   switchMicrophone: (device: string | null) => invoke<void>("switch_microphone", { device }),
   switchSpeaker: (device: string | null) => invoke<void>("switch_speaker", { device }),
+  startPreview: () => invoke<void>("start_preview"),
+  stopPreview: () => invoke<void>("stop_preview"),
+  testSpeaker: (device: string | null) => invoke<void>("test_speaker", { device }),
 };
 
 /** The name of the event that carries every [`EngineEvent`]. */
@@ -325,4 +331,12 @@ export const ENGINE_EVENT = "engine-event";
 /** Subscribes to engine events over Tauri IPC. */
 export function listenEngineEvents(handler: (event: EngineEvent) => void): Promise<UnlistenFn> {
   return listen<EngineEvent>(ENGINE_EVENT, (e) => handler(e.payload));
+}
+
+/** The name of the event that carries the previewed microphone's level (-dBov). */
+export const PREVIEW_LEVEL_EVENT = "preview-level";
+
+/** Subscribes to the device preview's microphone level over Tauri IPC. */
+export function listenPreviewLevel(handler: (level: number) => void): Promise<UnlistenFn> {
+  return listen<number>(PREVIEW_LEVEL_EVENT, (e) => handler(e.payload));
 }

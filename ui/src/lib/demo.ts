@@ -69,6 +69,9 @@ export function demoBackend(): Backend {
       ],
       switchMicrophone: async () => {},
       switchSpeaker: async () => {},
+      startPreview: async () => {},
+      stopPreview: async () => {},
+      testSpeaker: async () => {},
     },
     async onEngineEvent(handler) {
       handlers.add(handler);

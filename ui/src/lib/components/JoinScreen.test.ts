@@ -26,6 +26,9 @@ function fakeCommands(overrides: Partial<Commands> = {}): Commands {
     listDevices: vi.fn(async () => []),
     switchMicrophone: vi.fn(async () => {}),
     switchSpeaker: vi.fn(async () => {}),
+    startPreview: vi.fn(async () => {}),
+    stopPreview: vi.fn(async () => {}),
+    testSpeaker: vi.fn(async () => {}),
     ...overrides,
   };
 }

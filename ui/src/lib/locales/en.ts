@@ -65,6 +65,8 @@ const en = {
   "meeting.noCamera": "No camera",
   "meeting.muted": "Muted",
   "meeting.talking": "Talking",
+  "devices.testSpeaker": "Test speaker",
+  "devices.level": "Microphone level",
   "devices.title": "Devices",
   "devices.microphone": "Microphone",
   "devices.speaker": "Speaker",

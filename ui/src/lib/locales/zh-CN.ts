@@ -67,6 +67,8 @@ const zhCN: Record<MessageKey, string> = {
   "meeting.noCamera": "没有摄像头",
   "meeting.muted": "已静音",
   "meeting.talking": "正在讲话",
+  "devices.testSpeaker": "测试扬声器",
+  "devices.level": "麦克风音量",
   "devices.title": "设备",
   "devices.microphone": "麦克风",
   "devices.speaker": "扬声器",

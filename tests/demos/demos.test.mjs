@@ -9,89 +9,19 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
-import { createServer } from "node:http";
-import { readFile, writeFile, readdir, mkdtemp, rm } from "node:fs/promises";
+import { readFile, writeFile, readdir, mkdtemp, mkdir, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, normalize, extname } from "node:path";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
-import { Session, waitFor, Keys } from "../webdriver/webdriver.mjs";
+import { waitFor, Keys } from "../webdriver/webdriver.mjs";
+import { DemoPages } from "./pages.mjs";
 
 const SERVER = process.env.CONCLAVE_TEST_SERVER;
 const CLI = process.env.CONCLAVE_CLI;
-const DEMOS = "/usr/share/janus/demos";
-const JAVASCRIPT = "/usr/share/javascript";
-const TYPES = { ".html": "text/html", ".js": "text/javascript", ".css": "text/css", ".png": "image/png",
-  ".woff": "font/woff", ".woff2": "font/woff2", ".ttf": "font/ttf", ".svg": "image/svg+xml", ".ico": "image/x-icon" };
-
-let http, base, driver, driverProcess, room;
-const sessions = [];
-
-/** Serves the demos, Debian's shared JavaScript libraries, and a settings.js naming our server. */
-function serveDemos() {
-  return new Promise((resolve) => {
-    const server = createServer(async (req, res) => {
-      const path = decodeURIComponent(new URL(req.url, "http://x").pathname);
-      if (path === "/settings.js") {
-        res.writeHead(200, { "content-type": "text/javascript" });
-        res.end(`var server = ${JSON.stringify(SERVER)};\nvar iceServers = [];\nvar token = null;\nvar apisecret = null;\n`);
-        return;
-      }
-      const root = path.startsWith("/javascript/") ? JAVASCRIPT : DEMOS;
-      const rel = path.startsWith("/javascript/") ? path.slice("/javascript".length) : path;
-      const file = normalize(join(root, rel === "/" ? "/index.html" : rel));
-      if (!file.startsWith(root)) { res.writeHead(403); res.end(); return; }
-      try {
-        const body = await readFile(file);
-        res.writeHead(200, { "content-type": TYPES[extname(file)] ?? "application/octet-stream" });
-        res.end(body);
-      } catch {
-        res.writeHead(404); res.end();
-      }
-    });
-    // Pages from 127.0.0.1 are a secure context (camera access); the meeting
-    // server is reached on the test network.
-    server.listen(0, "127.0.0.1", () => resolve([server, `http://127.0.0.1:${server.address().port}`]));
-  });
-}
-
-async function chrome() {
-  const s = await Session.startChrome(driver, [
-    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-    "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-    "--disable-features=WebRtcHideLocalIpsWithMdns", "--autoplay-policy=no-user-gesture-required",
-    "--window-size=1280,1500",
-  ]);
-  sessions.push(s);
-  return s;
-}
-
-/** Opens a demo page and joins its room under `name`. */
-async function joinDemo(s, page, name) {
-  // The Start button works once janus.js has initialised. A fresh network
-  // namespace can make Chromium abort loads (ERR_NETWORK_CHANGED): retry.
-  for (let attempt = 1; ; attempt++) {
-    await s.navigate(`${base}/${page}?room=${room}`);
-    try {
-      await waitFor(`${page} loaded`, async () => s.execute("return typeof Janus !== 'undefined' && Janus.initDone === true"), 5000);
-      break;
-    } catch (e) {
-      if (attempt === 3) throw e;
-    }
-  }
-  await new Promise((r) => setTimeout(r, 300));
-  await s.click("#start");
-  try {
-    await waitFor(`${page} asks for a name`, async () =>
-      s.execute("return !!document.querySelector('#username') && !document.querySelector('#username').disabled && $('#username').is(':visible')"));
-  } catch (e) {
-    const text = await s.execute("return document.body.innerText").catch(() => "?");
-    const log = await s.consoleLog().catch(() => []);
-    console.error(log.slice(-30).join("\n"));
-    throw new Error(`${e.message}; the page says: ${String(text).replace(/\s+/g, " ").slice(-600)}`);
-  }
-  await s.type("#username", name);
-  await s.click("#register");
-}
+let pages, room;
+const chrome = () => pages.chrome();
+const joinDemo = (s, page, name) => pages.join(s, page, room, name);
+const sessions = { entries: () => pages.sessions.entries() };
 
 /** A conclave-cli participant sending the test pattern and a tone and
  * saving what it receives; its JSON events, and a way to type chat lines. */
@@ -108,17 +38,12 @@ before(async () => {
   assert.ok(SERVER && CLI, "CONCLAVE_TEST_SERVER and CONCLAVE_CLI must be set (run scripts/e2e)");
   const created = JSON.parse(execFileSync(CLI, ["create-room", "--server", SERVER, "--json"]).toString().trim().split("\n").pop());
   room = created.room;
-  [http, base] = await serveDemos();
-  const port = 9515 + Math.floor(Math.random() * 400);
-  driverProcess = spawn("chromedriver", [`--port=${port}`], { stdio: "ignore" });
-  driver = `http://127.0.0.1:${port}`;
-  await waitFor("chromedriver", async () => (await fetch(`${driver}/status`)).ok);
+  pages = new DemoPages(SERVER);
+  await pages.start();
 });
 
 after(async () => {
-  for (const s of sessions) await s.end().catch(() => {});
-  driverProcess?.kill();
-  http?.close();
+  await pages?.stop();
 });
 
 test("Janus demo pages publish, subscribe and chat with a conclave-cli participant", async () => {
@@ -166,6 +91,7 @@ test("Janus demo pages publish, subscribe and chat with a conclave-cli participa
 
     if (process.env.CONCLAVE_SCREENSHOTS) {
       const kind = process.env.CONCLAVE_TEST_BACKEND ?? "server";
+      await mkdir(process.env.CONCLAVE_SCREENSHOTS, { recursive: true });
       await writeFile(join(process.env.CONCLAVE_SCREENSHOTS, `janus-demo-viewer-${kind}.png`),
         await viewer.screenshot());
     }

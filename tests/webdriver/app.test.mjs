@@ -8,6 +8,7 @@ import { createInterface } from "node:readline";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Keys, Session, waitFor } from "./webdriver.mjs";
+import { DemoPages } from "../demos/pages.mjs";
 
 const env = (name) => {
   const v = process.env[name];
@@ -283,6 +284,40 @@ test("a cli participant's camera is drawn in its tile; the app, without a camera
   await session.click('[data-testid="leave-button"]');
   await session.waitFind('[data-testid="join-screen"]');
   await sender.stop();
+});
+
+test("a Chromium participant (Janus's demo page) and the app see and hear each other", async () => {
+  const out = execFileSync(cli, ["create-room", "--server", server, "--json"], { encoding: "utf8" });
+  const room = JSON.parse(out.trim().split("\n").pop());
+  const pages = new DemoPages(server);
+  await pages.start();
+  try {
+    const page = await pages.chrome();
+    await pages.join(page, "videoroomtest.html", room.room, "Chromium");
+    await waitFor("the page publishing", async () =>
+      page.execute("const v = document.querySelector('#videolocal video'); return !!v && v.videoWidth > 0"), 20000);
+
+    await session.clear('[data-testid="link-input"]');
+    await session.type('[data-testid="link-input"]', room.link);
+    await waitFor("link preview", () => session.text('[data-testid="link-preview"]'));
+    await session.clear('[data-testid="nickname-input"]');
+    await session.type('[data-testid="nickname-input"]', "Ada (app)");
+    await session.click('[data-testid="join-button"]');
+    await session.waitFind('[data-testid="meeting-screen"]', 20000);
+
+    // Chromium's fake camera is drawn in the app.
+    await waitFor("Chromium's video in the app", async () =>
+      (await session.findAll('[data-testid="stage-tile"][data-video="on"]')).length === 1, 20000);
+    // Chromium receives the app's microphone (a virtual PulseAudio one).
+    await waitFor("the page receiving the app's audio", async () => page.execute(`
+      return [...document.querySelectorAll('[id^=videoremote] audio, [id^=videoremote] video')]
+        .some((e) => e.srcObject && e.srcObject.getAudioTracks().some((t) => t.readyState === 'live'))`), 20000);
+    await screenshot(session, "meeting-chromium");
+    await session.click('[data-testid="leave-button"]');
+    await session.waitFind('[data-testid="join-screen"]');
+  } finally {
+    await pages.stop();
+  }
 });
 
 test("host a meeting from the app: a cli joins with its link, chat both ways, end it", async () => {

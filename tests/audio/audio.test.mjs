@@ -166,3 +166,20 @@ test("speech from A's microphone is played on B's speaker; A hears B's silence; 
   const warnings = a.events.filter((e) => e.event === "warning").map((e) => e.message);
   console.log(`A was told: ${warnings.join(" / ")}`);
 });
+
+test("a participant on the OS default microphone follows the OS when the default changes", async () => {
+  for (const name of ["c_one", "c_two"]) {
+    pactl("load-module", "module-remap-source", `source_name=${name}`, "master=silence.monitor",
+      `source_properties=device.description=${name.replace("_", "-")}`);
+  }
+  pactl("set-default-source", "c_one");
+  const c = participant("C", "default", "null");
+  await waitFor("C joined", async () => c.events.some((e) => e.event === "joined"), 20000);
+  await sleep(1500);
+  pactl("set-default-source", "c_two");
+  await waitFor("C says the default changed", async () =>
+    c.events.some((e) => e.event === "warning" && /system default/.test(e.message)), 10000);
+  await waitFor("C uses the new default", async () =>
+    c.events.some((e) => e.event === "warning" && /Now using the microphone “c-two”/.test(e.message)), 10000);
+  assert.equal(c.child.exitCode, null, "C is still in the meeting");
+});

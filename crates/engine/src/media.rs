@@ -519,7 +519,8 @@ impl MediaIo {
                         let name = device.info().name;
                         warn!(error = %e, "microphone failed");
                         self.notices.push(MediaNotice::Warning(format!(
-                            "The microphone “{name}” stopped working ({e}). Looking for another one."
+                            "Microphone “{name}”: {}. Looking for another one.",
+                            device_reason(&e)
                         )));
                         mic.device = None;
                         mic.retry_at = Some(now);
@@ -594,7 +595,8 @@ impl MediaIo {
                         let name = d.info().name;
                         warn!(error = %e, "speaker failed");
                         self.notices.push(MediaNotice::Warning(format!(
-                            "The speaker “{name}” stopped working ({e}). Looking for another one."
+                            "Speaker “{name}”: {}. Looking for another one.",
+                            device_reason(&e)
                         )));
                         o.device = None;
                         o.retry_at = Some(now);
@@ -644,6 +646,17 @@ impl MediaIo {
             finish_remote(r);
         }
         self.video_in.flush();
+    }
+}
+
+/// Why a device ended, for the user.
+fn device_reason(e: &DeviceError) -> String {
+    match e {
+        DeviceError::Gone(why) => why
+            .rsplit_once(": ")
+            .map_or(why.as_str(), |(_, reason)| reason)
+            .to_string(),
+        other => other.to_string(),
     }
 }
 

@@ -8,7 +8,9 @@
 //! A `cpal` stream lives on a thread of its own (streams are not `Send` on
 //! every platform); the device objects here talk to it through a shared ring
 //! of samples. A device that vanishes shows up as [`DeviceError::Gone`] on
-//! the next poll, so the caller can fall back to another one.
+//! the next poll, so the caller can fall back to another one; a device
+//! opened as "the OS default" also ends when the OS default changes, so the
+//! caller follows it.
 
 use std::collections::VecDeque;
 use std::sync::mpsc;
@@ -187,7 +189,10 @@ impl Shared {
 /// vanished device to the default one without telling the stream's owner,
 /// so the user would never learn why the sound changed.) Ends when the
 /// device object is dropped.
-fn watch_presence(kind: DeviceKind, id: String, shared: &Arc<Shared>) {
+///
+/// With `follow_default` (the user chose "the OS default"), a change of the
+/// OS default also ends the device, so the caller opens the new default.
+fn watch_presence(kind: DeviceKind, id: String, follow_default: bool, shared: &Arc<Shared>) {
     let weak = Arc::downgrade(shared);
     let _ = std::thread::Builder::new()
         .name("audio-presence".into())
@@ -208,6 +213,19 @@ fn watch_presence(kind: DeviceKind, id: String, shared: &Arc<Shared>) {
                 if !present {
                     *lock(&shared.failure) = Some("it was unplugged or removed".into());
                     return;
+                }
+                if follow_default {
+                    let default = match kind {
+                        DeviceKind::Microphone => host.default_input_device(),
+                        _ => host.default_output_device(),
+                    }
+                    .and_then(|d| d.id().ok())
+                    .map(|i| i.to_string());
+                    if default.is_some_and(|d| d != id) {
+                        *lock(&shared.failure) =
+                            Some("the system default is now another device".into());
+                        return;
+                    }
                 }
             }
         });
@@ -311,7 +329,12 @@ impl SystemMicrophone {
                 )
                 .map_err(|e| classify(&e))
         })?;
-        watch_presence(DeviceKind::Microphone, info.id.clone(), &shared);
+        watch_presence(
+            DeviceKind::Microphone,
+            info.id.clone(),
+            wanted.is_none(),
+            &shared,
+        );
         Ok(SystemMicrophone {
             info,
             shared,
@@ -403,7 +426,12 @@ impl SystemSpeaker {
                 )
                 .map_err(|e| classify(&e))
         })?;
-        watch_presence(DeviceKind::Speaker, info.id.clone(), &shared);
+        watch_presence(
+            DeviceKind::Speaker,
+            info.id.clone(),
+            wanted.is_none(),
+            &shared,
+        );
         Ok(SystemSpeaker {
             info,
             shared,

@@ -17,14 +17,14 @@
 //
 // Env: CONCLAVE_TEST_SERVER, CONCLAVE_CLI, CALL_SECONDS (20).
 import { spawn, execFileSync } from "node:child_process";
-import { createServer } from "node:http";
-import { mkdtemp, rm, readFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { readFileSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
-import { Session, waitFor } from "../webdriver/webdriver.mjs";
+import { waitFor } from "../webdriver/webdriver.mjs";
+import { newRoom, peerPages } from "./peers.mjs";
 
 const SERVER = process.env.CONCLAVE_TEST_SERVER;
 const CLI = process.env.CONCLAVE_CLI;
@@ -88,18 +88,13 @@ async function measure(pidsOf) {
   return { cpu: (100 * ticks) / TICK / elapsed, mb: pss[Math.floor(pss.length / 2)] ?? 0 };
 }
 
-function newRoom() {
-  const out = execFileSync(CLI, ["create-room", "--server", SERVER, "--json"]).toString().trim().split("\n").pop();
-  return JSON.parse(out).room;
-}
-
 async function conclaveCall(people, dir) {
   const names = ["a", "b", "c", "d"].slice(0, people);
   const exported = execFileSync(join(ROOT, "scripts/pulse"), ["start", join(dir, `pulse${people}`), ...names]).toString();
   const env = { ...process.env, PULSE_SERVER: exported.match(/PULSE_SERVER=(\S+)/)[1] };
   const children = [];
   try {
-    const room = newRoom();
+    const room = newRoom(CLI, SERVER);
     const parts = names.map((n) => {
       const child = spawn(CLI, ["join", String(room), "--server", SERVER, "--name", n.toUpperCase(), "--json",
         "--camera", "synthetic:1280x720@30", "--mic", `${n}_mic`, "--speaker", `${n}_out`, "--stay", String(SECONDS + 30)],
@@ -123,30 +118,20 @@ async function conclaveCall(people, dir) {
 }
 
 async function chromiumCall(people) {
-  const page = await readFile(join(HERE, "peer.html"));
-  const http = createServer((req, res) => { res.writeHead(200, { "content-type": "text/html" }); res.end(page); });
-  await new Promise((r) => http.listen(0, "127.0.0.1", r));
-  const base = `http://127.0.0.1:${http.address().port}/peer.html`;
-  const port = 9515 + Math.floor(Math.random() * 400);
-  const driverProcess = spawn("chromedriver", [`--port=${port}`], { stdio: "ignore" });
-  const driver = `http://127.0.0.1:${port}`;
-  const sessions = [];
+  const pages = await peerPages();
   try {
-    await waitFor("chromedriver", async () => (await fetch(`${driver}/status`)).ok);
-    const room = newRoom();
-    const before = new Set(tree(driverProcess.pid));
+    const room = newRoom(CLI, SERVER);
+    const before = new Set(tree(pages.driverPid));
     let firstTree = null;
+    const sessions = [];
     for (let i = 0; i < people; i++) {
-      const s = await Session.startChrome(driver, ["--headless=new", "--no-sandbox", "--disable-gpu",
-        "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
-        "--disable-features=WebRtcHideLocalIpsWithMdns", "--window-size=800,600"]);
+      const s = await pages.open();
       sessions.push(s);
       if (i === 0) {
         // The first Chromium's processes: the new child of chromedriver.
-        const root = tree(driverProcess.pid).find((p) => !before.has(p) && readFileSync(`/proc/${p}/stat`, "utf8").includes("chrom"));
-        firstTree = root;
+        firstTree = tree(pages.driverPid).find((p) => !before.has(p) && readFileSync(`/proc/${p}/stat`, "utf8").includes("chrom"));
       }
-      await s.navigate(`${base}?server=${encodeURIComponent(SERVER)}&room=${room}&role=both&name=p${i}&expect=${people - 1}`);
+      await s.navigate(pages.url({ server: SERVER, room, role: "both", name: `p${i}`, expect: people - 1 }));
     }
     for (const [i, s] of sessions.entries()) {
       await waitFor(`Chromium ${i} in the call`, async () => {
@@ -160,9 +145,7 @@ async function chromiumCall(people) {
     const m = await measure(() => tree(firstTree));
     return { ...m, frames: [await sessions[0].execute("return window.bench.g2g.length")] };
   } finally {
-    for (const s of sessions) await s.end().catch(() => {});
-    driverProcess.kill();
-    http.close();
+    await pages.stop();
   }
 }
 

@@ -12,13 +12,13 @@
 //
 // Env: CONCLAVE_TEST_SERVER, CONCLAVE_CLI, CLICK_PROBE, LATENCY_SECONDS.
 import { spawn, execFileSync } from "node:child_process";
-import { createServer } from "node:http";
 import { mkdtemp, rm, readFile, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
-import { Session, waitFor } from "../webdriver/webdriver.mjs";
+import { waitFor } from "../webdriver/webdriver.mjs";
+import { newRoom, peerPages } from "./peers.mjs";
 
 const SERVER = process.env.CONCLAVE_TEST_SERVER;
 const CLI = process.env.CONCLAVE_CLI;
@@ -36,11 +36,6 @@ function percentile(xs, p) {
 }
 const round = (x) => (x === null ? null : Math.round(x * 10) / 10);
 
-function newRoom() {
-  const out = execFileSync(CLI, ["create-room", "--server", SERVER, "--json"]).toString().trim().split("\n").pop();
-  return JSON.parse(out).room;
-}
-
 function participant(env, room, name, args) {
   const child = spawn(CLI, ["join", String(room), "--server", SERVER, "--name", name, "--json", ...args],
     { env, stdio: ["ignore", "pipe", "inherit"] });
@@ -54,7 +49,7 @@ async function conclave(dir) {
   const exported = execFileSync(join(ROOT, "scripts/pulse"), ["start", join(dir, "pulse"), "a", "b"]).toString();
   const env = { ...process.env, PULSE_SERVER: exported.match(/PULSE_SERVER=(\S+)/)[1] };
   try {
-    const room = newRoom();
+    const room = newRoom(CLI, SERVER);
     const save = join(dir, "received");
     const stay = String(SECONDS + 15);
     // Voice processing adds no delay (it works in place on 10 ms blocks) but
@@ -86,27 +81,12 @@ async function conclave(dir) {
 }
 
 async function chromium() {
-  const page = await readFile(join(HERE, "peer.html"));
-  const http = createServer((req, res) => { res.writeHead(200, { "content-type": "text/html" }); res.end(page); });
-  await new Promise((r) => http.listen(0, "127.0.0.1", r));
-  const base = `http://127.0.0.1:${http.address().port}/peer.html`;
-  const port = 9515 + Math.floor(Math.random() * 400);
-  const driverProcess = spawn("chromedriver", [`--port=${port}`], { stdio: "ignore" });
-  const driver = `http://127.0.0.1:${port}`;
-  const sessions = [];
+  const pages = await peerPages();
   try {
-    await waitFor("chromedriver", async () => (await fetch(`${driver}/status`)).ok);
-    const open = async () => {
-      const s = await Session.startChrome(driver, ["--headless=new", "--no-sandbox", "--disable-gpu",
-        "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
-        "--disable-features=WebRtcHideLocalIpsWithMdns", "--window-size=800,600"]);
-      sessions.push(s);
-      return s;
-    };
-    const room = newRoom();
-    const url = (role) => `${base}?server=${encodeURIComponent(SERVER)}&room=${room}&role=${role}&name=${role}`;
-    const sender = await open();
-    const receiver = await open();
+    const room = newRoom(CLI, SERVER);
+    const url = (role) => pages.url({ server: SERVER, room, role, name: role });
+    const sender = await pages.open();
+    const receiver = await pages.open();
     const load = async (s, role, state) => {
       for (let attempt = 1; ; attempt++) {
         await s.navigate(url(role));
@@ -138,9 +118,7 @@ async function chromium() {
     }
     return { g2g, m2e, clicks: clicks.length, heard: ears.length, fps: g2g.length / SECONDS, damaged: 0 };
   } finally {
-    for (const s of sessions) await s.end().catch(() => {});
-    driverProcess.kill();
-    http.close();
+    await pages.stop();
   }
 }
 

@@ -1,0 +1,46 @@
+// Shared by the benchmarks: our Chromium peer page (peer.html) served on
+// 127.0.0.1 with chromedriver, and meetings created with conclave-cli.
+import { spawn, execFileSync } from "node:child_process";
+import { createServer } from "node:http";
+import { readFile } from "node:fs/promises";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Session, waitFor } from "../webdriver/webdriver.mjs";
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+
+/** Creates a meeting on `server`; returns its ID. */
+export function newRoom(cli, server) {
+  const out = execFileSync(cli, ["create-room", "--server", server, "--json"]).toString().trim().split("\n").pop();
+  return JSON.parse(out).room;
+}
+
+/** The peer page and a chromedriver: `url(query)`, `open()` a headless
+ * Chromium, `stop()` everything. `driverPid` roots Chromium's processes. */
+export async function peerPages() {
+  const page = await readFile(join(HERE, "peer.html"));
+  const http = createServer((req, res) => { res.writeHead(200, { "content-type": "text/html" }); res.end(page); });
+  await new Promise((r) => http.listen(0, "127.0.0.1", r));
+  const base = `http://127.0.0.1:${http.address().port}/peer.html`;
+  const port = 9515 + Math.floor(Math.random() * 400);
+  const driverProcess = spawn("chromedriver", [`--port=${port}`], { stdio: "ignore" });
+  const driver = `http://127.0.0.1:${port}`;
+  const sessions = [];
+  await waitFor("chromedriver", async () => (await fetch(`${driver}/status`)).ok);
+  return {
+    driverPid: driverProcess.pid,
+    url: (query) => `${base}?${new URLSearchParams(query)}`,
+    async open() {
+      const s = await Session.startChrome(driver, ["--headless=new", "--no-sandbox", "--disable-gpu",
+        "--disable-dev-shm-usage", "--autoplay-policy=no-user-gesture-required",
+        "--disable-features=WebRtcHideLocalIpsWithMdns", "--window-size=800,600"]);
+      sessions.push(s);
+      return s;
+    },
+    async stop() {
+      for (const s of sessions) await s.end().catch(() => {});
+      driverProcess.kill();
+      http.close();
+    },
+  };
+}

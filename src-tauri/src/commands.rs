@@ -61,31 +61,33 @@ impl AppState {
     }
 }
 
-/// The media options from the settings; `CONCLAVE_CAMERA=synthetic` (for
-/// demos and tests) picks the test pattern whatever the settings say.
-fn media_options(stored: &Settings) -> MediaOptions {
-    let camera_setting = std::env::var("CONCLAVE_CAMERA").unwrap_or_else(|_| stored.camera.clone());
-    let camera = (camera_setting == "synthetic").then_some(CameraChoice::Synthetic {
-        width: 1280,
-        height: 720,
-        fps: 30,
-    });
-    let device = |s: &str| match s {
+/// Whether the test-pattern camera is chosen; `CONCLAVE_CAMERA` (for demos
+/// and tests) overrides the settings.
+fn wants_test_pattern(stored: &Settings) -> bool {
+    std::env::var("CONCLAVE_CAMERA").map_or(stored.camera == "synthetic", |c| c == "synthetic")
+}
+
+/// A microphone or speaker setting: `None` for none, `Some(None)` for the OS
+/// default, else the device.
+fn device_setting(value: &str) -> Option<Option<String>> {
+    match value {
         "" | "none" => None,
         "default" => Some(None),
         name => Some(Some(name.to_string())),
-    };
-    // Without a sound server the meeting still works, silently.
-    let audio_available =
-        conclave_media::system_audio::list_audio_devices().is_ok_and(|d| !d.is_empty());
+    }
+}
+
+/// The media options from the settings. A device that cannot be opened does
+/// not stop the meeting: the engine goes on without it and says so.
+fn media_options(stored: &Settings) -> MediaOptions {
     MediaOptions {
-        camera,
-        microphone: device(&stored.microphone)
-            .filter(|_| audio_available)
-            .map(MicrophoneChoice::Device),
-        speaker: device(&stored.speaker)
-            .filter(|_| audio_available)
-            .map_or(SpeakerChoice::Null, SpeakerChoice::Device),
+        camera: wants_test_pattern(stored).then_some(CameraChoice::Synthetic {
+            width: 1280,
+            height: 720,
+            fps: 30,
+        }),
+        microphone: device_setting(&stored.microphone).map(MicrophoneChoice::Device),
+        speaker: device_setting(&stored.speaker).map_or(SpeakerChoice::Null, SpeakerChoice::Device),
         ..Default::default()
     }
 }
@@ -442,13 +444,10 @@ pub async fn switch_microphone(
     state: State<'_, AppState>,
     device: Option<String>,
 ) -> Result<(), String> {
-    let mut stored = settings::load();
-    stored.microphone = device.clone().unwrap_or_else(|| "default".into());
-    settings::save(&stored).map_err(|e| format!("Could not save settings: {e}"))?;
-    if state.session.lock().await.is_some() {
-        send_command(&state, Command::SwitchMicrophone { device }).await?;
-    }
-    Ok(())
+    let command = Command::SwitchMicrophone {
+        device: device.clone(),
+    };
+    switch_device(&state, device, |s, d| s.microphone = d, command).await
 }
 
 /// Uses another speaker (`None`: the OS default) in the meeting now, and
@@ -458,11 +457,24 @@ pub async fn switch_speaker(
     state: State<'_, AppState>,
     device: Option<String>,
 ) -> Result<(), String> {
+    let command = Command::SwitchSpeaker {
+        device: device.clone(),
+    };
+    switch_device(&state, device, |s, d| s.speaker = d, command).await
+}
+
+/// Remembers a device choice and, in a meeting, applies it at once.
+async fn switch_device(
+    state: &AppState,
+    device: Option<String>,
+    remember: impl FnOnce(&mut Settings, String),
+    command: Command,
+) -> Result<(), String> {
     let mut stored = settings::load();
-    stored.speaker = device.clone().unwrap_or_else(|| "default".into());
+    remember(&mut stored, device.unwrap_or_else(|| "default".into()));
     settings::save(&stored).map_err(|e| format!("Could not save settings: {e}"))?;
     if state.session.lock().await.is_some() {
-        send_command(&state, Command::SwitchSpeaker { device }).await?;
+        send_command(state, command).await?;
     }
     Ok(())
 }
@@ -484,13 +496,8 @@ pub async fn start_preview(app: AppHandle, state: State<'_, AppState>) -> Result
         *p = Some(stop.clone());
     }
     let sink = state.frames().await.map(FrameServer::sink);
-    let microphone = match stored.microphone.as_str() {
-        "" | "none" => None,
-        "default" => Some(None),
-        name => Some(Some(name.to_string())),
-    };
-    let camera = stored.camera == "synthetic"
-        || std::env::var("CONCLAVE_CAMERA").is_ok_and(|c| c == "synthetic");
+    let microphone = device_setting(&stored.microphone);
+    let camera = wants_test_pattern(&stored);
     std::thread::Builder::new()
         .name("device-preview".into())
         .spawn(move || preview(app, stop, microphone, camera.then_some(sink).flatten()))

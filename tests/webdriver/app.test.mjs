@@ -97,6 +97,33 @@ async function screenshot(session, name) {
   writeFileSync(join(shots, `${name}.png`), await session.screenshot());
 }
 
+/** Joins from the join screen with a link and a nickname. */
+async function joinFromScreen(link, nickname) {
+  await session.clear('[data-testid="link-input"]');
+  await session.type('[data-testid="link-input"]', link);
+  await waitFor("link preview", () => session.text('[data-testid="link-preview"]'));
+  await session.clear('[data-testid="nickname-input"]');
+  await session.type('[data-testid="nickname-input"]', nickname);
+  await session.click('[data-testid="join-button"]');
+  await session.waitFind('[data-testid="meeting-screen"]', 20000);
+}
+
+/** The spread of green values (0-255) of a canvas scaled to 64x36: 0 for a
+ * blank canvas, large for a picture. */
+function canvasSpread(css) {
+  return session.execute(`
+    const c = document.querySelector(${JSON.stringify(css)});
+    if (!c || c.width < 16) return 0;
+    const probe = document.createElement('canvas');
+    probe.width = 64; probe.height = 36;
+    const g = probe.getContext('2d');
+    g.drawImage(c, 0, 0, 64, 36);
+    const d = g.getImageData(0, 0, 64, 36).data;
+    let min = 255, max = 0;
+    for (let i = 0; i < d.length; i += 4) { min = Math.min(min, d[i + 1]); max = Math.max(max, d[i + 1]); }
+    return max - min;`);
+}
+
 let session;
 let peer;
 /** Every cli started, stopped at the end whatever happens. */
@@ -150,15 +177,7 @@ test("the join screen previews the devices: microphone meter, test-pattern camer
   }
   // The test pattern shows in the camera preview.
   await session.click('[data-testid="camera-select"] option[value="synthetic"]');
-  await waitFor("a picture in the camera preview", async () => (await session.execute(`
-    const c = document.querySelector('[data-testid="camera-preview"]');
-    if (!c || c.width < 16) return 0;
-    const p = document.createElement('canvas'); p.width = 64; p.height = 36;
-    const g = p.getContext('2d'); g.drawImage(c, 0, 0, 64, 36);
-    const d = g.getImageData(0, 0, 64, 36).data;
-    let min = 255, max = 0;
-    for (let i = 0; i < d.length; i += 4) { min = Math.min(min, d[i + 1]); max = Math.max(max, d[i + 1]); }
-    return max - min;`)) > 60, 10000);
+  await waitFor("a picture in the camera preview", async () => (await canvasSpread('[data-testid="camera-preview"]')) > 60, 10000);
   await screenshot(session, "join-devices");
   await session.click('[data-testid="speaker-test"]');
   assert.equal((await session.findAll('[data-testid="device-panel"] .error')).length, 0, "the speaker test played");
@@ -231,29 +250,13 @@ test("a cli participant's camera is drawn in its tile; the app, without a camera
   planted.push("video pass");
   const sender = new CliPeer(room.link, "Linus (camera)", ["--camera", "synthetic:640x360@15", "--mic", "tone"]);
   await sender.waitEvent("cli joined", (e) => e.event === "joined");
-  await session.clear('[data-testid="link-input"]');
-  await session.type('[data-testid="link-input"]', room.link);
-  await waitFor("link preview", () => session.text('[data-testid="link-preview"]'));
-  await session.clear('[data-testid="nickname-input"]');
-  await session.type('[data-testid="nickname-input"]', "Ada (app)");
-  await session.click('[data-testid="join-button"]');
-  await session.waitFind('[data-testid="meeting-screen"]', 20000);
+  await joinFromScreen(room.link, "Ada (app)");
 
   // The cli's test pattern arrives and is drawn (not a blank canvas).
   const tile = '[data-testid="stage-tile"][data-video="on"]';
   await waitFor("the cli's video in its tile", async () => (await session.findAll(tile)).length === 1, 20000);
   const spread = await waitFor("a picture in the canvas", async () => {
-    const s = await session.execute(`
-      const c = document.querySelector('${tile} canvas');
-      if (!c || c.width < 16) return 0;
-      const probe = document.createElement('canvas');
-      probe.width = 64; probe.height = 36;
-      const g = probe.getContext('2d');
-      g.drawImage(c, 0, 0, 64, 36);
-      const d = g.getImageData(0, 0, 64, 36).data;
-      let min = 255, max = 0;
-      for (let i = 0; i < d.length; i += 4) { min = Math.min(min, d[i + 1]); max = Math.max(max, d[i + 1]); }
-      return max - min;`);
+    const s = await canvasSpread(`${tile} canvas`);
     return s > 60 ? s : 0;
   }, 15000);
   assert.ok(spread > 60, "the tile shows the pattern");
@@ -297,13 +300,7 @@ test("a Chromium participant (Janus's demo page) and the app see and hear each o
     await waitFor("the page publishing", async () =>
       page.execute("const v = document.querySelector('#videolocal video'); return !!v && v.videoWidth > 0"), 20000);
 
-    await session.clear('[data-testid="link-input"]');
-    await session.type('[data-testid="link-input"]', room.link);
-    await waitFor("link preview", () => session.text('[data-testid="link-preview"]'));
-    await session.clear('[data-testid="nickname-input"]');
-    await session.type('[data-testid="nickname-input"]', "Ada (app)");
-    await session.click('[data-testid="join-button"]');
-    await session.waitFind('[data-testid="meeting-screen"]', 20000);
+    await joinFromScreen(room.link, "Ada (app)");
 
     // Chromium's fake camera is drawn in the app.
     await waitFor("Chromium's video in the app", async () =>

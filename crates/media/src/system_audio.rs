@@ -67,6 +67,16 @@ fn describe(device: &cpal::Device, kind: DeviceKind, default_id: Option<&str>) -
     }
 }
 
+/// The id of the OS default microphone (or speaker, for any other kind).
+fn default_id(host: &cpal::Host, kind: DeviceKind) -> Option<String> {
+    match kind {
+        DeviceKind::Microphone => host.default_input_device(),
+        _ => host.default_output_device(),
+    }
+    .and_then(|d| d.id().ok())
+    .map(|i| i.to_string())
+}
+
 /// The audio backend in use ("PulseAudio", "ALSA", ...), for diagnostics.
 pub fn backend_name() -> String {
     format!("{:?}", host().id())
@@ -75,14 +85,8 @@ pub fn backend_name() -> String {
 /// Lists the microphones and speakers the OS offers, defaults marked.
 pub fn list_audio_devices() -> Result<Vec<DeviceInfo>, DeviceError> {
     let host = host();
-    let default_in = host
-        .default_input_device()
-        .and_then(|d| d.id().ok())
-        .map(|i| i.to_string());
-    let default_out = host
-        .default_output_device()
-        .and_then(|d| d.id().ok())
-        .map(|i| i.to_string());
+    let default_in = default_id(&host, DeviceKind::Microphone);
+    let default_out = default_id(&host, DeviceKind::Speaker);
     let mut out = Vec::new();
     let inputs = host
         .input_devices()
@@ -214,18 +218,10 @@ fn watch_presence(kind: DeviceKind, id: String, follow_default: bool, shared: &A
                     *lock(&shared.failure) = Some("it was unplugged or removed".into());
                     return;
                 }
-                if follow_default {
-                    let default = match kind {
-                        DeviceKind::Microphone => host.default_input_device(),
-                        _ => host.default_output_device(),
-                    }
-                    .and_then(|d| d.id().ok())
-                    .map(|i| i.to_string());
-                    if default.is_some_and(|d| d != id) {
-                        *lock(&shared.failure) =
-                            Some("the system default is now another device".into());
-                        return;
-                    }
+                if follow_default && default_id(&host, kind).is_some_and(|d| d != id) {
+                    *lock(&shared.failure) =
+                        Some("the system default is now another device".into());
+                    return;
                 }
             }
         });
@@ -304,11 +300,11 @@ impl SystemMicrophone {
     /// count from `epoch`.
     pub fn open(wanted: Option<&str>, epoch: Instant) -> Result<Self, DeviceError> {
         let device = find_device(DeviceKind::Microphone, wanted)?;
-        let default_id = host()
-            .default_input_device()
-            .and_then(|d| d.id().ok())
-            .map(|i| i.to_string());
-        let info = describe(&device, DeviceKind::Microphone, default_id.as_deref());
+        let info = describe(
+            &device,
+            DeviceKind::Microphone,
+            default_id(&host(), DeviceKind::Microphone).as_deref(),
+        );
         let shared = Arc::new(Shared::default());
         let (data, fail) = (shared.clone(), shared.clone());
         let stream = StreamThread::spawn(move || {
@@ -395,11 +391,11 @@ impl SystemSpeaker {
     /// Opens a speaker by id or name, or the default one.
     pub fn open(wanted: Option<&str>) -> Result<Self, DeviceError> {
         let device = find_device(DeviceKind::Speaker, wanted)?;
-        let default_id = host()
-            .default_output_device()
-            .and_then(|d| d.id().ok())
-            .map(|i| i.to_string());
-        let info = describe(&device, DeviceKind::Speaker, default_id.as_deref());
+        let info = describe(
+            &device,
+            DeviceKind::Speaker,
+            default_id(&host(), DeviceKind::Speaker).as_deref(),
+        );
         let shared = Arc::new(Shared::default());
         let (data, fail) = (shared.clone(), shared.clone());
         let stream = StreamThread::spawn(move || {

@@ -230,12 +230,7 @@ impl Client {
                 .collect();
             for (feed, kind) in gone {
                 self.sub.packets.remove(&(feed, kind.clone()));
-                let participant = feed.to_string();
-                let nickname = self
-                    .roster
-                    .get(&participant)
-                    .map(|p| p.nickname.clone())
-                    .unwrap_or_default();
+                let (participant, nickname) = self.feed_names(feed);
                 self.emit(EngineEvent::TrackRemoved {
                     participant,
                     nickname,
@@ -252,6 +247,17 @@ impl Client {
                 });
             }
         }
+    }
+
+    /// A publisher's participant id and nickname (empty if unknown).
+    fn feed_names(&self, feed: u64) -> (String, String) {
+        let participant = feed.to_string();
+        let nickname = self
+            .roster
+            .get(&participant)
+            .map(|p| p.nickname.clone())
+            .unwrap_or_default();
+        (participant, nickname)
     }
 
     fn answer_subscription(&mut self, sdp: &str) -> Result<(), String> {
@@ -378,12 +384,7 @@ impl Client {
                     let count = self.sub.packets.entry((feed, kind.clone())).or_default();
                     *count += 1;
                     if *count == 1 {
-                        let participant = feed.to_string();
-                        let nickname = self
-                            .roster
-                            .get(&participant)
-                            .map(|p| p.nickname.clone())
-                            .unwrap_or_default();
+                        let (participant, nickname) = self.feed_names(feed);
                         let event = EngineEvent::TrackAdded {
                             participant,
                             nickname,

@@ -19,6 +19,7 @@ fn main() {
             "list_devices",
             "switch_microphone",
             "switch_speaker",
+            "switch_camera",
             "start_preview",
             "stop_preview",
             "test_speaker",

@@ -4,7 +4,9 @@
 //! `cargo test -p conclave-app bindings` fails when the file is out of date;
 //! `CONCLAVE_WRITE_BINDINGS=1` with the same command rewrites it.
 
-use conclave_engine::{ChatMessage, EngineEvent, MediaStats, Participant, RemoteMediaStats};
+use conclave_engine::{
+    ChatMessage, EngineEvent, MediaStats, NetworkStats, Participant, RemoteMediaStats,
+};
 use ts_rs::TS;
 
 use crate::commands::{DeviceOption, JoinRequest, LinkSummary, ENGINE_EVENT, PREVIEW_LEVEL_EVENT};
@@ -114,9 +116,14 @@ const COMMANDS: &[CommandSignature] = &[
         returns: void,
     },
     CommandSignature {
+        name: "switch_camera",
+        args: &[("device", ts::<String>)],
+        returns: void,
+    },
+    CommandSignature {
         name: "start_preview",
         args: &[],
-        returns: void,
+        returns: ts::<Option<String>>,
     },
     CommandSignature {
         name: "stop_preview",
@@ -158,6 +165,7 @@ fn render() -> String {
         Participant::decl(),
         ChatMessage::decl(),
         RemoteMediaStats::decl(),
+        NetworkStats::decl(),
         MediaStats::decl(),
         EngineEvent::decl(),
         LinkSummary::decl(),

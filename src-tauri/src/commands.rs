@@ -61,10 +61,26 @@ impl AppState {
     }
 }
 
-/// Whether the test-pattern camera is chosen; `CONCLAVE_CAMERA` (for demos
-/// and tests) overrides the settings.
-fn wants_test_pattern(stored: &Settings) -> bool {
-    std::env::var("CONCLAVE_CAMERA").map_or(stored.camera == "synthetic", |c| c == "synthetic")
+/// The camera to join with; `CONCLAVE_CAMERA` (for demos and tests)
+/// overrides the settings. The plain test pattern is sent at 720p30.
+fn camera_setting(stored: &Settings) -> Option<CameraChoice> {
+    let value = std::env::var("CONCLAVE_CAMERA").unwrap_or_else(|_| stored.camera.clone());
+    parse_camera(&value)
+}
+
+/// A camera setting's value as a choice (`None`: no camera).
+fn parse_camera(value: &str) -> Option<CameraChoice> {
+    match value {
+        "" | "none" => None,
+        "synthetic" => Some(CameraChoice::Synthetic {
+            width: 1280,
+            height: 720,
+            fps: 30,
+        }),
+        other => CameraChoice::parse(other)
+            .map_err(|e| tracing::warn!(error = %e, "camera setting ignored"))
+            .ok(),
+    }
 }
 
 /// A microphone or speaker setting: `None` for none, `Some(None)` for the OS
@@ -81,11 +97,7 @@ fn device_setting(value: &str) -> Option<Option<String>> {
 /// not stop the meeting: the engine goes on without it and says so.
 fn media_options(stored: &Settings) -> MediaOptions {
     MediaOptions {
-        camera: wants_test_pattern(stored).then_some(CameraChoice::Synthetic {
-            width: 1280,
-            height: 720,
-            fps: 30,
-        }),
+        camera: camera_setting(stored),
         microphone: device_setting(&stored.microphone).map(MicrophoneChoice::Device),
         speaker: device_setting(&stored.speaker).map_or(SpeakerChoice::Null, SpeakerChoice::Device),
         ..Default::default()
@@ -428,12 +440,28 @@ pub async fn list_devices() -> Result<Vec<DeviceOption>, String> {
             Vec::new()
         }
     };
-    out.push(DeviceOption {
-        kind: "camera".into(),
-        id: "synthetic".into(),
-        name: "Test pattern".into(),
-        is_default: false,
-    });
+    match tauri::async_runtime::spawn_blocking(conclave_media::system_camera::list_cameras).await {
+        Ok(Ok(cameras)) => out.extend(cameras.into_iter().map(|d| DeviceOption {
+            kind: "camera".into(),
+            id: d.id,
+            name: d.name,
+            is_default: d.is_default,
+        })),
+        Ok(Err(e)) => tracing::warn!(error = %e, "no cameras"),
+        Err(e) => tracing::warn!(error = %e, "no cameras"),
+    }
+    // Test patterns, for trying a meeting without showing oneself.
+    for (id, name) in [
+        ("synthetic", "Test pattern"),
+        ("synthetic:640x360@15", "Test pattern (640×360)"),
+    ] {
+        out.push(DeviceOption {
+            kind: "camera".into(),
+            id: id.into(),
+            name: name.into(),
+            is_default: false,
+        });
+    }
     Ok(out)
 }
 
@@ -463,6 +491,31 @@ pub async fn switch_speaker(
     switch_device(&state, device, |s, d| s.speaker = d, command).await
 }
 
+/// Uses another camera (`default`, a device id, a test pattern, or empty
+/// for none) in the meeting now, and next time. In a meeting, "none" turns
+/// the camera off.
+#[tauri::command]
+pub async fn switch_camera(state: State<'_, AppState>, device: String) -> Result<(), String> {
+    let mut stored = settings::load();
+    stored.camera = device.clone();
+    settings::save(&stored).map_err(|e| format!("Could not save settings: {e}"))?;
+    if state.session.lock().await.is_none() {
+        return Ok(());
+    }
+    // The environment's choice applies to joining only.
+    let chosen = match device.as_str() {
+        "" | "none" => None,
+        _ => parse_camera(&device),
+    };
+    match chosen {
+        None => send_command(&state, Command::SetCameraOn { on: false }).await,
+        Some(camera) => {
+            send_command(&state, Command::SwitchCamera { camera }).await?;
+            send_command(&state, Command::SetCameraOn { on: true }).await
+        }
+    }
+}
+
 /// Remembers a device choice and, in a meeting, applies it at once.
 async fn switch_device(
     state: &AppState,
@@ -483,12 +536,15 @@ async fn switch_device(
 pub const PREVIEW_LEVEL_EVENT: &str = "preview-level";
 
 /// Starts a device preview before joining: the microphone's level as
-/// `preview-level` events (ten a second) and, with the test-pattern camera
-/// chosen, its picture on the video server's self tile. Replaces a running
-/// preview; ends with `stop_preview` or when a meeting starts. Nothing of it
-/// leaves the machine.
+/// `preview-level` events (ten a second) and the chosen camera's picture on
+/// the video server's self tile. Resolves to why the camera could not be
+/// opened, if it could not. Replaces a running preview; ends with
+/// `stop_preview` or when a meeting starts. Nothing of it leaves the machine.
 #[tauri::command]
-pub async fn start_preview(app: AppHandle, state: State<'_, AppState>) -> Result<(), String> {
+pub async fn start_preview(
+    app: AppHandle,
+    state: State<'_, AppState>,
+) -> Result<Option<String>, String> {
     stop_preview_now(&state);
     let stored = settings::load();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -497,24 +553,54 @@ pub async fn start_preview(app: AppHandle, state: State<'_, AppState>) -> Result
     }
     let sink = state.frames().await.map(FrameServer::sink);
     let microphone = device_setting(&stored.microphone);
-    let camera = wants_test_pattern(&stored);
+    let epoch = std::time::Instant::now();
+    // The preview is small: the test pattern at 640x360, a camera as it is.
+    let choice = camera_setting(&stored).map(|c| match c {
+        CameraChoice::Synthetic { .. } => CameraChoice::Synthetic {
+            width: 640,
+            height: 360,
+            fps: 15,
+        },
+        device => device,
+    });
+    let opened = match choice {
+        None => None,
+        Some(c) => Some(
+            tauri::async_runtime::spawn_blocking(move || conclave_engine::open_camera(&c, epoch))
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+    };
+    let (camera, camera_error) = match opened {
+        None => (None, None),
+        Some(Ok(c)) => (Some(c), None),
+        Some(Err(conclave_media::DeviceError::Gone(_))) => (
+            None,
+            Some("No camera found. Connect one, or pick the test pattern.".into()),
+        ),
+        Some(Err(e)) => (None, Some(format!("Could not open the camera: {e}"))),
+    };
+    let camera = camera.zip(sink);
     std::thread::Builder::new()
         .name("device-preview".into())
-        .spawn(move || preview(app, stop, microphone, camera.then_some(sink).flatten()))
+        .spawn(move || preview(app, stop, microphone, camera, epoch))
         .map_err(|e| format!("Could not start the preview: {e}"))?;
-    Ok(())
+    Ok(camera_error)
 }
 
 fn preview(
     app: AppHandle,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     microphone: Option<Option<String>>,
-    camera: Option<conclave_engine::video::FrameSink>,
+    mut camera: Option<(
+        Box<dyn conclave_media::Camera>,
+        conclave_engine::video::FrameSink,
+    )>,
+    epoch: std::time::Instant,
 ) {
-    use conclave_media::{Camera, Microphone};
+    use conclave_media::Microphone;
     use std::sync::atomic::Ordering;
     use std::time::{Duration, Instant};
-    let epoch = Instant::now();
     let mut mic = microphone.and_then(|wanted| {
         conclave_media::system_audio::SystemMicrophone::open(wanted.as_deref(), epoch)
             .map_err(|e| {
@@ -523,9 +609,6 @@ fn preview(
             })
             .ok()
     });
-    let mut pattern = camera
-        .as_ref()
-        .map(|_| conclave_media::synthetic::TestPatternCamera::new(640, 360, 15, epoch));
     let mut loudest = 127u8;
     let mut next_level = Instant::now() + Duration::from_millis(100);
     while !stop.load(Ordering::Relaxed) {
@@ -535,9 +618,14 @@ fn preview(
                 loudest = loudest.min(block.level_dbov());
             }
         }
-        if let (Some(cam), Some(sink)) = (&mut pattern, &camera) {
-            if let Ok(Some(frame)) = cam.poll_frame(now) {
-                (sink.0)(conclave_engine::frames::SELF_TILE, &frame);
+        if let Some((cam, sink)) = &mut camera {
+            match cam.poll_frame(now) {
+                Ok(Some(frame)) => (sink.0)(conclave_engine::frames::SELF_TILE, &frame),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "the previewed camera stopped");
+                    camera = None;
+                }
             }
         }
         if now >= next_level {

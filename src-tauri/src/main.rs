@@ -35,6 +35,7 @@ fn main() {
             commands::list_devices,
             commands::switch_microphone,
             commands::switch_speaker,
+            commands::switch_camera,
             commands::start_preview,
             commands::stop_preview,
             commands::test_speaker,

@@ -17,7 +17,8 @@ pub struct Settings {
     pub server: String,
     /// UI language (`en`, `zh-CN`), or none to follow the OS.
     pub language: Option<String>,
-    /// Camera: `synthetic` (the test pattern), or empty for none.
+    /// Camera: `default` (the OS's first camera), a device id,
+    /// `synthetic[:WIDTHxHEIGHT[@FPS]]` (the test pattern), or empty for none.
     pub camera: String,
     /// Microphone: `default`, a device name, or empty for none.
     pub microphone: String,
@@ -31,7 +32,7 @@ impl Default for Settings {
             nickname: String::new(),
             server: DEFAULT_SERVER.into(),
             language: None,
-            camera: String::new(),
+            camera: "default".into(),
             microphone: "default".into(),
             speaker: "default".into(),
         }

@@ -175,14 +175,17 @@ test("the join screen previews the devices: microphone meter, test-pattern camer
   } finally {
     player.kill();
   }
+  // This machine has no camera: the preview says so cleanly.
+  const noCamera = await waitFor("the no-camera note", () => session.text('[data-testid="camera-error"]'));
+  assert.match(noCamera, /No camera found/);
   // The test pattern shows in the camera preview.
   await session.click('[data-testid="camera-select"] option[value="synthetic"]');
   await waitFor("a picture in the camera preview", async () => (await canvasSpread('[data-testid="camera-preview"]')) > 60, 10000);
   await screenshot(session, "join-devices");
   await session.click('[data-testid="speaker-test"]');
   assert.equal((await session.findAll('[data-testid="device-panel"] .error')).length, 0, "the speaker test played");
-  // Back to no camera for the other tests.
-  await session.click('[data-testid="camera-select"] option[value=""]');
+  // Back to the first camera (of which there is none) for the other tests.
+  await session.click('[data-testid="camera-select"] option[value="default"]');
   await session.click('[data-testid="devices-disclosure"]');
 });
 
@@ -287,6 +290,47 @@ test("a cli participant's camera is drawn in its tile; the app, without a camera
   await session.click('[data-testid="leave-button"]');
   await session.waitFind('[data-testid="join-screen"]');
   await sender.stop();
+});
+
+test("switching the camera mid-call: the other side gets the new picture; no camera stops it", async () => {
+  const room = createMeeting("lens-swap-pw");
+  planted.push("lens-swap-pw");
+  const receiver = new CliPeer(room.link, "Grace (receiver)");
+  await receiver.waitEvent("cli joined", (e) => e.event === "joined");
+  // The test pattern is chosen before joining.
+  await session.click('[data-testid="devices-disclosure"]');
+  await session.click('[data-testid="camera-select"] option[value="synthetic"]');
+  await session.click('[data-testid="devices-disclosure"]');
+  await joinFromScreen(room.link, "Ada (app)");
+
+  /** The app's video as the cli's latest statistics describe it. */
+  const seen = () => {
+    const stats = receiver.events.filter((e) => e.event === "stats").at(-1);
+    const v = stats?.remotes.find((r) => r.video_frames > 0);
+    return v ? { size: `${v.video_width}x${v.video_height}`, fps: v.video_fps, frames: v.video_frames } : {};
+  };
+  await waitFor("the app's 720p test pattern at the cli", async () => seen().size === "1280x720" && seen().fps > 10, 20000);
+  await waitFor("our own picture in the self tile", async () =>
+    (await canvasSpread('[data-testid="stage-tile"][data-video="on"] canvas')) > 60, 10000);
+
+  // Another camera, mid-call: the cli gets the new picture, no rejoin.
+  await session.click('[data-testid="devices-button"]');
+  await session.click('[data-testid="camera-select"] option[value="synthetic:640x360@15"]');
+  await waitFor("640x360 at the cli after the switch", async () => seen().size === "640x360", 15000);
+  assert.equal((await session.findAll('[data-testid="device-panel"] .error')).length, 0, "the switch worked");
+  await screenshot(session, "meeting-camera-switch");
+
+  // No camera: the camera goes off and nothing more is sent.
+  await session.click('[data-testid="camera-select"] option[value=""]');
+  await waitFor("the camera off", async () => (await session.execute(
+    "return document.querySelector('[data-testid=\"camera-button\"]').getAttribute('aria-pressed')")) === "true");
+  await waitFor("no more frames at the cli", async () => seen().fps === 0, 10000);
+
+  await session.click('[data-testid="camera-select"] option[value="default"]');
+  await session.click('[data-testid="devices-button"]');
+  await session.click('[data-testid="leave-button"]');
+  await session.waitFind('[data-testid="join-screen"]');
+  await receiver.stop();
 });
 
 test("a Chromium participant (Janus's demo page) and the app see and hear each other", async () => {

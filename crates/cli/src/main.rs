@@ -89,7 +89,8 @@ struct JoinArgs {
     #[arg(long)]
     raw: bool,
     /// Send video: `synthetic` (the machine-readable test pattern, 640x360
-    /// at 30 frames/s) or `synthetic:WIDTHxHEIGHT@FPS`.
+    /// at 30 frames/s), `synthetic:WIDTHxHEIGHT@FPS`, `default` (the OS's
+    /// first camera) or a camera by name or id (see `conclave-cli devices`).
     #[arg(long, value_name = "CAMERA")]
     camera: Option<String>,
     /// Send audio: `tone` (440 Hz), `tone:HZ`, a WAV file (looped), a
@@ -111,28 +112,7 @@ struct JoinArgs {
 }
 
 fn parse_camera(spec: &str) -> anyhow::Result<CameraChoice> {
-    let Some(rest) = spec.strip_prefix("synthetic") else {
-        bail!("unknown camera {spec:?}: this build has the synthetic camera only (`synthetic` or `synthetic:1280x720@30`)");
-    };
-    let (width, height, fps) = match rest.strip_prefix(':') {
-        None if rest.is_empty() => (640, 360, 30),
-        Some(size) => {
-            let (dims, fps) = size.split_once('@').unwrap_or((size, "30"));
-            let (w, h) = dims
-                .split_once('x')
-                .context("expected WIDTHxHEIGHT, e.g. 1280x720")?;
-            (
-                w.parse().context("width")?,
-                h.parse().context("height")?,
-                fps.parse().context("frames per second")?,
-            )
-        }
-        None => bail!("unknown camera {spec:?}"),
-    };
-    if !(16..=3840).contains(&width) || !(16..=2160).contains(&height) || !(1..=60).contains(&fps) {
-        bail!("camera size or rate out of range: {width}x{height}@{fps}");
-    }
-    Ok(CameraChoice::Synthetic { width, height, fps })
+    CameraChoice::parse(spec).map_err(|e| anyhow::anyhow!("camera {spec:?}: {e}"))
 }
 
 fn parse_mic(spec: &str) -> anyhow::Result<MicrophoneChoice> {
@@ -177,8 +157,12 @@ fn parse_processing(spec: &str) -> anyhow::Result<Option<ProcessingSettings>> {
 }
 
 fn list_devices(json_output: bool) -> anyhow::Result<ExitCode> {
-    let devices = conclave_media::system_audio::list_audio_devices()
+    let mut devices = conclave_media::system_audio::list_audio_devices()
         .map_err(|e| anyhow::anyhow!("could not list audio devices: {e}"))?;
+    match conclave_media::system_camera::list_cameras() {
+        Ok(cameras) => devices.extend(cameras),
+        Err(e) => eprintln!("could not list cameras: {e}"),
+    }
     let backend = conclave_media::system_audio::backend_name();
     if json_output {
         for d in &devices {
@@ -189,7 +173,7 @@ fn list_devices(json_output: bool) -> anyhow::Result<ExitCode> {
             );
         }
     } else {
-        println!("Audio devices ({backend}):");
+        println!("Devices (audio through {backend}):");
         for d in &devices {
             println!(
                 "  {:<10} {}{}  [{}]",

@@ -80,6 +80,31 @@ pub struct RemoteMediaStats {
     /// Video frames decoded.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub video_frames: u64,
+    /// Frames decoded in the last second.
+    pub video_fps: u32,
+    /// Width of the last decoded frame (0: none yet).
+    pub video_width: u32,
+    /// Height of the last decoded frame (0: none yet).
+    pub video_height: u32,
+}
+
+/// Network figures of the meeting's media connections (0 where not known
+/// yet).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct NetworkStats {
+    /// Media sent, in kbit/s (all packets, with overhead).
+    pub send_kbps: u32,
+    /// Media received, in kbit/s.
+    pub receive_kbps: u32,
+    /// What the bandwidth estimate allows our video, in kbit/s.
+    pub video_target_kbps: u32,
+    /// Round-trip time to the server, in milliseconds.
+    pub rtt_ms: u32,
+    /// Share of our packets lost on the way to the server, in per mille.
+    pub send_loss_permille: u32,
+    /// Share of packets lost on the way to us, in per mille.
+    pub receive_loss_permille: u32,
 }
 
 /// Media figures of the meeting.
@@ -98,6 +123,8 @@ pub struct MediaStats {
     pub has_microphone: bool,
     /// Per remote participant.
     pub remotes: Vec<RemoteMediaStats>,
+    /// The media connections.
+    pub network: NetworkStats,
 }
 
 /// Something that happened in the meeting.
@@ -226,6 +253,11 @@ pub enum Command {
         /// On: video is sent.
         on: bool,
     },
+    /// Use another camera, without leaving.
+    SwitchCamera {
+        /// The camera.
+        camera: crate::media::CameraChoice,
+    },
     /// Use another microphone, without leaving (`None`: the OS default).
     SwitchMicrophone {
         /// Device id or name.
@@ -247,6 +279,7 @@ impl std::fmt::Debug for Command {
             Command::SendChat { to, .. } => write!(f, "SendChat {{ to: {to:?} }}"),
             Command::SetMuted { muted } => write!(f, "SetMuted({muted})"),
             Command::SetCameraOn { on } => write!(f, "SetCameraOn({on})"),
+            Command::SwitchCamera { camera } => write!(f, "SwitchCamera({camera:?})"),
             Command::SwitchMicrophone { device } => write!(f, "SwitchMicrophone({device:?})"),
             Command::SwitchSpeaker { device } => write!(f, "SwitchSpeaker({device:?})"),
             Command::Leave => f.write_str("Leave"),

@@ -164,6 +164,40 @@ pub enum Output {
     Timeout(Instant),
 }
 
+/// How often str0m reports statistics.
+const STATS_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Turns str0m's periodic peer statistics into rates.
+#[derive(Debug, Default)]
+pub(crate) struct LinkMeter {
+    last: Option<(Instant, u64)>,
+    /// kbit/s over the last interval.
+    pub kbps: u32,
+    /// Round-trip time, ms.
+    pub rtt_ms: u32,
+    /// Loss, per mille.
+    pub loss_permille: u32,
+}
+
+impl LinkMeter {
+    /// Takes the byte counter (sent or received) and figures of one report.
+    pub fn update(&mut self, at: Instant, bytes: u64, rtt: Option<Duration>, loss: Option<f32>) {
+        if let Some((then, before)) = self.last {
+            let secs = at.saturating_duration_since(then).as_secs_f64();
+            if secs > 0.0 {
+                self.kbps = (bytes.saturating_sub(before) as f64 * 8.0 / 1000.0 / secs) as u32;
+            }
+        }
+        self.last = Some((at, bytes));
+        if let Some(rtt) = rtt {
+            self.rtt_ms = rtt.as_millis().min(u128::from(u32::MAX)) as u32;
+        }
+        if let Some(loss) = loss.filter(|l| l.is_finite()) {
+            self.loss_permille = (loss.clamp(0.0, 1.0) * 1000.0).round() as u32;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     Joining,
@@ -348,6 +382,23 @@ impl Client {
             } => self.send_encoded(false, data, captured, level),
             Input::EncodedVideo { data, captured } => self.send_encoded(true, data, captured, 0),
             Input::Command(cmd) => self.on_command(cmd),
+        }
+    }
+
+    /// Figures of the media connections, from their latest reports.
+    pub fn network_stats(&self) -> crate::api::NetworkStats {
+        let (send, receive) = (&self.publisher.meter, &self.sub.meter);
+        crate::api::NetworkStats {
+            send_kbps: send.kbps,
+            receive_kbps: receive.kbps,
+            video_target_kbps: self.publisher.video_target / 1000,
+            rtt_ms: if send.rtt_ms > 0 {
+                send.rtt_ms
+            } else {
+                receive.rtt_ms
+            },
+            send_loss_permille: send.loss_permille,
+            receive_loss_permille: receive.loss_permille,
         }
     }
 
@@ -1091,6 +1142,7 @@ impl Client {
             Command::SetMuted { .. }
             | Command::SetCameraOn { .. }
             | Command::SwitchMicrophone { .. }
+            | Command::SwitchCamera { .. }
             | Command::SwitchSpeaker { .. } => {}
         }
     }

@@ -22,7 +22,9 @@ pub mod runtime;
 pub mod tls;
 pub mod video;
 
-pub use api::{ChatMessage, Command, EngineEvent, MediaStats, Participant, RemoteMediaStats};
+pub use api::{
+    ChatMessage, Command, EngineEvent, MediaStats, NetworkStats, Participant, RemoteMediaStats,
+};
 pub use conclave_media::processing::ProcessingSettings;
-pub use media::{CameraChoice, MediaOptions, MicrophoneChoice, SpeakerChoice};
+pub use media::{open_camera, CameraChoice, MediaOptions, MicrophoneChoice, SpeakerChoice};
 pub use runtime::{start, JoinOptions, MeetingHandle, StartError};

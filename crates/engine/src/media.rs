@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use conclave_codec::opus::{OpusDecoder, OpusEncoder};
 use conclave_media::jitter::{JitterBuffer, Playout};
 use conclave_media::processing::{ProcessingSettings, VoiceProcessor};
-use conclave_media::synthetic::{ToneMicrophone, WavMicrophone, WavRecorder};
+use conclave_media::synthetic::{TestPatternCamera, ToneMicrophone, WavMicrophone, WavRecorder};
 use conclave_media::system_audio::{SystemMicrophone, SystemSpeaker};
-use conclave_media::{AudioFrame, DeviceError, Microphone, Speaker, AUDIO_BLOCK};
+use conclave_media::system_camera::SystemCamera;
+use conclave_media::{AudioFrame, Camera, DeviceError, Microphone, Speaker, AUDIO_BLOCK};
 
 use crate::api::{MediaStats, RemoteMediaStats};
 use crate::video::{FrameSink, VideoReceiver, VideoSender};
@@ -31,6 +32,86 @@ pub enum CameraChoice {
         /// Frames per second.
         fps: u32,
     },
+    /// A camera of the OS by id or name; `None` is the first (the default).
+    /// Asked for 1280x720 at 30 frames/s; larger pictures are scaled down.
+    Device(Option<String>),
+}
+
+impl CameraChoice {
+    /// Reads a camera as settings and the command line name it:
+    /// `synthetic` (640x360 at 30 frames/s), `synthetic:WIDTHxHEIGHT[@FPS]`,
+    /// `default` (the OS's first camera), or a device id or name.
+    pub fn parse(spec: &str) -> Result<CameraChoice, String> {
+        let spec = spec.trim();
+        if spec.is_empty() {
+            return Err("no camera named".into());
+        }
+        if spec == "default" {
+            return Ok(CameraChoice::Device(None));
+        }
+        let Some(rest) = spec.strip_prefix("synthetic") else {
+            return Ok(CameraChoice::Device(Some(spec.to_string())));
+        };
+        let (width, height, fps) = match rest.strip_prefix(':') {
+            None if rest.is_empty() => (640, 360, 30),
+            Some(size) => {
+                let (dims, fps) = size.split_once('@').unwrap_or((size, "30"));
+                let (w, h) = dims
+                    .split_once('x')
+                    .ok_or("expected WIDTHxHEIGHT, e.g. synthetic:1280x720")?;
+                let number = |v: &str, what: &str| {
+                    v.parse::<usize>()
+                        .map_err(|_| format!("the {what} in {spec:?} is not a number"))
+                };
+                (
+                    number(w, "width")?,
+                    number(h, "height")?,
+                    number(fps, "frame rate")?,
+                )
+            }
+            None => return Ok(CameraChoice::Device(Some(spec.to_string()))),
+        };
+        if !(16..=3840).contains(&width)
+            || !(16..=2160).contains(&height)
+            || !(1..=60).contains(&fps)
+        {
+            return Err(format!(
+                "camera size or rate out of range: {width}x{height}@{fps}"
+            ));
+        }
+        Ok(CameraChoice::Synthetic {
+            width,
+            height,
+            fps: fps as u32,
+        })
+    }
+
+    /// Whether this is a camera of the OS (which may vanish and come back).
+    pub fn is_device(&self) -> bool {
+        matches!(self, CameraChoice::Device(_))
+    }
+}
+
+impl RemoteMediaStats {
+    fn with_video(mut self, v: crate::video::VideoCounts) -> Self {
+        self.video_frames = v.frames;
+        self.video_fps = v.fps;
+        self.video_width = v.width;
+        self.video_height = v.height;
+        self
+    }
+}
+
+/// Opens a camera; frames' `captured` counts from `epoch`.
+pub fn open_camera(choice: &CameraChoice, epoch: Instant) -> Result<Box<dyn Camera>, DeviceError> {
+    Ok(match choice {
+        CameraChoice::Synthetic { width, height, fps } => {
+            Box::new(TestPatternCamera::new(*width, *height, *fps, epoch))
+        }
+        CameraChoice::Device(wanted) => {
+            Box::new(SystemCamera::open(wanted.as_deref(), 1280, 720, 30, epoch)?)
+        }
+    })
 }
 
 /// Which microphone to send.
@@ -91,7 +172,7 @@ const TALKING_HANGOVER: Duration = Duration::from_millis(600);
 /// Largest backlog of 10 ms ticks worked off at once.
 const MAX_CATCH_UP: Duration = Duration::from_millis(60);
 /// How often a vanished device is looked for again.
-const DEVICE_RETRY: Duration = Duration::from_secs(2);
+pub(crate) const DEVICE_RETRY: Duration = Duration::from_secs(2);
 
 struct Remote {
     audio: Option<(OpusDecoder, JitterBuffer)>,
@@ -302,6 +383,10 @@ impl MediaIo {
 
     /// Notices for the user since the last call.
     pub fn take_notices(&mut self) -> Vec<MediaNotice> {
+        if let Some(c) = &self.camera {
+            self.notices
+                .extend(c.take_notices().into_iter().map(MediaNotice::Warning));
+        }
         std::mem::take(&mut self.notices)
     }
 
@@ -335,6 +420,14 @@ impl MediaIo {
                 Ok(())
             }
             None => Err("This meeting was joined without a microphone.".into()),
+        }
+    }
+
+    /// Switches the camera without leaving the meeting.
+    pub fn switch_camera(&mut self, choice: CameraChoice) -> Result<(), String> {
+        match &mut self.camera {
+            Some(c) => c.switch(choice),
+            None => Err("This meeting was joined without video; rejoin to send video.".into()),
         }
     }
 
@@ -397,8 +490,9 @@ impl MediaIo {
             mic_level: self.local_level(),
             muted: self.mic.as_ref().is_some_and(|m| m.muted),
             camera_on: self.camera.as_ref().is_some_and(VideoSender::is_enabled),
-            has_camera: self.camera.is_some(),
+            has_camera: self.camera.as_ref().is_some_and(VideoSender::has_device),
             has_microphone: self.mic.as_ref().is_some_and(|m| m.device.is_some()),
+            network: Default::default(),
             remotes: self
                 .remotes
                 .iter()
@@ -415,8 +509,12 @@ impl MediaIo {
                             .as_ref()
                             .map_or(0, |(_, j)| j.target_delay().as_millis() as u32),
                         level: r.level,
-                        video_frames: self.video_in.frames(participant),
+                        video_frames: 0,
+                        video_fps: 0,
+                        video_width: 0,
+                        video_height: 0,
                     }
+                    .with_video(self.video_in.counters(participant))
                 })
                 .chain(
                     // Video-only participants.
@@ -424,15 +522,21 @@ impl MediaIo {
                         .participants()
                         .into_iter()
                         .filter(|p| !self.remotes.contains_key(p))
-                        .map(|p| RemoteMediaStats {
-                            participant: p.to_string(),
-                            audio_packets: 0,
-                            audio_recovered: 0,
-                            audio_concealed: 0,
-                            audio_late: 0,
-                            jitter_target_ms: 0,
-                            level: 127,
-                            video_frames: self.video_in.frames(p),
+                        .map(|p| {
+                            RemoteMediaStats {
+                                participant: p.to_string(),
+                                audio_packets: 0,
+                                audio_recovered: 0,
+                                audio_concealed: 0,
+                                audio_late: 0,
+                                jitter_target_ms: 0,
+                                level: 127,
+                                video_frames: 0,
+                                video_fps: 0,
+                                video_width: 0,
+                                video_height: 0,
+                            }
+                            .with_video(self.video_in.counters(p))
                         }),
                 )
                 .collect(),
@@ -663,5 +767,69 @@ fn device_reason(e: &DeviceError) -> String {
 fn finish_remote(r: &mut Remote) {
     if let Some(rec) = &mut r.recorder {
         let _ = rec.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camera_names_parse() {
+        assert_eq!(
+            CameraChoice::parse("synthetic"),
+            Ok(CameraChoice::Synthetic {
+                width: 640,
+                height: 360,
+                fps: 30
+            })
+        );
+        assert_eq!(
+            CameraChoice::parse("synthetic:1280x720@15"),
+            Ok(CameraChoice::Synthetic {
+                width: 1280,
+                height: 720,
+                fps: 15
+            })
+        );
+        assert_eq!(
+            CameraChoice::parse("default"),
+            Ok(CameraChoice::Device(None))
+        );
+        assert_eq!(
+            CameraChoice::parse("/dev/video2"),
+            Ok(CameraChoice::Device(Some("/dev/video2".into())))
+        );
+        assert!(CameraChoice::parse("synthetic:99999x2").is_err());
+        assert!(CameraChoice::parse("synthetic:axb").is_err());
+        assert!(CameraChoice::parse("synthetic:640x360@0").is_err());
+        assert!(CameraChoice::parse("").is_err());
+    }
+
+    #[test]
+    fn a_missing_os_camera_leaves_the_meeting_without_video_and_says_so() {
+        if conclave_media::system_camera::list_cameras().is_ok_and(|c| !c.is_empty()) {
+            return; // The fallback would find this machine's camera.
+        }
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let choice = CameraChoice::Device(Some("no such camera".into()));
+        let sender = VideoSender::start(&choice, Instant::now(), tx, None).expect("started");
+        assert!(!sender.has_device());
+        let notices = sender.take_notices();
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert!(notices[0].contains("without video"), "{notices:?}");
+        // Switching to the test pattern works mid-meeting.
+        sender
+            .switch(CameraChoice::Synthetic {
+                width: 64,
+                height: 48,
+                fps: 10,
+            })
+            .expect("the test pattern opens");
+        assert!(sender.has_device());
+        assert!(sender
+            .switch(CameraChoice::Device(Some("no such camera".into())))
+            .is_err());
+        assert!(sender.has_device(), "a failed switch keeps the camera");
     }
 }

@@ -341,9 +341,9 @@ async fn run(
         if Instant::now() >= next_stats {
             next_stats = Instant::now() + STATS_INTERVAL;
             if client.is_in_meeting() {
-                let _ = events.send(EngineEvent::Stats {
-                    stats: media.stats(),
-                });
+                let mut stats = media.stats();
+                stats.network = client.network_stats();
+                let _ = events.send(EngineEvent::Stats { stats });
             }
         }
         if client.is_finished() {
@@ -396,7 +396,9 @@ async fn run(
                 Some(Request::Engine(cmd)) => {
                     if apply_media_command(&mut media, &cmd, &events) {
                         // The new state at once, so the UI need not guess.
-                        let _ = events.send(EngineEvent::Stats { stats: media.stats() });
+                        let mut stats = media.stats();
+                        stats.network = client.network_stats();
+                        let _ = events.send(EngineEvent::Stats { stats });
                     }
                     client.handle_input(Instant::now(), Input::Command(cmd));
                 }
@@ -458,6 +460,7 @@ fn apply_media_command(
             media.switch_microphone(MicrophoneChoice::Device(device.clone()), Instant::now())
         }
         Command::SwitchSpeaker { device } => media.switch_speaker(device.clone()),
+        Command::SwitchCamera { camera } => media.switch_camera(camera.clone()),
         Command::SendChat { .. } | Command::Leave => return false,
     };
     if let Err(message) = result {

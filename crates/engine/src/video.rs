@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -15,11 +16,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use conclave_codec::vp8::{EncoderConfig, Vp8Decoder, Vp8Encoder};
 use conclave_media::pattern::read_stamp;
-use conclave_media::synthetic::TestPatternCamera;
-use conclave_media::{Camera, VideoFrame};
-use tracing::{debug, warn};
+use conclave_media::{Camera, DeviceError, VideoFrame};
+use tracing::{debug, info, warn};
 
-use crate::media::{CameraChoice, Encoded};
+use crate::media::{open_camera, CameraChoice, Encoded, DEVICE_RETRY};
 
 /// What a [`FrameSink`] calls with each frame: (tile id, frame).
 pub type FrameCallback = dyn Fn(u64, &VideoFrame) + Send + Sync;
@@ -95,6 +95,24 @@ enum SendControl {
     Keyframe,
     Bitrate(u32),
     Enabled(bool),
+    Switch(CameraChoice, mpsc::Sender<Result<(), String>>),
+}
+
+/// What the capture-and-encode thread shares with the meeting.
+#[derive(Default)]
+struct Shared {
+    /// Whether a camera is open now.
+    has_device: AtomicBool,
+    /// Things the user should hear about (a camera vanished, came back).
+    notices: Mutex<Vec<String>>,
+}
+
+impl Shared {
+    fn notice(&self, message: String) {
+        if let Ok(mut n) = self.notices.lock() {
+            n.push(message);
+        }
+    }
 }
 
 /// The capture-and-encode thread of the local camera.
@@ -102,123 +120,275 @@ pub(crate) struct VideoSender {
     control: Option<mpsc::Sender<SendControl>>,
     thread: Option<JoinHandle<()>>,
     enabled: bool,
+    shared: Arc<Shared>,
+}
+
+/// The camera end of the video thread: the open device, what the user
+/// chose, and when a vanished camera is looked for again.
+struct CameraSlot {
+    camera: Option<Box<dyn Camera>>,
+    wanted: CameraChoice,
+    retry_at: Option<Instant>,
+    epoch: Instant,
+    shared: Arc<Shared>,
+}
+
+impl CameraSlot {
+    fn set(&mut self, camera: Option<Box<dyn Camera>>) {
+        self.shared
+            .has_device
+            .store(camera.is_some(), Ordering::Relaxed);
+        self.camera = camera;
+    }
+
+    /// The chosen camera, else (for a specific OS camera) the default one.
+    fn open_wanted_or_default(&mut self, now: Instant) -> Result<(), DeviceError> {
+        let first = open_camera(&self.wanted, self.epoch);
+        let opened = match (first, &self.wanted) {
+            (Ok(c), _) => Ok(c),
+            (Err(e), CameraChoice::Device(Some(_))) => {
+                open_camera(&CameraChoice::Device(None), self.epoch).map_err(|_| e)
+            }
+            (Err(e), _) => Err(e),
+        };
+        match opened {
+            Ok(c) => {
+                info!(camera = %c.info().name, "camera open");
+                self.set(Some(c));
+                self.retry_at = None;
+                Ok(())
+            }
+            Err(e) => {
+                self.set(None);
+                self.retry_at = Some(now + DEVICE_RETRY);
+                Err(e)
+            }
+        }
+    }
+
+    /// Looks for a vanished camera again when it is time.
+    fn retry(&mut self, now: Instant) {
+        if self.camera.is_some() || self.retry_at.is_none_or(|t| t > now) {
+            return;
+        }
+        if self.open_wanted_or_default(now).is_ok() {
+            if let Some(c) = &self.camera {
+                self.shared
+                    .notice(format!("The camera “{}” is on again.", c.info().name));
+            }
+        }
+    }
+
+    /// How long the thread may sleep.
+    fn wait(&self, now: Instant) -> Duration {
+        match (&self.camera, self.retry_at) {
+            (Some(c), _) => c.next_frame_at().saturating_duration_since(now),
+            (None, Some(t)) => t.saturating_duration_since(now),
+            (None, None) => DEVICE_RETRY,
+        }
+    }
+
+    /// The frame due now, if any; a camera that fails is let go, the user
+    /// told, and another looked for.
+    fn poll(&mut self, now: Instant) -> Option<VideoFrame> {
+        let camera = self.camera.as_mut()?;
+        match camera.poll_frame(now) {
+            Ok(frame) => frame,
+            Err(e) => {
+                let name = camera.info().name;
+                warn!(error = %e, camera = %name, "camera failed");
+                self.set(None);
+                let fallback = self.open_wanted_or_default(now);
+                match (&self.camera, fallback) {
+                    (Some(c), Ok(())) => self.shared.notice(format!(
+                        "The camera “{name}” stopped; now using “{}”.",
+                        c.info().name
+                    )),
+                    _ => self.shared.notice(format!(
+                        "The camera “{name}” stopped. You are in the meeting without video; it is looked for again."
+                    )),
+                }
+                None
+            }
+        }
+    }
+}
+
+/// The encoder, made for the size of the frames it gets.
+struct SizedEncoder {
+    encoder: Option<(usize, usize, Vp8Encoder)>,
+    fps: u32,
+    bitrate: u32,
+    keyframe_wanted: bool,
+}
+
+impl SizedEncoder {
+    fn encode(
+        &mut self,
+        frame: &VideoFrame,
+    ) -> Result<Vec<conclave_codec::vp8::EncodedFrame>, String> {
+        let size = (frame.width, frame.height);
+        if self
+            .encoder
+            .as_ref()
+            .is_none_or(|(w, h, _)| (*w, *h) != size)
+        {
+            // A new picture size needs a new encoder (its first frame is a
+            // keyframe).
+            let e = Vp8Encoder::new(EncoderConfig {
+                width: frame.width,
+                height: frame.height,
+                fps: self.fps,
+                bitrate: self.bitrate,
+            })
+            .map_err(|e| e.to_string())?;
+            debug!(width = frame.width, height = frame.height, "video encoder");
+            self.encoder = Some((frame.width, frame.height, e));
+            self.keyframe_wanted = false;
+        }
+        let Some((_, _, encoder)) = &mut self.encoder else {
+            return Ok(Vec::new());
+        };
+        if std::mem::take(&mut self.keyframe_wanted) {
+            encoder.request_keyframe();
+        }
+        encoder.encode(frame).map_err(|e| e.to_string())
+    }
+
+    fn set_bitrate(&mut self, bps: u32) {
+        self.bitrate = bps;
+        if let Some((_, _, e)) = &mut self.encoder {
+            if let Err(e) = e.set_bitrate(bps) {
+                debug!(error = %e, "could not change the video bitrate");
+            }
+        }
+    }
 }
 
 impl VideoSender {
     /// Opens the camera and encoder on a thread; encoded frames go to `out`.
+    /// An OS camera that cannot be opened leaves the meeting without video
+    /// (the user is told) and is looked for again.
     pub fn start(
         choice: &CameraChoice,
         epoch: Instant,
         out: tokio::sync::mpsc::UnboundedSender<Encoded>,
         self_view: Option<FrameSink>,
     ) -> Result<Self, String> {
-        let CameraChoice::Synthetic { width, height, fps } = *choice;
+        let shared = Arc::new(Shared::default());
+        let mut slot = CameraSlot {
+            camera: None,
+            wanted: choice.clone(),
+            retry_at: None,
+            epoch,
+            shared: shared.clone(),
+        };
+        if let Err(e) = slot.open_wanted_or_default(Instant::now()) {
+            if !choice.is_device() {
+                return Err(format!("Could not open the camera: {e}"));
+            }
+            warn!(error = %e, "no camera");
+            // Having no camera at all is not news; a chosen one missing is.
+            if matches!(choice, CameraChoice::Device(Some(_))) {
+                shared.notice(format!(
+                "Could not open a camera ({e}). You are in the meeting without video; it is looked for again."
+            ));
+            }
+        }
+        let fps = match choice {
+            CameraChoice::Synthetic { fps, .. } => *fps,
+            CameraChoice::Device(_) => 30,
+        };
         let (control_tx, control_rx) = mpsc::channel();
-        let (ready_tx, ready_rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("video-send".into())
             .spawn(move || {
-                let make_encoder = |step: Step| {
-                    Vp8Encoder::new(EncoderConfig {
-                        width: (width / step.scale).max(2) & !1,
-                        height: (height / step.scale).max(2) & !1,
-                        fps: (fps / step.frame_skip).max(1),
-                        bitrate: 1_200_000,
-                    })
+                let mut encoder = SizedEncoder {
+                    encoder: None,
+                    fps,
+                    bitrate: 1_200_000,
+                    keyframe_wanted: false,
                 };
                 let mut ladder = QualityLadder::default();
-                let mut encoder = match make_encoder(ladder.step()) {
-                    Ok(e) => {
-                        let _ = ready_tx.send(Ok(()));
-                        e
-                    }
-                    Err(e) => {
-                        let _ =
-                            ready_tx.send(Err(format!("Could not start the video encoder: {e}")));
-                        return;
-                    }
-                };
                 let mut captured: u64 = 0;
-                let mut camera: Box<dyn Camera> =
-                    Box::new(TestPatternCamera::new(width, height, fps, epoch));
                 let mut enabled = true;
                 loop {
-                    let wait = camera
-                        .next_frame_at()
-                        .saturating_duration_since(Instant::now());
-                    match control_rx.recv_timeout(wait) {
-                        Ok(SendControl::Keyframe) => encoder.request_keyframe(),
+                    match control_rx.recv_timeout(slot.wait(Instant::now())) {
+                        Ok(SendControl::Keyframe) => encoder.keyframe_wanted = true,
                         Ok(SendControl::Bitrate(bps)) => {
                             let before = ladder.step();
-                            if ladder.update(bps) && ladder.step().scale != before.scale {
-                                // A new picture size needs a new encoder (its
-                                // first frame is a keyframe).
-                                match make_encoder(ladder.step()) {
-                                    Ok(e) => encoder = e,
-                                    Err(e) => warn!(error = %e, "could not resize the video"),
-                                }
+                            if ladder.update(bps) {
                                 debug!(?before, now = ?ladder.step(), bps, "video quality step");
                             }
-                            if let Err(e) = encoder.set_bitrate(bps) {
-                                debug!(error = %e, "could not change the video bitrate");
-                            }
+                            encoder.set_bitrate(bps);
                         }
                         Ok(SendControl::Enabled(on)) => {
                             enabled = on;
-                            if on {
-                                encoder.request_keyframe();
-                            }
+                            encoder.keyframe_wanted |= on;
+                        }
+                        Ok(SendControl::Switch(choice, reply)) => {
+                            let result = match open_camera(&choice, epoch) {
+                                Ok(c) => {
+                                    info!(camera = %c.info().name, "camera switched");
+                                    slot.set(Some(c));
+                                    slot.wanted = choice;
+                                    slot.retry_at = None;
+                                    encoder.keyframe_wanted = true;
+                                    Ok(())
+                                }
+                                Err(e) => Err(format!("Could not open the camera: {e}")),
+                            };
+                            let _ = reply.send(result);
                         }
                         Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => return,
                     }
-                    match camera.poll_frame(Instant::now()) {
-                        Ok(Some(frame)) if enabled => {
-                            if let Some(view) = &self_view {
-                                (view.0)(crate::frames::SELF_TILE, &frame);
-                            }
-                            captured += 1;
-                            let step = ladder.step();
-                            if !captured.is_multiple_of(u64::from(step.frame_skip)) {
-                                continue;
-                            }
-                            let frame = if step.scale > 1 {
-                                frame.scaled(frame.width / step.scale, frame.height / step.scale)
-                            } else {
-                                frame
-                            };
-                            match encoder.encode(&frame) {
-                                Ok(frames) => {
-                                    for f in frames {
-                                        let sent = out.send(Encoded {
-                                            video: true,
-                                            data: f.data,
-                                            captured: f.captured,
-                                            level: 0,
-                                        });
-                                        if sent.is_err() {
-                                            return;
-                                        }
-                                    }
+                    let now = Instant::now();
+                    slot.retry(now);
+                    let Some(frame) = slot.poll(now) else {
+                        continue;
+                    };
+                    if !enabled {
+                        continue;
+                    }
+                    if let Some(view) = &self_view {
+                        (view.0)(crate::frames::SELF_TILE, &frame);
+                    }
+                    captured += 1;
+                    let step = ladder.step();
+                    if !captured.is_multiple_of(u64::from(step.frame_skip)) {
+                        continue;
+                    }
+                    let frame = if step.scale > 1 {
+                        frame.scaled(frame.width / step.scale, frame.height / step.scale)
+                    } else {
+                        frame
+                    };
+                    match encoder.encode(&frame) {
+                        Ok(frames) => {
+                            for f in frames {
+                                let sent = out.send(Encoded {
+                                    video: true,
+                                    data: f.data,
+                                    captured: f.captured,
+                                    level: 0,
+                                });
+                                if sent.is_err() {
+                                    return;
                                 }
-                                Err(e) => warn!(error = %e, "video encoding failed"),
                             }
                         }
-                        Ok(_) => {}
-                        Err(e) => warn!(error = %e, "camera failed"),
+                        Err(e) => warn!(error = %e, "video encoding failed"),
                     }
                 }
             })
             .map_err(|e| format!("Could not start the video thread: {e}"))?;
-        match ready_rx.recv() {
-            Ok(Ok(())) => Ok(VideoSender {
-                control: Some(control_tx),
-                thread: Some(thread),
-                enabled: true,
-            }),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err("The video thread ended at start".into()),
-        }
+        Ok(VideoSender {
+            control: Some(control_tx),
+            thread: Some(thread),
+            enabled: true,
+            shared,
+        })
     }
 
     fn send(&self, c: SendControl) {
@@ -247,6 +417,28 @@ impl VideoSender {
     pub fn is_enabled(&self) -> bool {
         self.enabled
     }
+
+    /// Whether a camera is open now.
+    pub fn has_device(&self) -> bool {
+        self.shared.has_device.load(Ordering::Relaxed)
+    }
+
+    /// Uses another camera from the next frame on; waits until it is open.
+    pub fn switch(&self, choice: CameraChoice) -> Result<(), String> {
+        let (tx, rx) = mpsc::channel();
+        self.send(SendControl::Switch(choice, tx));
+        rx.recv()
+            .map_err(|_| "The video thread has ended.".to_string())?
+    }
+
+    /// Notices for the user since the last call.
+    pub fn take_notices(&self) -> Vec<String> {
+        self.shared
+            .notices
+            .lock()
+            .map(|mut n| std::mem::take(&mut *n))
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for VideoSender {
@@ -269,11 +461,52 @@ struct RemoteVideo {
     stamps: Option<BufWriter<File>>,
 }
 
+/// Decoded-video figures of one participant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct VideoCounts {
+    /// Frames decoded so far.
+    pub frames: u64,
+    /// Frames decoded in the last second.
+    pub fps: u32,
+    /// Size of the last frame.
+    pub width: u32,
+    /// Size of the last frame.
+    pub height: u32,
+}
+
+/// What the decoding thread counts per participant.
+#[derive(Default)]
+struct Counter {
+    frames: u64,
+    size: (usize, usize),
+    /// When the frames of the last second were decoded.
+    recent: std::collections::VecDeque<Instant>,
+}
+
+impl Counter {
+    fn count(&mut self, width: usize, height: usize, now: Instant) {
+        self.frames += 1;
+        self.size = (width, height);
+        self.recent.push_back(now);
+        self.forget_before(now);
+    }
+
+    fn forget_before(&mut self, now: Instant) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) > Duration::from_secs(1))
+        {
+            self.recent.pop_front();
+        }
+    }
+}
+
 /// The decoding thread for everyone's video.
 pub(crate) struct VideoReceiver {
     jobs: Option<mpsc::Sender<ReceiveJob>>,
     thread: Option<JoinHandle<()>>,
-    frames: Arc<Mutex<BTreeMap<u64, u64>>>,
+    frames: Arc<Mutex<BTreeMap<u64, Counter>>>,
     sink: Arc<Mutex<Option<FrameSink>>>,
 }
 
@@ -289,7 +522,7 @@ impl VideoReceiver {
     /// to `ID-video.csv` there.
     pub fn start(save: Option<PathBuf>) -> Result<Self, String> {
         let (tx, rx) = mpsc::channel::<ReceiveJob>();
-        let frames = Arc::new(Mutex::new(BTreeMap::new()));
+        let frames = Arc::new(Mutex::new(BTreeMap::<u64, Counter>::new()));
         let sink: Arc<Mutex<Option<FrameSink>>> = Arc::new(Mutex::new(None));
         let (counts, sink_in) = (frames.clone(), sink.clone());
         let thread = std::thread::Builder::new()
@@ -340,7 +573,11 @@ impl VideoReceiver {
                                     (sink.0)(participant, &f);
                                 }
                                 if let Ok(mut c) = counts.lock() {
-                                    *c.entry(participant).or_insert(0) += 1;
+                                    c.entry(participant).or_default().count(
+                                        f.width,
+                                        f.height,
+                                        Instant::now(),
+                                    );
                                 }
                                 if let Some(w) = &mut remote.stamps {
                                     let (n, cap) = match read_stamp(&f) {
@@ -400,13 +637,21 @@ impl VideoReceiver {
         }
     }
 
-    /// Frames decoded for a participant so far.
-    pub fn frames(&self, participant: u64) -> u64 {
-        self.frames
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&participant).copied())
-            .unwrap_or(0)
+    /// Decoded-video figures of a participant.
+    pub fn counters(&self, participant: u64) -> VideoCounts {
+        let Ok(mut all) = self.frames.lock() else {
+            return VideoCounts::default();
+        };
+        let Some(c) = all.get_mut(&participant) else {
+            return VideoCounts::default();
+        };
+        c.forget_before(Instant::now());
+        VideoCounts {
+            frames: c.frames,
+            fps: c.recent.len() as u32,
+            width: c.size.0 as u32,
+            height: c.size.1 as u32,
+        }
     }
 
     /// Participants with decoded video.

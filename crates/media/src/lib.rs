@@ -7,7 +7,7 @@
 //! frames carry their counter and capture time in a machine-readable block
 //! ([`pattern`]), a tone or WAV microphone, and speakers that discard or
 //! record. Real microphones and speakers come through `cpal`
-//! ([`system_audio`]); voice processing (echo cancellation, noise
+//! ([`system_audio`]), real cameras through `nokhwa` ([`system_camera`]); voice processing (echo cancellation, noise
 //! suppression, gain control) is [`processing`]; the receive side's adaptive
 //! jitter buffer is [`jitter`].
 //!
@@ -21,6 +21,7 @@ pub mod pattern;
 pub mod processing;
 pub mod synthetic;
 pub mod system_audio;
+pub mod system_camera;
 
 pub use device::{Camera, DeviceError, DeviceInfo, DeviceKind, Microphone, Speaker};
-pub use frame::{AudioFrame, VideoFrame, AUDIO_BLOCK, SAMPLE_RATE};
+pub use frame::{AudioFrame, PixelLayout, VideoFrame, AUDIO_BLOCK, SAMPLE_RATE};

@@ -81,7 +81,45 @@ level: number,
 /**
  * Video frames decoded.
  */
-video_frames: number, };
+video_frames: number, 
+/**
+ * Frames decoded in the last second.
+ */
+video_fps: number, 
+/**
+ * Width of the last decoded frame (0: none yet).
+ */
+video_width: number, 
+/**
+ * Height of the last decoded frame (0: none yet).
+ */
+video_height: number, };
+
+export type NetworkStats = { 
+/**
+ * Media sent, in kbit/s (all packets, with overhead).
+ */
+send_kbps: number, 
+/**
+ * Media received, in kbit/s.
+ */
+receive_kbps: number, 
+/**
+ * What the bandwidth estimate allows our video, in kbit/s.
+ */
+video_target_kbps: number, 
+/**
+ * Round-trip time to the server, in milliseconds.
+ */
+rtt_ms: number, 
+/**
+ * Share of our packets lost on the way to the server, in per mille.
+ */
+send_loss_permille: number, 
+/**
+ * Share of packets lost on the way to us, in per mille.
+ */
+receive_loss_permille: number, };
 
 export type MediaStats = { 
 /**
@@ -107,7 +145,11 @@ has_microphone: boolean,
 /**
  * Per remote participant.
  */
-remotes: Array<RemoteMediaStats>, };
+remotes: Array<RemoteMediaStats>, 
+/**
+ * The media connections.
+ */
+network: NetworkStats, };
 
 export type EngineEvent = { "type": "joined", 
 /**
@@ -267,7 +309,8 @@ server: string,
  */
 language: string | null, 
 /**
- * Camera: `synthetic` (the test pattern), or empty for none.
+ * Camera: `default` (the OS's first camera), a device id,
+ * `synthetic[:WIDTHxHEIGHT[@FPS]]` (the test pattern), or empty for none.
  */
 camera: string, 
 /**
@@ -297,7 +340,8 @@ export interface Commands {
   listDevices(): Promise<Array<DeviceOption>>;
   switchMicrophone(device: string | null): Promise<void>;
   switchSpeaker(device: string | null): Promise<void>;
-  startPreview(): Promise<void>;
+  switchCamera(device: string): Promise<void>;
+  startPreview(): Promise<string | null>;
   stopPreview(): Promise<void>;
   testSpeaker(device: string | null): Promise<void>;
 }
@@ -320,7 +364,8 @@ export const tauriCommands: Commands = {
   listDevices: () => invoke<Array<DeviceOption>>("list_devices"),
   switchMicrophone: (device: string | null) => invoke<void>("switch_microphone", { device }),
   switchSpeaker: (device: string | null) => invoke<void>("switch_speaker", { device }),
-  startPreview: () => invoke<void>("start_preview"),
+  switchCamera: (device: string) => invoke<void>("switch_camera", { device }),
+  startPreview: () => invoke<string | null>("start_preview"),
   stopPreview: () => invoke<void>("stop_preview"),
   testSpeaker: (device: string | null) => invoke<void>("test_speaker", { device }),
 };

@@ -22,7 +22,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event as RtcEvent, Rtc};
 use tracing::{debug, warn};
 
-use super::{Client, Output, Tx};
+use super::{Client, Output, Tx, STATS_INTERVAL};
 use crate::api::EngineEvent;
 
 /// What this participant publishes.
@@ -43,6 +43,10 @@ pub(crate) struct Publisher {
     video: Option<Mid>,
     started: bool,
     pub(super) deadline: Option<Instant>,
+    /// What is sent, from str0m's statistics.
+    pub(super) meter: super::LinkMeter,
+    /// The video bitrate last aimed for, bits/s.
+    pub(super) video_target: u32,
 }
 
 impl Client {
@@ -63,6 +67,7 @@ impl Client {
             // Transport-wide congestion control: the video bitrate follows
             // the estimate.
             .enable_bwe(Some(str0m::bwe::Bitrate::kbps(INITIAL_VIDEO_KBPS)))
+            .set_stats_interval(Some(STATS_INTERVAL))
             .build(self.now);
         rtc.bwe().set_bitrate(
             str0m::bwe::Bitrate::bps(u64::from(MIN_VIDEO_BPS)),
@@ -242,11 +247,18 @@ impl Client {
                     let video = video
                         .saturating_sub(40_000)
                         .clamp(MIN_VIDEO_BPS, MAX_VIDEO_BPS);
+                    self.publisher.video_target = video;
                     self.out.push_back(Output::VideoBitrate(video));
                 }
                 str0m::Output::Event(RtcEvent::KeyframeRequest(_)) => {
                     self.out.push_back(Output::KeyframeRequested)
                 }
+                str0m::Output::Event(RtcEvent::PeerStats(s)) => self.publisher.meter.update(
+                    s.timestamp,
+                    s.peer_bytes_tx,
+                    s.rtt,
+                    s.egress_loss_fraction,
+                ),
                 str0m::Output::Event(RtcEvent::Connected) => {
                     debug!("sending media");
                     // Start with a keyframe for whoever is watching.

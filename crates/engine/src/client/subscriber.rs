@@ -43,6 +43,8 @@ pub(crate) struct Subscriber {
     /// Packets received per (feed, kind).
     packets: BTreeMap<(u64, String), u64>,
     rtc: Option<Rtc>,
+    /// What is received, from str0m's statistics.
+    pub(super) meter: super::LinkMeter,
     /// Media events that came before the meeting was joined.
     pub(super) held: Vec<EngineEvent>,
     pub(crate) deadline: Option<std::time::Instant>,
@@ -269,6 +271,7 @@ impl Client {
                     .clear_codecs()
                     .enable_opus(true, false)
                     .enable_vp8(true)
+                    .set_stats_interval(Some(super::STATS_INTERVAL))
                     .build(self.now);
                 let candidate =
                     Candidate::host(self.cfg.media_addr, "udp").map_err(|e| e.to_string())?;
@@ -399,6 +402,12 @@ impl Client {
                     }
                 }
                 str0m::Output::Event(RtcEvent::Connected) => debug!("media connection up"),
+                str0m::Output::Event(RtcEvent::PeerStats(s)) => self.sub.meter.update(
+                    s.timestamp,
+                    s.peer_bytes_rx,
+                    s.rtt,
+                    s.ingress_loss_fraction,
+                ),
                 str0m::Output::Event(_) => {}
             }
         }

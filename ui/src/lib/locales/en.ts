@@ -74,7 +74,7 @@ const en = {
   "devices.systemDefault": "System default",
   "devices.default": "default",
   "devices.noCamera": "No camera",
-  "devices.cameraNextJoin": "A camera change applies when you next join.",
+  "devices.firstCamera": "First camera found",
   "meeting.alone": "You are the only one here. Copy the invitation and send it to others.",
   "meeting.elapsed": "Elapsed time",
 

@@ -76,7 +76,7 @@ const zhCN: Record<MessageKey, string> = {
   "devices.systemDefault": "系统默认",
   "devices.default": "默认",
   "devices.noCamera": "不使用摄像头",
-  "devices.cameraNextJoin": "摄像头的更改在下次加入时生效。",
+  "devices.firstCamera": "找到的第一个摄像头",
   "meeting.alone": "会议中只有你一人。复制邀请并发送给其他人。",
   "meeting.elapsed": "已进行时间",
 

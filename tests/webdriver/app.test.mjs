@@ -9,6 +9,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Keys, Session, waitFor } from "./webdriver.mjs";
 import { DemoPages } from "../demos/pages.mjs";
+import { readWav, toDb } from "../audio/wav.mjs";
 
 const env = (name) => {
   const v = process.env[name];
@@ -189,6 +190,45 @@ test("the join screen previews the devices: microphone meter, test-pattern camer
   await session.click('[data-testid="devices-disclosure"]');
 });
 
+/** Records `ms` of what is played into a PulseAudio sink; its samples (-1..1). */
+async function recordSink(sink, ms) {
+  const file = join(process.env.TMPDIR ?? "/tmp", `${sink}-${process.pid}-${Date.now()}.wav`);
+  const child = spawn("parecord", ["-d", `${sink}.monitor`, "--rate=48000", "--channels=1",
+    "--format=s16le", "--file-format=wav", file], { stdio: "ignore" });
+  await new Promise((r) => setTimeout(r, ms));
+  child.kill("SIGINT");
+  await new Promise((r) => child.once("exit", r));
+  return readWav(readFileSync(file)).samples;
+}
+
+/** Mean power at `freq` (Goertzel, per 10 ms block) and of everything else. */
+function tonePower(samples, freq, rate = 48000) {
+  const n = rate / 100;
+  const k = (2 * Math.cos((2 * Math.PI * freq) / rate));
+  let tone = 0;
+  let total = 0;
+  let blocks = 0;
+  for (let start = 0; start + n <= samples.length; start += n) {
+    let s1 = 0;
+    let s2 = 0;
+    let energy = 0;
+    for (let i = 0; i < n; i++) {
+      const x = samples[start + i];
+      const s0 = x + k * s1 - s2;
+      s2 = s1;
+      s1 = s0;
+      energy += x * x;
+    }
+    // |X(f)|^2 scaled to the power of a sine at f.
+    tone += (2 * (s1 * s1 + s2 * s2 - k * s1 * s2)) / (n * n);
+    total += energy / n;
+    blocks++;
+  }
+  tone /= Math.max(1, blocks);
+  total /= Math.max(1, blocks);
+  return { tone, rest: Math.max(0, total - tone) };
+}
+
 /** A mono 48 kHz 16-bit WAV of a sine tone. */
 function toneWav(freq, seconds) {
   const n = 48000 * seconds;
@@ -263,6 +303,12 @@ test("a cli participant's camera is drawn in its tile; the app, without a camera
     return s > 60 ? s : 0;
   }, 15000);
   assert.ok(spread > 60, "the tile shows the pattern");
+  // The app plays the cli's 440 Hz tone on its speaker (the OS default,
+  // a virtual sink here whose monitor we record).
+  const heard = await recordSink("app_out", 2500);
+  const { tone, rest } = tonePower(heard, 440);
+  assert.ok(toDb(Math.sqrt(tone)) > -30, `the tone is played (${toDb(Math.sqrt(tone)).toFixed(1)} dBFS)`);
+  assert.ok(tone > 10 * rest, "what is played is the tone, not noise");
   // No camera here: our own tile says so.
   assert.equal((await session.findAll('[data-testid="no-camera"]')).length, 1);
 

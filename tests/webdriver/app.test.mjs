@@ -288,7 +288,7 @@ test("join with a pasted link, see the cli participant, chat both ways, leave", 
   assert.equal(await session.value('[data-testid="nickname-input"]'), "Ada (app)");
 });
 
-test("a cli participant's camera is drawn in its tile; the app, without a camera, says so and can mute", async () => {
+test("a cli participant's camera is drawn in its tile; the app, without a camera, says so and can mute", async (t) => {
   const room = createMeeting("video pass");
   planted.push("video pass");
   const sender = new CliPeer(room.link, "Linus (camera)", ["--camera", "synthetic:640x360@15", "--mic", "tone"]);
@@ -303,6 +303,13 @@ test("a cli participant's camera is drawn in its tile; the app, without a camera
     return s > 60 ? s : 0;
   }, 15000);
   assert.ok(spread > 60, "the tile shows the pattern");
+  // Drawn in the video worker where the webview has WebGL on OffscreenCanvas.
+  const renderer = await session.execute(`return document.querySelector('${tile} canvas').dataset.renderer`);
+  // (WebKitGTK here has OffscreenCanvas, but no WebGL on it: the page draws.)
+  const offscreen = await session.execute(
+    "return !!(self.OffscreenCanvas && new OffscreenCanvas(2, 2).getContext('webgl'))");
+  t.diagnostic(`video drawn on the ${renderer === "worker" ? "worker's OffscreenCanvas" : "page"}`);
+  if (offscreen === true) assert.equal(renderer, "worker");
   // The app plays the cli's 440 Hz tone on its speaker (the OS default,
   // a virtual sink here whose monitor we record).
   const heard = await recordSink("app_out", 2500);

@@ -1,135 +1,92 @@
 /**
  * Decoded video from the app's local frame server (a token-protected
- * WebSocket on 127.0.0.1), drawn with WebGL: the I420 planes go up as three
- * luminance textures and a shader converts YUV to RGB (BT.601, limited
- * range). Each tile (participant id; "0" is the local camera) has its own
- * canvas; only the latest frame of a tile is ever drawn.
+ * WebSocket on 127.0.0.1), drawn with WebGL (see video-gl.ts). Each tile
+ * (participant id; "0" is the local camera) has its own canvas; only the
+ * latest frame of a tile is ever drawn. Where the webview can, the frames
+ * are received and drawn in a Web Worker on OffscreenCanvases
+ * (video-worker.ts); otherwise on the page.
  */
+import { parseFrame, TileRenderer, type Frame } from "./video-gl";
+import type { FromWorker, ToWorker } from "./video-worker";
 
-const VERTEX = `
-attribute vec2 pos;
-varying vec2 uv;
-void main() {
-  uv = vec2((pos.x + 1.0) / 2.0, (1.0 - pos.y) / 2.0);
-  gl_Position = vec4(pos, 0.0, 1.0);
-}`;
+export { parseFrame, type Frame };
 
-const FRAGMENT = `
-precision mediump float;
-varying vec2 uv;
-uniform sampler2D ty, tu, tv;
-void main() {
-  float y = 1.1643 * (texture2D(ty, uv).r - 0.0625);
-  float u = texture2D(tu, uv).r - 0.5;
-  float v = texture2D(tv, uv).r - 0.5;
-  gl_FragColor = vec4(y + 1.5958 * v, y - 0.39173 * u - 0.8129 * v, y + 2.017 * u, 1.0);
-}`;
-
-/** A parsed frame message. */
-export interface Frame {
-  tile: string;
-  width: number;
-  height: number;
-  y: Uint8Array;
-  u: Uint8Array;
-  v: Uint8Array;
-}
-
-/** Parses one binary frame message (`CVF1`, tile u64, width u32, height u32, planes). */
-export function parseFrame(data: ArrayBuffer): Frame | null {
-  if (data.byteLength < 20) return null;
-  const view = new DataView(data);
-  const magic = String.fromCharCode(view.getUint8(0), view.getUint8(1), view.getUint8(2), view.getUint8(3));
-  if (magic !== "CVF1") return null;
-  const tile = view.getBigUint64(4).toString();
-  const width = view.getUint32(12);
-  const height = view.getUint32(16);
-  const ySize = width * height;
-  const cSize = (width / 2) * (height / 2);
-  if (width % 2 || height % 2 || data.byteLength !== 20 + ySize + 2 * cSize) return null;
-  return {
-    tile,
-    width,
-    height,
-    y: new Uint8Array(data, 20, ySize),
-    u: new Uint8Array(data, 20 + ySize, cSize),
-    v: new Uint8Array(data, 20 + ySize + cSize, cSize),
-  };
-}
-
-/** Draws I420 frames into one canvas. */
-class TileRenderer {
-  private gl: WebGLRenderingContext;
-  private textures: WebGLTexture[] = [];
-
-  constructor(readonly canvas: HTMLCanvasElement) {
-    const gl = canvas.getContext("webgl", { antialias: false, depth: false, preserveDrawingBuffer: true });
-    if (!gl) throw new Error("WebGL is not available");
-    this.gl = gl;
-    const compile = (type: number, src: string) => {
-      const s = gl.createShader(type)!;
-      gl.shaderSource(s, src);
-      gl.compileShader(s);
-      return s;
-    };
-    const program = gl.createProgram()!;
-    gl.attachShader(program, compile(gl.VERTEX_SHADER, VERTEX));
-    gl.attachShader(program, compile(gl.FRAGMENT_SHADER, FRAGMENT));
-    gl.linkProgram(program);
-    gl.useProgram(program);
-    const buffer = gl.createBuffer();
-    gl.bindBuffer(gl.ARRAY_BUFFER, buffer);
-    gl.bufferData(gl.ARRAY_BUFFER, new Float32Array([-1, -1, 1, -1, -1, 1, 1, 1]), gl.STATIC_DRAW);
-    const pos = gl.getAttribLocation(program, "pos");
-    gl.enableVertexAttribArray(pos);
-    gl.vertexAttribPointer(pos, 2, gl.FLOAT, false, 0, 0);
-    gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
-    ["ty", "tu", "tv"].forEach((name, i) => {
-      const t = gl.createTexture()!;
-      gl.activeTexture(gl.TEXTURE0 + i);
-      gl.bindTexture(gl.TEXTURE_2D, t);
-      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.LINEAR);
-      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.LINEAR);
-      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE);
-      gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE);
-      gl.uniform1i(gl.getUniformLocation(program, name), i);
-      this.textures.push(t);
-    });
-  }
-
-  draw(f: Frame) {
-    const gl = this.gl;
-    if (this.canvas.width !== f.width || this.canvas.height !== f.height) {
-      this.canvas.width = f.width;
-      this.canvas.height = f.height;
-    }
-    gl.viewport(0, 0, f.width, f.height);
-    const planes: [Uint8Array, number, number][] = [
-      [f.y, f.width, f.height],
-      [f.u, f.width / 2, f.height / 2],
-      [f.v, f.width / 2, f.height / 2],
-    ];
-    planes.forEach(([data, w, h], i) => {
-      gl.activeTexture(gl.TEXTURE0 + i);
-      gl.bindTexture(gl.TEXTURE_2D, this.textures[i]);
-      gl.texImage2D(gl.TEXTURE_2D, 0, gl.LUMINANCE, w, h, 0, gl.LUMINANCE, gl.UNSIGNED_BYTE, data);
-    });
-    gl.drawArrays(gl.TRIANGLE_STRIP, 0, 4);
-  }
+/** Whether this webview can hand canvases to a worker at all. */
+function workerCapable(): boolean {
+  return (
+    typeof Worker !== "undefined" &&
+    typeof OffscreenCanvas !== "undefined" &&
+    typeof HTMLCanvasElement !== "undefined" &&
+    "transferControlToOffscreen" in HTMLCanvasElement.prototype
+  );
 }
 
 /** The connection to the frame server and the canvases it draws into. */
 export class VideoFeed {
+  /** Where frames are drawn: decided once the worker says whether it can. */
+  mode: "pending" | "worker" | "page" = "pending";
+  private worker: Worker | null = null;
   private ws: WebSocket | null = null;
-  private tiles = new Map<string, TileRenderer>();
+  /** Canvases and the tile each shows (null: none now). */
+  private wanted = new Map<HTMLCanvasElement, string | null>();
+  /** Page mode: a renderer per canvas. */
+  private renderers = new Map<HTMLCanvasElement, TileRenderer>();
+  /** Worker mode: canvases handed to the worker, by id. */
+  private transferred = new WeakMap<HTMLCanvasElement, number>();
+  private nextId = 1;
   private pending = new Map<string, Frame>();
   private scheduled = false;
   private closed = false;
+  private observer: ResizeObserver | null = null;
   /** Tiles that showed a picture recently, with the time of the last frame. */
   readonly lastFrame = new Map<string, number>();
   onchange: (() => void) | null = null;
 
   constructor(private url: string) {
+    this.observer = typeof ResizeObserver !== "undefined" ? new ResizeObserver(() => this.sendSizes()) : null;
+    if (!workerCapable()) {
+      this.usePage();
+      return;
+    }
+    try {
+      const worker = new Worker(new URL("./video-worker.ts", import.meta.url), { type: "module" });
+      worker.onmessage = (e: MessageEvent<FromWorker>) => this.fromWorker(e.data);
+      worker.onerror = () => this.usePage();
+      this.worker = worker;
+      // A worker that never answers is given up on.
+      setTimeout(() => this.mode === "pending" && this.usePage(), 3000);
+    } catch {
+      this.usePage();
+    }
+  }
+
+  private post(m: ToWorker, transfer: Transferable[] = []) {
+    this.worker?.postMessage(m, transfer);
+  }
+
+  private fromWorker(m: FromWorker) {
+    if (m.type === "ready") {
+      if (!m.webgl) return this.usePage();
+      if (this.mode !== "pending") return;
+      this.mode = "worker";
+      this.post({ type: "open", url: this.url });
+      for (const [canvas, tile] of this.wanted) if (tile !== null) this.show(canvas, tile);
+      this.sendSizes();
+    } else if (m.type === "frames") {
+      this.seen(m.tiles);
+    }
+  }
+
+  /** Falls back to receiving and drawing on the page. */
+  private usePage() {
+    if (this.mode === "page" || this.closed) return;
+    const wasWorker = this.mode === "worker";
+    this.worker?.terminate();
+    this.worker = null;
+    this.mode = "page";
+    // Canvases already handed over cannot come back; the others are drawn here.
+    if (wasWorker) for (const c of [...this.wanted.keys()]) if (this.transferred.has(c)) this.wanted.delete(c);
+    for (const [canvas, tile] of this.wanted) if (tile !== null) this.show(canvas, tile);
     this.open();
   }
 
@@ -157,42 +114,79 @@ export class VideoFeed {
 
   private flush() {
     this.scheduled = false;
+    for (const [tile, f] of this.pending) {
+      for (const [canvas, t] of this.wanted) if (t === tile) this.renderers.get(canvas)?.draw(f);
+    }
+    this.seen([...this.pending.keys()]);
+    this.pending.clear();
+  }
+
+  private seen(tiles: string[]) {
     const now = performance.now();
     let changed = false;
-    for (const [tile, f] of this.pending) {
-      const r = this.tiles.get(tile);
-      if (r) r.draw(f);
+    for (const tile of tiles) {
       if (!this.lastFrame.has(tile)) changed = true;
       this.lastFrame.set(tile, now);
     }
-    this.pending.clear();
     if (changed) this.onchange?.();
   }
 
   private sendSizes() {
-    if (this.ws?.readyState !== WebSocket.OPEN) return;
     const sizes: Record<string, [number, number]> = {};
     const dpr = window.devicePixelRatio || 1;
-    for (const [tile, r] of this.tiles) {
-      const rect = r.canvas.getBoundingClientRect();
+    for (const [canvas, tile] of this.wanted) {
+      if (tile === null) continue;
+      const rect = canvas.getBoundingClientRect();
       if (rect.width > 0) sizes[tile] = [Math.round(rect.width * dpr), Math.round(rect.height * dpr)];
     }
-    this.ws.send(JSON.stringify({ sizes }));
+    if (this.mode === "worker") this.post({ type: "sizes", sizes });
+    else if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify({ sizes }));
   }
 
-  /** Draws a tile's frames into `canvas` until the returned function is called. */
-  attach(tile: string, canvas: HTMLCanvasElement): () => void {
-    try {
-      this.tiles.set(tile, new TileRenderer(canvas));
-    } catch {
-      return () => {};
+  /** Starts drawing `tile` into `canvas` in the current mode. */
+  private show(canvas: HTMLCanvasElement, tile: string) {
+    if (this.mode === "worker") {
+      let id = this.transferred.get(canvas);
+      if (id === undefined) {
+        id = this.nextId++;
+        this.transferred.set(canvas, id);
+        const offscreen = canvas.transferControlToOffscreen();
+        this.post({ type: "canvas", id, canvas: offscreen }, [offscreen]);
+      }
+      this.post({ type: "attach", id, tile });
+      canvas.dataset.renderer = "worker";
+    } else if (this.mode === "page") {
+      if (!this.renderers.has(canvas)) {
+        try {
+          this.renderers.set(canvas, new TileRenderer(canvas));
+        } catch {
+          return;
+        }
+      }
+      canvas.dataset.renderer = "page";
     }
-    const observer = new ResizeObserver(() => this.sendSizes());
-    observer.observe(canvas);
+  }
+
+  /** Draws a tile's frames into `canvas` until the returned function is
+   * called (with `release`, the canvas is going away for good). */
+  attach(tile: string, canvas: HTMLCanvasElement): (release?: boolean) => void {
+    this.wanted.set(canvas, tile);
+    this.show(canvas, tile);
+    this.observer?.observe(canvas);
     this.sendSizes();
-    return () => {
-      observer.disconnect();
-      this.tiles.delete(tile);
+    return (release = false) => {
+      this.observer?.unobserve(canvas);
+      const id = this.transferred.get(canvas);
+      if (release) {
+        this.wanted.delete(canvas);
+        this.renderers.get(canvas)?.release();
+        this.renderers.delete(canvas);
+        if (id !== undefined) this.post({ type: "release", id });
+      } else {
+        this.wanted.set(canvas, null);
+        if (id !== undefined) this.post({ type: "detach", id });
+      }
+      this.sendSizes();
     };
   }
 
@@ -204,6 +198,9 @@ export class VideoFeed {
 
   close() {
     this.closed = true;
+    this.post({ type: "close" });
+    this.worker?.terminate();
     this.ws?.close();
+    this.observer?.disconnect();
   }
 }

@@ -93,6 +93,9 @@ struct JoinArgs {
     /// first camera) or a camera by name or id (see `conclave-cli devices`).
     #[arg(long, value_name = "CAMERA")]
     camera: Option<String>,
+    /// The codec our video is sent in: `vp8` (every peer has it) or `h264`.
+    #[arg(long, value_name = "CODEC", default_value = "vp8")]
+    video_codec: String,
     /// Send audio: `tone` (440 Hz), `tone:HZ`, a WAV file (looped), a
     /// microphone by name or id (see `conclave-cli devices`), or `default`.
     #[arg(long, value_name = "MIC")]
@@ -446,6 +449,10 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
         tap_textroom: args.raw,
         media: MediaOptions {
             camera: args.camera.as_deref().map(parse_camera).transpose()?,
+            video_codec: args
+                .video_codec
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!(e))?,
             microphone: args.mic.as_deref().map(parse_mic).transpose()?,
             speaker: parse_speaker(&args.speaker),
             processing: parse_processing(&args.processing)?,

@@ -1,15 +1,143 @@
 //! `conclave-codec`: encoding and decoding of the media Conclave sends.
 //!
-//! Owns: [`opus`] (Opus voice: 20 ms frames, in-band FEC, DTX, adjustable
-//! bitrate, loss concealment) and [`vp8`] (VP8 real-time encoding with
-//! forced keyframes and bitrate changes, decoding to I420). The native
-//! libraries come from the system (`libopus`, `libvpx`).
+//! Owns: [`opus`] (Opus voice: 10 or 20 ms frames, in-band FEC, DTX,
+//! adjustable bitrate, loss concealment), [`vp8`] (VP8 real-time encoding
+//! with forced keyframes and bitrate changes, decoding to I420) and
+//! [`h264`] (the same for H.264), behind one choice, [`VideoCodec`].
+//! libopus and libvpx come from the system; OpenH264 is built from source.
 //!
 //! Must not: do I/O, know about RTP or WebRTC (packetisation is str0m's),
 //! or keep more than the codec state.
 
+pub mod h264;
 pub mod opus;
 pub mod vp8;
+
+use std::time::Duration;
+
+use conclave_media::VideoFrame;
+
+/// One encoded video frame.
+#[derive(Debug, Clone)]
+pub struct EncodedFrame {
+    /// The bitstream of the frame (VP8, or H.264 in Annex B).
+    pub data: Vec<u8>,
+    /// Whether it is a keyframe.
+    pub keyframe: bool,
+    /// The capture time of the source frame.
+    pub captured: Duration,
+}
+
+/// Video encoder settings.
+#[derive(Debug, Clone, Copy)]
+pub struct EncoderConfig {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Frames per second.
+    pub fps: u32,
+    /// Target bitrate, bits per second.
+    pub bitrate: u32,
+}
+
+/// A video codec Conclave can send and receive.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum VideoCodec {
+    /// VP8 (libvpx): every WebRTC peer has it.
+    #[default]
+    Vp8,
+    /// H.264 constrained baseline (OpenH264).
+    H264,
+}
+
+impl std::str::FromStr for VideoCodec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "vp8" => Ok(VideoCodec::Vp8),
+            "h264" | "h.264" | "avc" => Ok(VideoCodec::H264),
+            other => Err(format!("unknown video codec {other:?} (vp8 or h264)")),
+        }
+    }
+}
+
+/// A video encoder of either codec.
+pub enum VideoEncoder {
+    /// VP8.
+    Vp8(vp8::Vp8Encoder),
+    /// H.264 (boxed: its state is large).
+    H264(Box<h264::H264Encoder>),
+}
+
+impl VideoEncoder {
+    /// Starts an encoder of `codec`.
+    pub fn new(codec: VideoCodec, config: EncoderConfig) -> Result<Self, CodecError> {
+        Ok(match codec {
+            VideoCodec::Vp8 => VideoEncoder::Vp8(vp8::Vp8Encoder::new(config)?),
+            VideoCodec::H264 => VideoEncoder::H264(Box::new(h264::H264Encoder::new(config)?)),
+        })
+    }
+
+    /// Makes the next frame a keyframe.
+    pub fn request_keyframe(&mut self) {
+        match self {
+            VideoEncoder::Vp8(e) => e.request_keyframe(),
+            VideoEncoder::H264(e) => e.request_keyframe(),
+        }
+    }
+
+    /// Changes the target bitrate.
+    pub fn set_bitrate(&mut self, bitrate: u32) -> Result<(), CodecError> {
+        match self {
+            VideoEncoder::Vp8(e) => e.set_bitrate(bitrate),
+            VideoEncoder::H264(e) => e.set_bitrate(bitrate),
+        }
+    }
+
+    /// Encodes one frame.
+    pub fn encode(&mut self, frame: &VideoFrame) -> Result<Vec<EncodedFrame>, CodecError> {
+        match self {
+            VideoEncoder::Vp8(e) => e.encode(frame),
+            VideoEncoder::H264(e) => e.encode(frame),
+        }
+    }
+}
+
+/// A video decoder of either codec.
+pub enum VideoDecoder {
+    /// VP8.
+    Vp8(vp8::Vp8Decoder),
+    /// H.264.
+    H264(h264::H264Decoder),
+}
+
+impl VideoDecoder {
+    /// Starts a decoder of `codec`.
+    pub fn new(codec: VideoCodec) -> Result<Self, CodecError> {
+        Ok(match codec {
+            VideoCodec::Vp8 => VideoDecoder::Vp8(vp8::Vp8Decoder::new()?),
+            VideoCodec::H264 => VideoDecoder::H264(h264::H264Decoder::new()?),
+        })
+    }
+
+    /// Which codec it decodes.
+    pub fn codec(&self) -> VideoCodec {
+        match self {
+            VideoDecoder::Vp8(_) => VideoCodec::Vp8,
+            VideoDecoder::H264(_) => VideoCodec::H264,
+        }
+    }
+
+    /// Decodes one frame's bitstream.
+    pub fn decode(&mut self, data: &[u8]) -> Result<Vec<VideoFrame>, CodecError> {
+        match self {
+            VideoDecoder::Vp8(d) => d.decode(data),
+            VideoDecoder::H264(d) => d.decode(data),
+        }
+    }
+}
 
 /// Why a codec call failed.
 #[derive(Debug, thiserror::Error)]

@@ -10,36 +10,13 @@
 use std::ffi::CStr;
 use std::mem::MaybeUninit;
 use std::os::raw::{c_int, c_uint, c_ulong};
-use std::time::Duration;
 
 use conclave_media::VideoFrame;
 use vpx_sys::*;
 
 use crate::CodecError;
 
-/// One encoded frame.
-#[derive(Debug, Clone)]
-pub struct EncodedFrame {
-    /// The VP8 bitstream of the frame.
-    pub data: Vec<u8>,
-    /// Whether it is a keyframe.
-    pub keyframe: bool,
-    /// The capture time of the source frame.
-    pub captured: Duration,
-}
-
-/// Encoder settings.
-#[derive(Debug, Clone, Copy)]
-pub struct EncoderConfig {
-    /// Width in pixels.
-    pub width: usize,
-    /// Height in pixels.
-    pub height: usize,
-    /// Frames per second.
-    pub fps: u32,
-    /// Target bitrate, bits per second.
-    pub bitrate: u32,
-}
+pub use crate::{EncodedFrame, EncoderConfig};
 
 fn error_text(ctx: &mut vpx_codec_ctx_t) -> String {
     // SAFETY: `ctx` is an initialised context; libvpx returns a static or
@@ -387,7 +364,7 @@ mod tests {
     use conclave_media::pattern::read_stamp;
     use conclave_media::synthetic::TestPatternCamera;
     use conclave_media::Camera;
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     #[test]
     fn the_test_pattern_survives_vp8_and_keyframes_come_on_request() {

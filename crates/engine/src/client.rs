@@ -153,8 +153,8 @@ pub enum Output {
     RemoteMedia {
         /// The participant (publisher id).
         participant: u64,
-        /// Whether it is video (VP8) rather than audio (Opus).
-        video: bool,
+        /// The video codec, or `None` for audio (Opus).
+        video: Option<conclave_codec::VideoCodec>,
         /// The frame.
         data: Vec<u8>,
         /// RTP time in the codec's clock.

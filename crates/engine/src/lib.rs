@@ -25,6 +25,7 @@ pub mod video;
 pub use api::{
     ChatMessage, Command, EngineEvent, MediaStats, NetworkStats, Participant, RemoteMediaStats,
 };
+pub use conclave_codec::VideoCodec;
 pub use conclave_media::processing::ProcessingSettings;
 pub use media::{open_camera, CameraChoice, MediaOptions, MicrophoneChoice, SpeakerChoice};
 pub use runtime::{start, JoinOptions, MeetingHandle, StartError};

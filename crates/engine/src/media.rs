@@ -140,6 +140,8 @@ pub enum SpeakerChoice {
 pub struct MediaOptions {
     /// Camera to send, if any.
     pub camera: Option<CameraChoice>,
+    /// The codec our video is sent in (the server must allow it).
+    pub video_codec: conclave_codec::VideoCodec,
     /// Microphone to send, if any.
     pub microphone: Option<MicrophoneChoice>,
     /// Where received audio is played.
@@ -286,6 +288,7 @@ impl MediaIo {
             None => None,
             Some(choice) => Some(VideoSender::start(
                 choice,
+                options.video_codec,
                 now,
                 video_out,
                 frame_sink.clone(),
@@ -714,13 +717,13 @@ impl MediaIo {
     pub fn on_remote(
         &mut self,
         participant: u64,
-        video: bool,
+        video: Option<conclave_codec::VideoCodec>,
         data: &[u8],
         rtp_time: u64,
         now: Instant,
     ) {
-        if video {
-            self.video_in.push(participant, data.to_vec());
+        if let Some(codec) = video {
+            self.video_in.push(participant, codec, data.to_vec());
         } else {
             let save = self.save.clone();
             let remote = self.remotes.entry(participant).or_insert_with(Remote::new);
@@ -813,7 +816,14 @@ mod tests {
         }
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let choice = CameraChoice::Device(Some("no such camera".into()));
-        let sender = VideoSender::start(&choice, Instant::now(), tx, None).expect("started");
+        let sender = VideoSender::start(
+            &choice,
+            conclave_codec::VideoCodec::Vp8,
+            Instant::now(),
+            tx,
+            None,
+        )
+        .expect("started");
         assert!(!sender.has_device());
         let notices = sender.take_notices();
         assert_eq!(notices.len(), 1, "{notices:?}");

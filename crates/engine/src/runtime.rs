@@ -244,7 +244,11 @@ async fn run(
             local_addr,
             media_addr,
             publish_addr,
-            publish: PublishConfig { audio, video },
+            publish: PublishConfig {
+                audio,
+                video,
+                video_codec: opts.media.video_codec,
+            },
             tap_textroom: opts.tap_textroom,
         },
         Instant::now(),

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use conclave_codec::vp8::{EncoderConfig, Vp8Decoder, Vp8Encoder};
+use conclave_codec::{EncodedFrame, EncoderConfig, VideoCodec, VideoDecoder, VideoEncoder};
 use conclave_media::pattern::read_stamp;
 use conclave_media::{Camera, DeviceError, VideoFrame};
 use tracing::{debug, info, warn};
@@ -216,17 +216,15 @@ impl CameraSlot {
 
 /// The encoder, made for the size of the frames it gets.
 struct SizedEncoder {
-    encoder: Option<(usize, usize, Vp8Encoder)>,
+    codec: VideoCodec,
+    encoder: Option<(usize, usize, VideoEncoder)>,
     fps: u32,
     bitrate: u32,
     keyframe_wanted: bool,
 }
 
 impl SizedEncoder {
-    fn encode(
-        &mut self,
-        frame: &VideoFrame,
-    ) -> Result<Vec<conclave_codec::vp8::EncodedFrame>, String> {
+    fn encode(&mut self, frame: &VideoFrame) -> Result<Vec<EncodedFrame>, String> {
         let size = (frame.width, frame.height);
         if self
             .encoder
@@ -235,12 +233,15 @@ impl SizedEncoder {
         {
             // A new picture size needs a new encoder (its first frame is a
             // keyframe).
-            let e = Vp8Encoder::new(EncoderConfig {
-                width: frame.width,
-                height: frame.height,
-                fps: self.fps,
-                bitrate: self.bitrate,
-            })
+            let e = VideoEncoder::new(
+                self.codec,
+                EncoderConfig {
+                    width: frame.width,
+                    height: frame.height,
+                    fps: self.fps,
+                    bitrate: self.bitrate,
+                },
+            )
             .map_err(|e| e.to_string())?;
             debug!(width = frame.width, height = frame.height, "video encoder");
             self.encoder = Some((frame.width, frame.height, e));
@@ -271,6 +272,7 @@ impl VideoSender {
     /// (the user is told) and is looked for again.
     pub fn start(
         choice: &CameraChoice,
+        codec: VideoCodec,
         epoch: Instant,
         out: tokio::sync::mpsc::UnboundedSender<Encoded>,
         self_view: Option<FrameSink>,
@@ -304,6 +306,7 @@ impl VideoSender {
             .name("video-send".into())
             .spawn(move || {
                 let mut encoder = SizedEncoder {
+                    codec,
                     encoder: None,
                     fps,
                     bitrate: 1_200_000,
@@ -451,13 +454,17 @@ impl Drop for VideoSender {
 }
 
 enum ReceiveJob {
-    Frame { participant: u64, data: Vec<u8> },
+    Frame {
+        participant: u64,
+        codec: VideoCodec,
+        data: Vec<u8>,
+    },
     Remove(u64),
     Flush(mpsc::Sender<()>),
 }
 
 struct RemoteVideo {
-    decoder: Option<Vp8Decoder>,
+    decoder: Option<VideoDecoder>,
     stamps: Option<BufWriter<File>>,
 }
 
@@ -531,12 +538,14 @@ impl VideoReceiver {
                 let mut remotes: BTreeMap<u64, RemoteVideo> = BTreeMap::new();
                 while let Ok(job) = rx.recv() {
                     match job {
-                        ReceiveJob::Frame { participant, data } => {
+                        ReceiveJob::Frame {
+                            participant,
+                            codec,
+                            data,
+                        } => {
                             let remote =
                                 remotes.entry(participant).or_insert_with(|| RemoteVideo {
-                                    decoder: Vp8Decoder::new()
-                                        .map_err(|e| warn!(error = %e, "no video decoder"))
-                                        .ok(),
+                                    decoder: None,
                                     stamps: save.as_ref().and_then(|dir| {
                                         let path = dir.join(format!("{participant}-video.csv"));
                                         match File::create(&path) {
@@ -555,6 +564,12 @@ impl VideoReceiver {
                                         }
                                     }),
                                 });
+                            // A decoder for the codec the sender uses (it may change).
+                            if remote.decoder.as_ref().is_none_or(|d| d.codec() != codec) {
+                                remote.decoder = VideoDecoder::new(codec)
+                                    .map_err(|e| warn!(error = %e, ?codec, "no video decoder"))
+                                    .ok();
+                            }
                             let Some(dec) = &mut remote.decoder else {
                                 continue;
                             };
@@ -624,9 +639,13 @@ impl VideoReceiver {
     }
 
     /// Queues a received frame for decoding.
-    pub fn push(&self, participant: u64, data: Vec<u8>) {
+    pub fn push(&self, participant: u64, codec: VideoCodec, data: Vec<u8>) {
         if let Some(tx) = &self.jobs {
-            let _ = tx.send(ReceiveJob::Frame { participant, data });
+            let _ = tx.send(ReceiveJob::Frame {
+                participant,
+                codec,
+                data,
+            });
         }
     }
 

@@ -32,6 +32,8 @@ pub struct PublishConfig {
     pub audio: bool,
     /// Send video.
     pub video: bool,
+    /// The one video codec offered.
+    pub video_codec: conclave_codec::VideoCodec,
 }
 
 /// The publishing side of a client.
@@ -60,10 +62,13 @@ impl Client {
             return;
         };
         self.publisher.started = true;
+        let h264 = want.video_codec == conclave_codec::VideoCodec::H264;
         let mut rtc = Rtc::builder()
             .clear_codecs()
             .enable_opus(true, false)
-            .enable_vp8(true)
+            // One video codec: what is offered is what the encoder makes.
+            .enable_vp8(!h264)
+            .enable_h264(h264)
             // Transport-wide congestion control: the video bitrate follows
             // the estimate.
             .enable_bwe(Some(str0m::bwe::Bitrate::kbps(INITIAL_VIDEO_KBPS)))
@@ -157,7 +162,11 @@ impl Client {
         let Some(writer) = rtc.writer(mid) else {
             return;
         };
-        let codec = if video { Codec::Vp8 } else { Codec::Opus };
+        let codec = match (video, self.cfg.publish.video_codec) {
+            (false, _) => Codec::Opus,
+            (true, conclave_codec::VideoCodec::Vp8) => Codec::Vp8,
+            (true, conclave_codec::VideoCodec::H264) => Codec::H264,
+        };
         let Some(pt) = writer
             .payload_params()
             .find(|p| p.spec().codec == codec)

@@ -14,6 +14,7 @@ use conclave_protocol::videoroom::{
 };
 use serde_json::{json, Value};
 use str0m::change::SdpOffer;
+use str0m::format::Codec;
 use str0m::media::Mid;
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event as RtcEvent, Rtc};
@@ -271,6 +272,7 @@ impl Client {
                     .clear_codecs()
                     .enable_opus(true, false)
                     .enable_vp8(true)
+                    .enable_h264(true)
                     .set_stats_interval(Some(super::STATS_INTERVAL))
                     .build(self.now);
                 let candidate =
@@ -378,9 +380,14 @@ impl Client {
                     let Some((feed, kind)) = self.sub.mids.get(&d.mid).cloned() else {
                         continue;
                     };
+                    let codec = d.params.spec().codec;
                     self.out.push_back(Output::RemoteMedia {
                         participant: feed,
-                        video: kind == "video",
+                        video: (kind == "video").then_some(if codec == Codec::H264 {
+                            conclave_codec::VideoCodec::H264
+                        } else {
+                            conclave_codec::VideoCodec::Vp8
+                        }),
                         data: d.data.to_vec(),
                         rtp_time: d.time.numer(),
                     });

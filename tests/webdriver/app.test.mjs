@@ -9,7 +9,8 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Keys, Session, waitFor } from "./webdriver.mjs";
 import { DemoPages } from "../demos/pages.mjs";
-import { readWav, toDb } from "../audio/wav.mjs";
+import { toDb } from "../audio/wav.mjs";
+import { canvasSpread, joinFromScreen, recordSink, tonePower, toneWav } from "./app-helpers.mjs";
 
 const env = (name) => {
   const v = process.env[name];
@@ -98,33 +99,6 @@ async function screenshot(session, name) {
   writeFileSync(join(shots, `${name}.png`), await session.screenshot());
 }
 
-/** Joins from the join screen with a link and a nickname. */
-async function joinFromScreen(link, nickname) {
-  await session.clear('[data-testid="link-input"]');
-  await session.type('[data-testid="link-input"]', link);
-  await waitFor("link preview", () => session.text('[data-testid="link-preview"]'));
-  await session.clear('[data-testid="nickname-input"]');
-  await session.type('[data-testid="nickname-input"]', nickname);
-  await session.click('[data-testid="join-button"]');
-  await session.waitFind('[data-testid="meeting-screen"]', 20000);
-}
-
-/** The spread of green values (0-255) of a canvas scaled to 64x36: 0 for a
- * blank canvas, large for a picture. */
-function canvasSpread(css) {
-  return session.execute(`
-    const c = document.querySelector(${JSON.stringify(css)});
-    if (!c || c.width < 16) return 0;
-    const probe = document.createElement('canvas');
-    probe.width = 64; probe.height = 36;
-    const g = probe.getContext('2d');
-    g.drawImage(c, 0, 0, 64, 36);
-    const d = g.getImageData(0, 0, 64, 36).data;
-    let min = 255, max = 0;
-    for (let i = 0; i < d.length; i += 4) { min = Math.min(min, d[i + 1]); max = Math.max(max, d[i + 1]); }
-    return max - min;`);
-}
-
 let session;
 let peer;
 /** Every cli started, stopped at the end whatever happens. */
@@ -181,7 +155,7 @@ test("the join screen previews the devices: microphone meter, test-pattern camer
   assert.match(noCamera, /No camera found/);
   // The test pattern shows in the camera preview.
   await session.click('[data-testid="camera-select"] option[value="synthetic"]');
-  await waitFor("a picture in the camera preview", async () => (await canvasSpread('[data-testid="camera-preview"]')) > 60, 10000);
+  await waitFor("a picture in the camera preview", async () => (await canvasSpread(session, '[data-testid="camera-preview"]')) > 60, 10000);
   await screenshot(session, "join-devices");
   await session.click('[data-testid="speaker-test"]');
   assert.equal((await session.findAll('[data-testid="device-panel"] .error')).length, 0, "the speaker test played");
@@ -190,56 +164,6 @@ test("the join screen previews the devices: microphone meter, test-pattern camer
   await session.click('[data-testid="devices-disclosure"]');
 });
 
-/** Records `ms` of what is played into a PulseAudio sink; its samples (-1..1). */
-async function recordSink(sink, ms) {
-  const file = join(process.env.TMPDIR ?? "/tmp", `${sink}-${process.pid}-${Date.now()}.wav`);
-  const child = spawn("parecord", ["-d", `${sink}.monitor`, "--rate=48000", "--channels=1",
-    "--format=s16le", "--file-format=wav", file], { stdio: "ignore" });
-  await new Promise((r) => setTimeout(r, ms));
-  child.kill("SIGINT");
-  await new Promise((r) => child.once("exit", r));
-  return readWav(readFileSync(file)).samples;
-}
-
-/** Mean power at `freq` (Goertzel, per 10 ms block) and of everything else. */
-function tonePower(samples, freq, rate = 48000) {
-  const n = rate / 100;
-  const k = (2 * Math.cos((2 * Math.PI * freq) / rate));
-  let tone = 0;
-  let total = 0;
-  let blocks = 0;
-  for (let start = 0; start + n <= samples.length; start += n) {
-    let s1 = 0;
-    let s2 = 0;
-    let energy = 0;
-    for (let i = 0; i < n; i++) {
-      const x = samples[start + i];
-      const s0 = x + k * s1 - s2;
-      s2 = s1;
-      s1 = s0;
-      energy += x * x;
-    }
-    // |X(f)|^2 scaled to the power of a sine at f.
-    tone += (2 * (s1 * s1 + s2 * s2 - k * s1 * s2)) / (n * n);
-    total += energy / n;
-    blocks++;
-  }
-  tone /= Math.max(1, blocks);
-  total /= Math.max(1, blocks);
-  return { tone, rest: Math.max(0, total - tone) };
-}
-
-/** A mono 48 kHz 16-bit WAV of a sine tone. */
-function toneWav(freq, seconds) {
-  const n = 48000 * seconds;
-  const buf = Buffer.alloc(44 + n * 2);
-  buf.write("RIFF", 0); buf.writeUInt32LE(36 + n * 2, 4); buf.write("WAVE", 8);
-  buf.write("fmt ", 12); buf.writeUInt32LE(16, 16); buf.writeUInt16LE(1, 20); buf.writeUInt16LE(1, 22);
-  buf.writeUInt32LE(48000, 24); buf.writeUInt32LE(96000, 28); buf.writeUInt16LE(2, 32); buf.writeUInt16LE(16, 34);
-  buf.write("data", 36); buf.writeUInt32LE(n * 2, 40);
-  for (let i = 0; i < n; i++) buf.writeInt16LE(Math.round(Math.sin((2 * Math.PI * freq * i) / 48000) * 12000), 44 + i * 2);
-  return buf;
-}
 
 test("join with a pasted link, see the cli participant, chat both ways, leave", async () => {
   const room = createMeeting("s3cret pass");
@@ -293,13 +217,13 @@ test("a cli participant's camera is drawn in its tile; the app, without a camera
   planted.push("video pass");
   const sender = new CliPeer(room.link, "Linus (camera)", ["--camera", "synthetic:640x360@15", "--mic", "tone"]);
   await sender.waitEvent("cli joined", (e) => e.event === "joined");
-  await joinFromScreen(room.link, "Ada (app)");
+  await joinFromScreen(session, room.link, "Ada (app)");
 
   // The cli's test pattern arrives and is drawn (not a blank canvas).
   const tile = '[data-testid="stage-tile"][data-video="on"]';
   await waitFor("the cli's video in its tile", async () => (await session.findAll(tile)).length === 1, 20000);
   const spread = await waitFor("a picture in the canvas", async () => {
-    const s = await canvasSpread(`${tile} canvas`);
+    const s = await canvasSpread(session, `${tile} canvas`);
     return s > 60 ? s : 0;
   }, 15000);
   assert.ok(spread > 60, "the tile shows the pattern");
@@ -354,7 +278,7 @@ test("switching the camera mid-call: the other side gets the new picture; no cam
   await session.click('[data-testid="devices-disclosure"]');
   await session.click('[data-testid="camera-select"] option[value="synthetic"]');
   await session.click('[data-testid="devices-disclosure"]');
-  await joinFromScreen(room.link, "Ada (app)");
+  await joinFromScreen(session, room.link, "Ada (app)");
 
   /** The app's video as the cli's latest statistics describe it. */
   const seen = () => {
@@ -364,7 +288,7 @@ test("switching the camera mid-call: the other side gets the new picture; no cam
   };
   await waitFor("the app's 720p test pattern at the cli", async () => seen().size === "1280x720" && seen().fps > 10, 20000);
   await waitFor("our own picture in the self tile", async () =>
-    (await canvasSpread('[data-testid="stage-tile"][data-video="on"] canvas')) > 60, 10000);
+    (await canvasSpread(session, '[data-testid="stage-tile"][data-video="on"] canvas')) > 60, 10000);
 
   // Another camera, mid-call: the cli gets the new picture, no rejoin.
   await session.click('[data-testid="devices-button"]');
@@ -397,7 +321,7 @@ test("a Chromium participant (Janus's demo page) and the app see and hear each o
     await waitFor("the page publishing", async () =>
       page.execute("const v = document.querySelector('#videolocal video'); return !!v && v.videoWidth > 0"), 20000);
 
-    await joinFromScreen(room.link, "Ada (app)");
+    await joinFromScreen(session, room.link, "Ada (app)");
 
     // Chromium's fake camera is drawn in the app.
     await waitFor("Chromium's video in the app", async () =>

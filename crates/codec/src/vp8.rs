@@ -124,10 +124,13 @@ impl Vp8Encoder {
                 return Err(CodecError::Setup(error_text(&mut ctx)));
             }
             // Speed over quality, as real-time video needs: -6 for small
-            // pictures, faster (-10) from 640x480 up, where the encoder is
-            // most of a call's CPU (a 720p30 call: 68 % of the client's
-            // time in libvpx at -6).
-            let speed: c_int = if config.width * config.height >= 640 * 480 {
+            // pictures, faster (-10) from 640x480 up and -12 from 1280x720,
+            // where the encoder is most of a call's CPU (a 720p30 call: 68 %
+            // of the client's time in libvpx at -6).
+            let pixels = config.width * config.height;
+            let speed: c_int = if pixels >= 1280 * 720 {
+                -12
+            } else if pixels >= 640 * 480 {
                 -10
             } else {
                 -6

@@ -1,0 +1,84 @@
+// Helpers shared by the app's WebDriver tests.
+import { spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { readWav } from "../audio/wav.mjs";
+import { waitFor } from "./webdriver.mjs";
+
+/** Joins from the join screen with a link and a nickname. */
+export async function joinFromScreen(session, link, nickname) {
+  await session.clear('[data-testid="link-input"]');
+  await session.type('[data-testid="link-input"]', link);
+  await waitFor("link preview", () => session.text('[data-testid="link-preview"]'));
+  await session.clear('[data-testid="nickname-input"]');
+  await session.type('[data-testid="nickname-input"]', nickname);
+  await session.click('[data-testid="join-button"]');
+  await session.waitFind('[data-testid="meeting-screen"]', 20000);
+}
+
+/** The spread of green values (0-255) of a canvas scaled to 64x36: 0 for a
+ * blank canvas, large for a picture. */
+export function canvasSpread(session, css) {
+  return session.execute(`
+    const c = document.querySelector(${JSON.stringify(css)});
+    if (!c || c.width < 16) return 0;
+    const probe = document.createElement('canvas');
+    probe.width = 64; probe.height = 36;
+    const g = probe.getContext('2d');
+    g.drawImage(c, 0, 0, 64, 36);
+    const d = g.getImageData(0, 0, 64, 36).data;
+    let min = 255, max = 0;
+    for (let i = 0; i < d.length; i += 4) { min = Math.min(min, d[i + 1]); max = Math.max(max, d[i + 1]); }
+    return max - min;`);
+}
+
+/** Records `ms` of what is played into a PulseAudio sink; its samples (-1..1). */
+export async function recordSink(sink, ms) {
+  const file = join(process.env.TMPDIR ?? "/tmp", `${sink}-${process.pid}-${Date.now()}.wav`);
+  const child = spawn("parecord", ["-d", `${sink}.monitor`, "--rate=48000", "--channels=1",
+    "--format=s16le", "--file-format=wav", file], { stdio: "ignore" });
+  await new Promise((r) => setTimeout(r, ms));
+  child.kill("SIGINT");
+  await new Promise((r) => child.once("exit", r));
+  return readWav(readFileSync(file)).samples;
+}
+
+/** Mean power at `freq` (Goertzel, per 10 ms block) and of everything else. */
+export function tonePower(samples, freq, rate = 48000) {
+  const n = rate / 100;
+  const k = (2 * Math.cos((2 * Math.PI * freq) / rate));
+  let tone = 0;
+  let total = 0;
+  let blocks = 0;
+  for (let start = 0; start + n <= samples.length; start += n) {
+    let s1 = 0;
+    let s2 = 0;
+    let energy = 0;
+    for (let i = 0; i < n; i++) {
+      const x = samples[start + i];
+      const s0 = x + k * s1 - s2;
+      s2 = s1;
+      s1 = s0;
+      energy += x * x;
+    }
+    // |X(f)|^2 scaled to the power of a sine at f.
+    tone += (2 * (s1 * s1 + s2 * s2 - k * s1 * s2)) / (n * n);
+    total += energy / n;
+    blocks++;
+  }
+  tone /= Math.max(1, blocks);
+  total /= Math.max(1, blocks);
+  return { tone, rest: Math.max(0, total - tone) };
+}
+
+/** A mono 48 kHz 16-bit WAV of a sine tone. */
+export function toneWav(freq, seconds) {
+  const n = 48000 * seconds;
+  const buf = Buffer.alloc(44 + n * 2);
+  buf.write("RIFF", 0); buf.writeUInt32LE(36 + n * 2, 4); buf.write("WAVE", 8);
+  buf.write("fmt ", 12); buf.writeUInt32LE(16, 16); buf.writeUInt16LE(1, 20); buf.writeUInt16LE(1, 22);
+  buf.writeUInt32LE(48000, 24); buf.writeUInt32LE(96000, 28); buf.writeUInt16LE(2, 32); buf.writeUInt16LE(16, 34);
+  buf.write("data", 36); buf.writeUInt32LE(n * 2, 40);
+  for (let i = 0; i < n; i++) buf.writeInt16LE(Math.round(Math.sin((2 * Math.PI * freq * i) / 48000) * 12000), 44 + i * 2);
+  return buf;
+}

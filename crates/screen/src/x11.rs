@@ -375,15 +375,15 @@ impl X11Source {
                     .map_err(failed)?
                     .reply()
                     .map_err(gone)?;
-                Ok((
-                    w,
-                    0,
-                    0,
-                    geometry.width,
-                    geometry.height,
-                    place.dst_x,
-                    place.dst_y,
-                ))
+                Ok(Region {
+                    drawable: w,
+                    x: 0,
+                    y: 0,
+                    width: geometry.width,
+                    height: geometry.height,
+                    left: place.dst_x,
+                    top: place.dst_y,
+                })
             }
         }
     }

@@ -36,11 +36,20 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Join a meeting, optionally chat, then leave.
-    Join(JoinArgs),
+    Join(Box<JoinArgs>),
     /// Create a meeting (VideoRoom + TextRoom with the same ID) on a server.
     CreateRoom(CreateArgs),
-    /// List microphones and speakers.
+    /// List cameras, microphones and speakers.
     Devices {
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the screens and windows that can be shared.
+    Screens {
+        /// The X display (default: `$DISPLAY`).
+        #[arg(long)]
+        display: Option<String>,
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
@@ -112,6 +121,14 @@ struct JoinArgs {
     /// decoded test-pattern frame counters and times (ID-video.csv) here.
     #[arg(long, value_name = "DIR")]
     save_received: Option<std::path::PathBuf>,
+    /// Share a screen of the X display DISPLAY (default: `$DISPLAY`), as a
+    /// second video stream next to the camera.
+    #[arg(long, value_name = "DISPLAY", num_args = 0..=1, default_missing_value = "")]
+    share_screen: Option<String>,
+    /// What to share: `screen:N` or `window:0x…` (see `conclave-cli
+    /// screens`); default the first screen.
+    #[arg(long, value_name = "SOURCE", requires = "share_screen")]
+    share_source: Option<String>,
 }
 
 fn parse_camera(spec: &str) -> anyhow::Result<CameraChoice> {
@@ -157,6 +174,29 @@ fn parse_processing(spec: &str) -> anyhow::Result<Option<ProcessingSettings>> {
         "off" => Ok(Some(ProcessingSettings::off())),
         other => bail!("--processing takes auto, on or off, not {other:?}"),
     }
+}
+
+fn list_screens(display: Option<&str>, json_output: bool) -> anyhow::Result<ExitCode> {
+    let sources = conclave_screen::list_sources(display)
+        .map_err(|e| anyhow::anyhow!("could not list screens: {e}"))?;
+    for s in &sources {
+        let kind = match s.kind {
+            conclave_screen::SourceKind::Screen => "screen",
+            conclave_screen::SourceKind::Window => "window",
+        };
+        if json_output {
+            println!(
+                "{}",
+                json!({"id": s.id, "kind": kind, "name": s.name, "width": s.width, "height": s.height})
+            );
+        } else {
+            println!(
+                "  {:<8} {} ({}x{})  [{}]",
+                kind, s.name, s.width, s.height, s.id
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn list_devices(json_output: bool) -> anyhow::Result<ExitCode> {
@@ -229,8 +269,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Cmd::ParseLink { text } => parse_link(&text),
         Cmd::Devices { json } => list_devices(json),
+        Cmd::Screens { display, json } => list_screens(display.as_deref(), json),
         Cmd::CreateRoom(args) => block_on(create_room(args)),
-        Cmd::Join(args) => block_on(join(args)),
+        Cmd::Join(args) => block_on(join(*args)),
     };
     match result {
         Ok(code) => code,
@@ -457,6 +498,13 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
             speaker: parse_speaker(&args.speaker),
             processing: parse_processing(&args.processing)?,
             save_received: args.save_received.clone(),
+            share: args
+                .share_screen
+                .as_ref()
+                .map(|display| CameraChoice::Screen {
+                    display: (!display.is_empty()).then(|| display.clone()),
+                    source: args.share_source.clone(),
+                }),
         },
     })?;
 

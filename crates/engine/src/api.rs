@@ -258,6 +258,13 @@ pub enum Command {
         /// The camera.
         camera: crate::media::CameraChoice,
     },
+    /// Share a screen or window (replaces a running share).
+    StartShare {
+        /// What to share: a `CameraChoice::Screen`.
+        source: crate::media::CameraChoice,
+    },
+    /// Stop sharing.
+    StopShare,
     /// Use another microphone, without leaving (`None`: the OS default).
     SwitchMicrophone {
         /// Device id or name.
@@ -280,6 +287,8 @@ impl std::fmt::Debug for Command {
             Command::SetMuted { muted } => write!(f, "SetMuted({muted})"),
             Command::SetCameraOn { on } => write!(f, "SetCameraOn({on})"),
             Command::SwitchCamera { camera } => write!(f, "SwitchCamera({camera:?})"),
+            Command::StartShare { source } => write!(f, "StartShare({source:?})"),
+            Command::StopShare => f.write_str("StopShare"),
             Command::SwitchMicrophone { device } => write!(f, "SwitchMicrophone({device:?})"),
             Command::SwitchSpeaker { device } => write!(f, "SwitchSpeaker({device:?})"),
             Command::Leave => f.write_str("Leave"),

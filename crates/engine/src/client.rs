@@ -117,12 +117,14 @@ pub enum Input<'a> {
         /// Level (0 loud .. 127 silent).
         level: u8,
     },
-    /// An encoded VP8 frame from the camera.
+    /// An encoded video frame from the camera or the shared screen.
     EncodedVideo {
         /// The frame.
         data: &'a [u8],
         /// Capture time.
         captured: Duration,
+        /// From the shared screen rather than the camera.
+        screen: bool,
     },
     /// A user command.
     Command(Command),
@@ -144,8 +146,12 @@ pub enum Output {
     },
     /// Tell the user.
     Event(EngineEvent),
-    /// The server asks for a keyframe: the next video frame should be one.
-    KeyframeRequested,
+    /// The server asks for a keyframe: the next video frame (of the camera,
+    /// or of the shared screen) should be one.
+    KeyframeRequested {
+        /// For the shared screen rather than the camera.
+        screen: bool,
+    },
     /// The video bitrate to aim for (bits per second), from the bandwidth
     /// estimate.
     VideoBitrate(u32),
@@ -379,8 +385,19 @@ impl Client {
                 data,
                 captured,
                 level,
-            } => self.send_encoded(false, data, captured, level),
-            Input::EncodedVideo { data, captured } => self.send_encoded(true, data, captured, 0),
+            } => self.send_encoded(publisher::Sent::Audio, data, captured, level),
+            Input::EncodedVideo {
+                data,
+                captured,
+                screen,
+            } => {
+                let sent = if screen {
+                    publisher::Sent::Screen
+                } else {
+                    publisher::Sent::Camera
+                };
+                self.send_encoded(sent, data, captured, 0)
+            }
             Input::Command(cmd) => self.on_command(cmd),
         }
     }
@@ -1138,6 +1155,9 @@ impl Client {
         match cmd {
             Command::SendChat { to, text } => self.send_chat(to, text),
             Command::Leave => self.leave(),
+            // The runtime started or stopped the capture; the offer follows.
+            Command::StartShare { .. } => self.set_sharing(true),
+            Command::StopShare => self.set_sharing(false),
             // Device commands are applied by the runtime's media edge.
             Command::SetMuted { .. }
             | Command::SetCameraOn { .. }

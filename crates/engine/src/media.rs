@@ -35,6 +35,14 @@ pub enum CameraChoice {
     /// A camera of the OS by id or name; `None` is the first (the default).
     /// Asked for 1280x720 at 30 frames/s; larger pictures are scaled down.
     Device(Option<String>),
+    /// A screen or window to share (see `conclave_screen::list_sources`),
+    /// at its own size, 5 to 30 frames/s as it moves.
+    Screen {
+        /// The X display (`None`: the session's own).
+        display: Option<String>,
+        /// `screen:N` or `window:0x…`; `None` is the first screen.
+        source: Option<String>,
+    },
 }
 
 impl CameraChoice {
@@ -111,6 +119,15 @@ pub fn open_camera(choice: &CameraChoice, epoch: Instant) -> Result<Box<dyn Came
         CameraChoice::Device(wanted) => {
             Box::new(SystemCamera::open(wanted.as_deref(), 1280, 720, 30, epoch)?)
         }
+        CameraChoice::Screen { display, source } => {
+            let shared = conclave_screen::open(display.as_deref(), source.as_deref()).map_err(
+                |e| match e {
+                    conclave_screen::ScreenError::Gone(m) => DeviceError::Gone(m),
+                    other => DeviceError::Unsupported(other.to_string()),
+                },
+            )?;
+            Box::new(conclave_screen::ScreenCamera::new(shared, epoch))
+        }
     })
 }
 
@@ -149,6 +166,8 @@ pub struct MediaOptions {
     /// Voice processing; `None` picks: on for OS microphones, off for
     /// synthetic ones.
     pub processing: Option<ProcessingSettings>,
+    /// A screen or window to share from the start (`CameraChoice::Screen`).
+    pub share: Option<CameraChoice>,
     /// Write each remote participant's played audio (WAV) and the decoded
     /// test-pattern stamps (CSV) into this directory.
     pub save_received: Option<PathBuf>,
@@ -157,6 +176,8 @@ pub struct MediaOptions {
 /// One encoded frame for the client.
 pub(crate) struct Encoded {
     pub video: bool,
+    /// From the screen share rather than the camera.
+    pub screen: bool,
     pub data: Vec<u8>,
     pub captured: Duration,
     pub level: u8,
@@ -251,6 +272,11 @@ struct Out {
 pub(crate) struct MediaIo {
     epoch: Instant,
     camera: Option<VideoSender>,
+    /// The screen being shared, if any.
+    share: Option<VideoSender>,
+    video_codec: conclave_codec::VideoCodec,
+    video_out: tokio::sync::mpsc::UnboundedSender<Encoded>,
+    frame_sink: Option<FrameSink>,
     video_in: VideoReceiver,
     mic: Option<Mic>,
     out: Option<Out>,
@@ -289,8 +315,9 @@ impl MediaIo {
             Some(choice) => Some(VideoSender::start(
                 choice,
                 options.video_codec,
+                false,
                 now,
-                video_out,
+                video_out.clone(),
                 frame_sink.clone(),
             )?),
         };
@@ -363,10 +390,25 @@ impl MediaIo {
                 .map_err(|e| format!("Could not create {}: {e}", dir.display()))?;
         }
         let video_in = VideoReceiver::start(options.save_received.clone())?;
-        video_in.set_sink(frame_sink);
+        video_in.set_sink(frame_sink.clone());
+        let share = match &options.share {
+            None => None,
+            Some(choice) => Some(VideoSender::start(
+                choice,
+                options.video_codec,
+                true,
+                now,
+                video_out.clone(),
+                frame_sink.clone(),
+            )?),
+        };
         Ok(MediaIo {
             epoch: now,
             camera,
+            share,
+            video_codec: options.video_codec,
+            video_out,
+            frame_sink,
             video_in,
             mic,
             out,
@@ -379,9 +421,13 @@ impl MediaIo {
         })
     }
 
-    /// What is sent, for the client's offer.
-    pub fn sends(&self) -> (bool, bool) {
-        (self.mic.is_some(), self.camera.is_some())
+    /// What is sent, for the client's offer: audio, camera, screen.
+    pub fn sends(&self) -> (bool, bool, bool) {
+        (
+            self.mic.is_some(),
+            self.camera.is_some(),
+            self.share.is_some(),
+        )
     }
 
     /// Notices for the user since the last call.
@@ -426,6 +472,33 @@ impl MediaIo {
         }
     }
 
+    /// Starts sharing a screen or window (replacing a running share).
+    pub fn start_share(&mut self, choice: CameraChoice) -> Result<(), String> {
+        if !matches!(choice, CameraChoice::Screen { .. }) {
+            return Err("Only a screen or a window can be shared.".into());
+        }
+        self.share = None;
+        self.share = Some(VideoSender::start(
+            &choice,
+            self.video_codec,
+            true,
+            self.epoch,
+            self.video_out.clone(),
+            self.frame_sink.clone(),
+        )?);
+        Ok(())
+    }
+
+    /// Stops sharing.
+    pub fn stop_share(&mut self) {
+        self.share = None;
+    }
+
+    /// Whether a share is running.
+    pub fn is_sharing(&self) -> bool {
+        self.share.is_some()
+    }
+
     /// Switches the camera without leaving the meeting.
     pub fn switch_camera(&mut self, choice: CameraChoice) -> Result<(), String> {
         match &mut self.camera {
@@ -453,9 +526,10 @@ impl MediaIo {
         [mic, playout].into_iter().flatten().min()
     }
 
-    /// The next video frame is to be a keyframe.
-    pub fn request_keyframe(&mut self) {
-        if let Some(c) = &self.camera {
+    /// The next video frame (of the camera or the share) is to be a keyframe.
+    pub fn request_keyframe(&mut self, screen: bool) {
+        let sender = if screen { &self.share } else { &self.camera };
+        if let Some(c) = sender {
             c.request_keyframe();
         }
     }
@@ -613,6 +687,7 @@ impl MediaIo {
                         match mic.encoder.encode(&block) {
                             Ok(Some(data)) => out.push(Encoded {
                                 video: false,
+                                screen: false,
                                 data,
                                 captured: block.captured,
                                 level,
@@ -819,6 +894,7 @@ mod tests {
         let sender = VideoSender::start(
             &choice,
             conclave_codec::VideoCodec::Vp8,
+            false,
             Instant::now(),
             tx,
             None,

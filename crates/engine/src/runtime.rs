@@ -233,7 +233,7 @@ async fn run(
         video_tx,
         opts.frame_sink.clone(),
     )?;
-    let (audio, video) = media.sends();
+    let (audio, video, screen) = media.sends();
     info!(room = opts.info.room.0, "joining");
     let self_id = rand::thread_rng().gen_range(1_000_000_000u64..9_000_000_000_000_000);
     let mut client = Client::new(
@@ -247,6 +247,7 @@ async fn run(
             publish: PublishConfig {
                 audio,
                 video,
+                screen,
                 video_codec: opts.media.video_codec,
             },
             tap_textroom: opts.tap_textroom,
@@ -268,6 +269,7 @@ async fn run(
                     Input::EncodedVideo {
                         data: &e.data,
                         captured: e.captured,
+                        screen: e.screen,
                     }
                 } else {
                     Input::EncodedAudio {
@@ -314,7 +316,7 @@ async fn run(
                     }
                     let _ = events.send(e);
                 }
-                Output::KeyframeRequested => media.request_keyframe(),
+                Output::KeyframeRequested { screen } => media.request_keyframe(screen),
                 Output::VideoBitrate(bps) => media.set_video_bitrate(bps),
                 Output::RemoteMedia {
                     participant,
@@ -394,7 +396,7 @@ async fn run(
             },
             Some(e) = video_rx.recv() => client.handle_input(
                 Instant::now(),
-                Input::EncodedVideo { data: &e.data, captured: e.captured },
+                Input::EncodedVideo { data: &e.data, captured: e.captured, screen: e.screen },
             ),
             req = requests.recv(), if requests_open => match req {
                 Some(Request::Engine(cmd)) => {
@@ -404,7 +406,11 @@ async fn run(
                         stats.network = client.network_stats();
                         let _ = events.send(EngineEvent::Stats { stats });
                     }
-                    client.handle_input(Instant::now(), Input::Command(cmd));
+                    // A share whose capture could not start is not offered.
+                    let failed_share = matches!(cmd, Command::StartShare { .. }) && !media.is_sharing();
+                    if !failed_share {
+                        client.handle_input(Instant::now(), Input::Command(cmd));
+                    }
                 }
                 Some(Request::ChatLog(reply)) => { let _ = reply.send(client.chat_log().to_vec()); }
                 None => {
@@ -465,6 +471,11 @@ fn apply_media_command(
         }
         Command::SwitchSpeaker { device } => media.switch_speaker(device.clone()),
         Command::SwitchCamera { camera } => media.switch_camera(camera.clone()),
+        Command::StartShare { source } => media.start_share(source.clone()),
+        Command::StopShare => {
+            media.stop_share();
+            Ok(())
+        }
         Command::SendChat { .. } | Command::Leave => return false,
     };
     if let Err(message) = result {

@@ -168,7 +168,10 @@ impl CameraSlot {
 
     /// Looks for a vanished camera again when it is time.
     fn retry(&mut self, now: Instant) {
-        if self.camera.is_some() || self.retry_at.is_none_or(|t| t > now) {
+        if self.camera.is_some()
+            || self.retry_at.is_none_or(|t| t > now)
+            || matches!(self.wanted, CameraChoice::Screen { .. })
+        {
             return;
         }
         if self.open_wanted_or_default(now).is_ok() {
@@ -198,6 +201,12 @@ impl CameraSlot {
                 let name = camera.info().name;
                 warn!(error = %e, camera = %name, "camera failed");
                 self.set(None);
+                if matches!(self.wanted, CameraChoice::Screen { .. }) {
+                    // A closed window is not looked for again.
+                    self.shared
+                        .notice(format!("Sharing stopped: “{name}” is gone."));
+                    return None;
+                }
                 let fallback = self.open_wanted_or_default(now);
                 match (&self.camera, fallback) {
                     (Some(c), Ok(())) => self.shared.notice(format!(
@@ -273,6 +282,7 @@ impl VideoSender {
     pub fn start(
         choice: &CameraChoice,
         codec: VideoCodec,
+        screen: bool,
         epoch: Instant,
         out: tokio::sync::mpsc::UnboundedSender<Encoded>,
         self_view: Option<FrameSink>,
@@ -286,6 +296,9 @@ impl VideoSender {
             shared: shared.clone(),
         };
         if let Err(e) = slot.open_wanted_or_default(Instant::now()) {
+            if matches!(choice, CameraChoice::Screen { .. }) {
+                return Err(format!("Could not share the screen: {e}"));
+            }
             if !choice.is_device() {
                 return Err(format!("Could not open the camera: {e}"));
             }
@@ -300,6 +313,15 @@ impl VideoSender {
         let fps = match choice {
             CameraChoice::Synthetic { fps, .. } => *fps,
             CameraChoice::Device(_) => 30,
+            CameraChoice::Screen { .. } => 15,
+        };
+        // Shared screens carry detail: more bits, and no quality ladder
+        // (their picture size is kept).
+        let initial_bitrate = if screen { 2_000_000 } else { 1_200_000 };
+        let own_tile = if screen {
+            crate::frames::SELF_TILE | crate::frames::SCREEN_TILE
+        } else {
+            crate::frames::SELF_TILE
         };
         let (control_tx, control_rx) = mpsc::channel();
         let thread = std::thread::Builder::new()
@@ -309,7 +331,7 @@ impl VideoSender {
                     codec,
                     encoder: None,
                     fps,
-                    bitrate: 1_200_000,
+                    bitrate: initial_bitrate,
                     keyframe_wanted: false,
                 };
                 let mut ladder = QualityLadder::default();
@@ -355,7 +377,7 @@ impl VideoSender {
                         continue;
                     }
                     if let Some(view) = &self_view {
-                        (view.0)(crate::frames::SELF_TILE, &frame);
+                        (view.0)(own_tile, &frame);
                     }
                     captured += 1;
                     let step = ladder.step();
@@ -372,6 +394,7 @@ impl VideoSender {
                             for f in frames {
                                 let sent = out.send(Encoded {
                                     video: true,
+                                    screen,
                                     data: f.data,
                                     captured: f.captured,
                                     level: 0,

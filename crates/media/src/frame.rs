@@ -265,6 +265,31 @@ impl VideoFrame {
         Ok(out)
     }
 
+    /// The picture as packed `B G R A` bytes (BT.601, limited range; alpha
+    /// opaque), for screens, windows and image files.
+    pub fn to_bgra(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.width * self.height * 4);
+        let cw = self.width / 2;
+        for y in 0..self.height {
+            for x in 0..self.width {
+                let luma = 298 * (i32::from(self.y[y * self.width + x]) - 16);
+                let c = (y / 2) * cw + x / 2;
+                let (u, v) = (
+                    i32::from(self.u.get(c).copied().unwrap_or(128)) - 128,
+                    i32::from(self.v.get(c).copied().unwrap_or(128)) - 128,
+                );
+                let clamp = |v: i32| ((v + 128) >> 8).clamp(0, 255) as u8;
+                out.extend_from_slice(&[
+                    clamp(luma + 516 * u),
+                    clamp(luma - 100 * u - 208 * v),
+                    clamp(luma + 409 * v),
+                    255,
+                ]);
+            }
+        }
+        out
+    }
+
     /// The size that fits `self` inside `max_width` x `max_height` keeping
     /// its aspect ratio (never larger than it is; even).
     pub fn fit_within(&self, max_width: usize, max_height: usize) -> (usize, usize) {
@@ -440,6 +465,20 @@ mod tests {
         let f = VideoFrame::from_packed(PixelLayout::Yuyv, 0, 0, None, &[], Duration::ZERO)
             .expect("converts");
         assert_eq!((f.width, f.height), (0, 0));
+    }
+
+    #[test]
+    fn bgra_round_trips_within_rounding() {
+        let bgra: Vec<u8> = (0..16 * 8)
+            .flat_map(|i| [(i * 7 % 256) as u8, (i * 3 % 256) as u8, 200, 255])
+            .collect();
+        let f = VideoFrame::from_packed(PixelLayout::Bgra, 16, 8, None, &bgra, Duration::ZERO)
+            .expect("converts");
+        let back = f.to_bgra();
+        assert_eq!(back.len(), bgra.len());
+        // Chroma is shared by 2x2 pixels, so colours blur; grey stays.
+        let grey = VideoFrame::black(4, 4).to_bgra();
+        assert!(grey.chunks(4).all(|p| p[..3].iter().all(|c| *c <= 1)));
     }
 
     #[test]

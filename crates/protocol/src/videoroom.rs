@@ -6,6 +6,16 @@ use serde_json::Value;
 
 use crate::DecodeError;
 
+/// What a publisher says one of its streams is (`descriptions` in
+/// publish/configure), e.g. `screen`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamDescription {
+    /// The publisher's m-line id.
+    pub mid: String,
+    /// Free text; Conclave uses `screen` and `screen-audio` for a share.
+    pub description: String,
+}
+
 /// One stream of a multistream subscription (`streams` in join/update).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubscribeStream {
@@ -154,12 +164,18 @@ pub enum VideoRoomRequest {
         /// Extra per-stream settings, passed through unchanged.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         streams: Option<Value>,
+        /// What the published streams are.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        descriptions: Option<Vec<StreamDescription>>,
     },
     /// Start publishing (a JSEP offer is attached).
     Publish {
         /// Change the display name.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         display: Option<String>,
+        /// What the published streams are.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        descriptions: Option<Vec<StreamDescription>>,
     },
     /// Stop publishing.
     Unpublish,

@@ -59,26 +59,6 @@ impl Drop for Xvfb {
     }
 }
 
-/// BGRA pixels of an I420 frame (BT.601, limited range).
-fn to_bgra(f: &VideoFrame) -> Vec<u8> {
-    let mut out = Vec::with_capacity(f.width * f.height * 4);
-    for y in 0..f.height {
-        for x in 0..f.width {
-            let luma = 1.164 * (f64::from(f.y[y * f.width + x]) - 16.0);
-            let c = (y / 2) * (f.width / 2) + x / 2;
-            let (u, v) = (f64::from(f.u[c]) - 128.0, f64::from(f.v[c]) - 128.0);
-            let clamp = |v: f64| v.round().clamp(0.0, 255.0) as u8;
-            out.extend_from_slice(&[
-                clamp(luma + 2.018 * u),
-                clamp(luma - 0.391 * u - 0.813 * v),
-                clamp(luma + 1.596 * v),
-                255,
-            ]);
-        }
-    }
-    out
-}
-
 #[test]
 fn a_window_with_the_test_pattern_is_captured_on_screen_and_alone() {
     let Some(xvfb) = Xvfb::start() else {
@@ -135,7 +115,7 @@ fn a_window_with_the_test_pattern_is_captured_on_screen_and_alone() {
         0,
         0,
         24,
-        &to_bgra(&frame),
+        &frame.to_bgra(),
     )
     .expect("paint");
     conn.sync().expect("sync");

@@ -39,6 +39,8 @@ pub(crate) struct StreamSource {
     pub display: Option<String>,
     /// The publisher's codec on that m-line.
     pub codec: Option<String>,
+    /// What the publisher says the stream is (`screen`...).
+    pub description: Option<String>,
 }
 
 /// One m-line of a subscription.
@@ -162,6 +164,9 @@ impl Subscription {
                     if let Some(c) = &src.codec {
                         v["codec"] = json!(c);
                     }
+                    if let Some(d) = &src.description {
+                        v["feed_description"] = json!(d);
+                    }
                 }
                 v
             })
@@ -195,6 +200,11 @@ impl Server {
                 let Some(kind) = media_kind(&s.kind) else {
                     continue;
                 };
+                // A stream the publisher turned off is not subscribed to.
+                if s.disabled {
+                    found |= w.mid.is_some();
+                    continue;
+                }
                 found = true;
                 out.push((
                     kind,
@@ -203,6 +213,7 @@ impl Server {
                         feed_mid: s.mid.clone(),
                         display: publisher.display.clone(),
                         codec: s.codec.clone(),
+                        description: s.description.clone(),
                     },
                 ));
             }

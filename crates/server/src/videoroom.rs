@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use conclave_protocol::janus::{Jsep, JsepKind, VIDEOROOM_PLUGIN};
 use conclave_protocol::videoroom::{
-    ParticipantType, PublishedStream, RoomParticipant, RoomProperties, SubscribeStream,
-    VideoRoomRequest,
+    ParticipantType, PublishedStream, RoomParticipant, RoomProperties, StreamDescription,
+    SubscribeStream, VideoRoomRequest,
 };
 use serde_json::{json, Value};
 use tracing::debug;
@@ -115,25 +115,33 @@ fn streams_of(sdp: &str) -> Vec<PublishedStream> {
     let mut kind: Option<String> = None;
     let mut codec: Option<String> = None;
     let mut mid: Option<String> = None;
-    let mut flush =
-        |kind: &mut Option<String>, codec: &mut Option<String>, mid: &mut Option<String>| {
-            if let (Some(k), Some(m)) = (kind.take(), mid.take()) {
-                if k == "audio" || k == "video" {
-                    streams.push(PublishedStream {
-                        kind: k,
-                        mid: m,
-                        codec: codec.take(),
-                        disabled: false,
-                        description: None,
-                    });
-                }
+    let mut inactive = false;
+    let mut flush = |kind: &mut Option<String>,
+                     codec: &mut Option<String>,
+                     mid: &mut Option<String>,
+                     inactive: &mut bool| {
+        if let (Some(k), Some(m)) = (kind.take(), mid.take()) {
+            if k == "audio" || k == "video" {
+                streams.push(PublishedStream {
+                    kind: k,
+                    mid: m,
+                    codec: codec.take(),
+                    // A stream the publisher stopped (a share that ended).
+                    disabled: *inactive,
+                    description: None,
+                });
             }
-            *codec = None;
-        };
+        }
+        *codec = None;
+        *inactive = false;
+    };
     for line in sdp.lines() {
         if let Some(rest) = line.strip_prefix("m=") {
-            flush(&mut kind, &mut codec, &mut mid);
+            flush(&mut kind, &mut codec, &mut mid, &mut inactive);
             kind = rest.split_whitespace().next().map(str::to_owned);
+            inactive = rest.split_whitespace().nth(1) == Some("0");
+        } else if line.trim() == "a=inactive" {
+            inactive = true;
         } else if let Some(m) = line.strip_prefix("a=mid:") {
             mid = Some(m.trim().to_owned());
         } else if let Some(rtpmap) = line.strip_prefix("a=rtpmap:") {
@@ -146,7 +154,7 @@ fn streams_of(sdp: &str) -> Vec<PublishedStream> {
             }
         }
     }
-    flush(&mut kind, &mut codec, &mut mid);
+    flush(&mut kind, &mut codec, &mut mid, &mut inactive);
     streams
 }
 
@@ -238,9 +246,17 @@ impl Server {
                 let ok = json!({"videoroom": "event", "room": room, "configured": "ok"});
                 self.reply(&ctx, ok, None);
             }
-            VideoRoomRequest::Configure { display, .. } | VideoRoomRequest::Publish { display } => {
+            VideoRoomRequest::Configure {
+                display,
+                descriptions,
+                ..
+            }
+            | VideoRoomRequest::Publish {
+                display,
+                descriptions,
+            } => {
                 self.ack(&ctx);
-                let (answer, jsep) = self.videoroom_configure(&ctx, display, jsep);
+                let (answer, jsep) = self.videoroom_configure(&ctx, display, descriptions, jsep);
                 self.reply(&ctx, answer, jsep);
             }
             VideoRoomRequest::Unpublish => {
@@ -644,6 +660,7 @@ impl Server {
         &mut self,
         ctx: &RequestContext,
         display: Option<String>,
+        descriptions: Option<Vec<StreamDescription>>,
         jsep: Option<Jsep>,
     ) -> (Value, Option<Jsep>) {
         let Some(Role::Publisher { room, id }) = self.videoroom_role(ctx.handle_id) else {
@@ -719,7 +736,28 @@ impl Server {
                 .get_mut(&room)
                 .and_then(|r| r.participants.get_mut(&id))
             {
+                // Descriptions given before stay with their m-lines.
+                let mut streams = streams;
+                for s in &mut streams {
+                    s.description = p
+                        .streams
+                        .iter()
+                        .find(|old| old.mid == s.mid)
+                        .and_then(|old| old.description.clone());
+                }
                 p.streams = streams;
+            }
+        }
+        if let (Some(list), Some(p)) = (
+            descriptions,
+            self.videorooms
+                .get_mut(&room)
+                .and_then(|r| r.participants.get_mut(&id)),
+        ) {
+            for d in list {
+                if let Some(s) = p.streams.iter_mut().find(|s| s.mid == d.mid) {
+                    s.description = Some(d.description);
+                }
             }
         }
         // Tell the others what this participant publishes now.

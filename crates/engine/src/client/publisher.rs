@@ -32,9 +32,25 @@ pub struct PublishConfig {
     pub audio: bool,
     /// Send video.
     pub video: bool,
+    /// Share a screen from the start.
+    pub screen: bool,
     /// The one video codec offered.
     pub video_codec: conclave_codec::VideoCodec,
 }
+
+/// Which of our streams an encoded frame belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sent {
+    /// The microphone (Opus).
+    Audio,
+    /// The camera.
+    Camera,
+    /// The shared screen.
+    Screen,
+}
+
+/// What the server is told our shared screen's stream is.
+pub(crate) const SCREEN_DESCRIPTION: &str = "screen";
 
 /// The publishing side of a client.
 #[derive(Default)]
@@ -44,6 +60,12 @@ pub(crate) struct Publisher {
     audio: Option<Mid>,
     video: Option<Mid>,
     started: bool,
+    /// The shared screen's m-line (kept, inactive, when sharing stops).
+    screen: Option<Mid>,
+    /// Whether the screen is offered as sending now.
+    sharing: bool,
+    /// Whether the user wants it sent (an offer may still be under way).
+    want_sharing: bool,
     pub(super) deadline: Option<Instant>,
     /// What is sent, from str0m's statistics.
     pub(super) meter: super::LinkMeter,
@@ -55,9 +77,10 @@ impl Client {
     /// Offers our media on the VideoRoom handle (after joining it).
     pub(super) fn start_publishing(&mut self) {
         let want = self.cfg.publish;
-        if self.publisher.started || !(want.audio || want.video) {
+        if self.publisher.started || !(want.audio || want.video || want.screen) {
             return;
         }
+        self.publisher.want_sharing |= want.screen;
         let Some(handle) = self.videoroom_handle else {
             return;
         };
@@ -107,6 +130,16 @@ impl Client {
                 None,
             ));
         }
+        if self.publisher.want_sharing {
+            self.publisher.screen = Some(api.add_media(
+                MediaKind::Video,
+                Direction::SendOnly,
+                Some(format!("{stream}-screen")),
+                Some(format!("{stream}-screen")),
+                None,
+            ));
+            self.publisher.sharing = true;
+        }
         let Some((offer, pending)) = api.apply() else {
             return;
         };
@@ -118,7 +151,79 @@ impl Client {
             restart: false,
             e2ee: false,
         };
-        let body = json!({"request": "configure", "audio": want.audio, "video": want.video});
+        let mut body = json!({"request": "configure", "audio": want.audio, "video": want.video || want.screen});
+        if let Some(mid) = self.publisher.screen {
+            body["descriptions"] =
+                json!([{"mid": mid.to_string(), "description": SCREEN_DESCRIPTION}]);
+        }
+        self.plugin_message(Tx::Publish, handle, body, Some(jsep));
+    }
+
+    /// Starts or stops sending the shared screen: a new offer with its
+    /// m-line added, or set inactive (or active again).
+    pub(super) fn set_sharing(&mut self, on: bool) {
+        self.publisher.want_sharing = on;
+        if !self.publisher.started {
+            if on {
+                self.cfg.publish.screen = true;
+                self.start_publishing();
+            }
+            return;
+        }
+        self.renegotiate_share();
+    }
+
+    /// Offers the wanted sharing state if it differs from the offered one
+    /// and no offer is under way.
+    fn renegotiate_share(&mut self) {
+        let on = self.publisher.want_sharing;
+        if on == self.publisher.sharing || self.publisher.pending.is_some() {
+            return;
+        }
+        let (Some(handle), Some(rtc)) = (self.videoroom_handle, &mut self.publisher.rtc) else {
+            return;
+        };
+        let mut api = rtc.sdp_api();
+        let mid = match self.publisher.screen {
+            Some(mid) => {
+                api.set_direction(
+                    mid,
+                    if on {
+                        Direction::SendOnly
+                    } else {
+                        Direction::Inactive
+                    },
+                );
+                mid
+            }
+            None if on => {
+                let stream = format!("conclave-{}-screen", self.cfg.self_id);
+                api.add_media(
+                    MediaKind::Video,
+                    Direction::SendOnly,
+                    Some(stream.clone()),
+                    Some(stream),
+                    None,
+                )
+            }
+            None => return,
+        };
+        let Some((offer, pending)) = api.apply() else {
+            return;
+        };
+        self.publisher.screen = Some(mid);
+        self.publisher.pending = Some(pending);
+        self.publisher.sharing = on;
+        let jsep = Jsep {
+            kind: JsepKind::Offer,
+            sdp: offer.to_sdp_string(),
+            restart: false,
+            e2ee: false,
+        };
+        let body = json!({
+            "request": "configure",
+            "descriptions": [{"mid": mid.to_string(), "description": SCREEN_DESCRIPTION}],
+        });
         self.plugin_message(Tx::Publish, handle, body, Some(jsep));
     }
 
@@ -136,7 +241,15 @@ impl Client {
                     .map_err(|e| e.to_string())
             });
         match applied {
-            Ok(()) => self.drain_publisher(),
+            Ok(()) => {
+                self.drain_publisher();
+                // The user may have started or stopped sharing meanwhile.
+                self.renegotiate_share();
+                if self.publisher.sharing {
+                    self.out
+                        .push_back(Output::KeyframeRequested { screen: true });
+                }
+            }
             Err(e) => {
                 warn!(error = %e, "the server's media answer was unusable");
                 self.emit(EngineEvent::Warning {
@@ -147,11 +260,12 @@ impl Client {
     }
 
     /// One encoded frame from the runtime: Opus or VP8.
-    pub(super) fn send_encoded(&mut self, video: bool, data: &[u8], captured: Duration, level: u8) {
-        let mid = if video {
-            self.publisher.video
-        } else {
-            self.publisher.audio
+    pub(super) fn send_encoded(&mut self, sent: Sent, data: &[u8], captured: Duration, level: u8) {
+        let video = sent != Sent::Audio;
+        let mid = match sent {
+            Sent::Audio => self.publisher.audio,
+            Sent::Camera => self.publisher.video,
+            Sent::Screen => self.publisher.screen.filter(|_| self.publisher.sharing),
         };
         let (Some(rtc), Some(mid)) = (&mut self.publisher.rtc, mid) else {
             return;
@@ -259,8 +373,9 @@ impl Client {
                     self.publisher.video_target = video;
                     self.out.push_back(Output::VideoBitrate(video));
                 }
-                str0m::Output::Event(RtcEvent::KeyframeRequest(_)) => {
-                    self.out.push_back(Output::KeyframeRequested)
+                str0m::Output::Event(RtcEvent::KeyframeRequest(req)) => {
+                    let screen = self.publisher.screen == Some(req.mid);
+                    self.out.push_back(Output::KeyframeRequested { screen })
                 }
                 str0m::Output::Event(RtcEvent::PeerStats(s)) => self.publisher.meter.update(
                     s.timestamp,
@@ -271,7 +386,10 @@ impl Client {
                 str0m::Output::Event(RtcEvent::Connected) => {
                     debug!("sending media");
                     // Start with a keyframe for whoever is watching.
-                    self.out.push_back(Output::KeyframeRequested);
+                    self.out
+                        .push_back(Output::KeyframeRequested { screen: false });
+                    self.out
+                        .push_back(Output::KeyframeRequested { screen: true });
                 }
                 str0m::Output::Event(_) => {}
             }

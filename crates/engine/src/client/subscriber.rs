@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use conclave_protocol::janus::{self, Jsep, JsepKind, Request, TrickleCandidate};
 use conclave_protocol::videoroom::{
-    ParticipantType, RoomParticipant, SubscribeStream, VideoRoomRequest,
+    ParticipantType, RoomParticipant, SubscribeStream, UnsubscribeStream, VideoRoomRequest,
 };
 use serde_json::{json, Value};
 use str0m::change::SdpOffer;
@@ -52,6 +52,19 @@ pub(crate) struct Subscriber {
 }
 
 impl Subscriber {
+    /// Subscribed streams their publisher has turned off (a share ended).
+    fn unwanted(&self) -> Vec<(u64, String)> {
+        self.subscribed
+            .keys()
+            .filter(|(feed, mid)| {
+                self.feeds
+                    .get(feed)
+                    .is_some_and(|p| p.streams.iter().any(|s| s.mid == *mid && s.disabled))
+            })
+            .cloned()
+            .collect()
+    }
+
     fn wanted(&self) -> Vec<SubscribeStream> {
         self.feeds
             .values()
@@ -123,10 +136,12 @@ impl Client {
             return;
         }
         let wanted = self.sub.wanted();
-        if wanted.is_empty() {
+        let unwanted = self.sub.unwanted();
+        if wanted.is_empty() && unwanted.is_empty() {
             return;
         }
         match self.sub.handle {
+            None | Some(_) if !self.sub.joined && wanted.is_empty() => {}
             None => {
                 self.sub.starting = true;
                 let transaction = self.transaction(Tx::AttachSubscriber);
@@ -155,9 +170,21 @@ impl Client {
             }
             Some(handle) => {
                 self.sub.busy = true;
+                for key in &unwanted {
+                    self.sub.subscribed.remove(key);
+                }
                 let body = VideoRoomRequest::Update {
-                    subscribe: Some(wanted.clone()),
-                    unsubscribe: None,
+                    subscribe: (!wanted.is_empty()).then(|| wanted.clone()),
+                    unsubscribe: (!unwanted.is_empty()).then(|| {
+                        unwanted
+                            .iter()
+                            .map(|(feed, mid)| UnsubscribeStream {
+                                feed: Some(*feed),
+                                mid: Some(mid.clone()),
+                                sub_mid: None,
+                            })
+                            .collect()
+                    }),
                 }
                 .to_body();
                 self.mark_subscribed(&wanted);
@@ -218,6 +245,12 @@ impl Client {
                     s.get("type").and_then(Value::as_str),
                 ) else {
                     continue;
+                };
+                // A publisher's shared screen is told apart by its description.
+                let description = s.get("feed_description").and_then(Value::as_str);
+                let kind = match (kind, description) {
+                    ("video", Some(super::publisher::SCREEN_DESCRIPTION)) => "screen",
+                    (k, _) => k,
                 };
                 self.sub
                     .mids
@@ -381,9 +414,15 @@ impl Client {
                         continue;
                     };
                     let codec = d.params.spec().codec;
+                    // A shared screen is a tile of its own.
+                    let tile = if kind == "screen" {
+                        feed | crate::frames::SCREEN_TILE
+                    } else {
+                        feed
+                    };
                     self.out.push_back(Output::RemoteMedia {
-                        participant: feed,
-                        video: (kind == "video").then_some(if codec == Codec::H264 {
+                        participant: tile,
+                        video: (kind != "audio").then_some(if codec == Codec::H264 {
                             conclave_codec::VideoCodec::H264
                         } else {
                             conclave_codec::VideoCodec::Vp8

@@ -9,7 +9,9 @@ use conclave_engine::{
 };
 use ts_rs::TS;
 
-use crate::commands::{DeviceOption, JoinRequest, LinkSummary, ENGINE_EVENT, PREVIEW_LEVEL_EVENT};
+use crate::commands::{
+    DeviceOption, JoinRequest, LinkSummary, ShareSource, ENGINE_EVENT, PREVIEW_LEVEL_EVENT,
+};
 use crate::settings::Settings;
 
 /// Renders a TypeScript type.
@@ -121,6 +123,21 @@ const COMMANDS: &[CommandSignature] = &[
         returns: void,
     },
     CommandSignature {
+        name: "list_share_sources",
+        args: &[],
+        returns: ts::<Vec<ShareSource>>,
+    },
+    CommandSignature {
+        name: "start_share",
+        args: &[("source", ts::<String>)],
+        returns: void,
+    },
+    CommandSignature {
+        name: "stop_share",
+        args: &[],
+        returns: void,
+    },
+    CommandSignature {
         name: "start_preview",
         args: &[],
         returns: ts::<Option<String>>,
@@ -171,6 +188,7 @@ fn render() -> String {
         LinkSummary::decl(),
         JoinRequest::decl(),
         DeviceOption::decl(),
+        ShareSource::decl(),
         Settings::decl(),
     ] {
         out.push_str("export ");

@@ -8,7 +8,7 @@ use conclave_engine::{
 use conclave_protocol::link::{Invitation, Password};
 use conclave_protocol::MeetingInfo;
 use serde::{Deserialize, Serialize};
-use tauri::{AppHandle, Emitter, State};
+use tauri::{AppHandle, Emitter, Manager, State};
 use tauri_plugin_clipboard_manager::ClipboardExt;
 use tauri_plugin_dialog::DialogExt;
 use tokio::sync::Mutex;
@@ -706,4 +706,117 @@ fn capitalise(s: &str) -> String {
     c.next()
         .map(|f| f.to_uppercase().chain(c).collect())
         .unwrap_or_default()
+}
+
+/// A screen or window the user can share, with a small picture of it.
+#[derive(Debug, Serialize, ts_rs::TS)]
+pub struct ShareSource {
+    /// `screen:N` or `window:0x…`.
+    id: String,
+    /// Monitor name or window title.
+    name: String,
+    /// `screen` or `window`.
+    kind: String,
+    /// A PNG data URL of the current picture (at most 320x180), if it could
+    /// be captured. It stays in this app.
+    thumbnail: Option<String>,
+}
+
+/// Encodes a frame as a PNG data URL.
+fn png_data_url(frame: &conclave_media::VideoFrame) -> Option<String> {
+    use base64::Engine as _;
+    let mut rgba = frame.to_bgra();
+    for px in rgba.chunks_exact_mut(4) {
+        px.swap(0, 2);
+    }
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, frame.width as u32, frame.height as u32);
+        encoder.set_color(png::ColorType::Rgba);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().ok()?;
+        writer.write_image_data(&rgba).ok()?;
+    }
+    Some(format!(
+        "data:image/png;base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(out)
+    ))
+}
+
+/// The screens and windows that can be shared, with thumbnails.
+#[tauri::command]
+pub async fn list_share_sources() -> Result<Vec<ShareSource>, String> {
+    tauri::async_runtime::spawn_blocking(|| {
+        let sources = conclave_screen::list_sources(None).map_err(|e| e.to_string())?;
+        Ok(sources
+            .into_iter()
+            .map(|s| ShareSource {
+                thumbnail: conclave_screen::thumbnail(None, &s.id, 320, 180)
+                    .ok()
+                    .and_then(|f| png_data_url(&f)),
+                kind: match s.kind {
+                    conclave_screen::SourceKind::Screen => "screen",
+                    conclave_screen::SourceKind::Window => "window",
+                }
+                .into(),
+                id: s.id,
+                name: s.name,
+            })
+            .collect())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// The label of the small always-on-top bar shown while sharing.
+pub const SHARE_BAR: &str = "share-bar";
+
+/// Starts sharing a screen or window, and shows the always-on-top bar with
+/// which the share can be stopped from anywhere.
+#[tauri::command]
+pub async fn start_share(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    source: String,
+) -> Result<(), String> {
+    send_command(
+        &state,
+        Command::StartShare {
+            source: CameraChoice::Screen {
+                display: None,
+                source: Some(source),
+            },
+        },
+    )
+    .await?;
+    if app.get_webview_window(SHARE_BAR).is_none() {
+        let bar = tauri::WebviewWindowBuilder::new(
+            &app,
+            SHARE_BAR,
+            tauri::WebviewUrl::App("index.html?view=share-bar".into()),
+        )
+        .title("Conclave — sharing")
+        .inner_size(380.0, 56.0)
+        .resizable(false)
+        .decorations(false)
+        .always_on_top(true)
+        .skip_taskbar(true)
+        .build();
+        if let Err(e) = bar {
+            tracing::warn!(error = %e, "no sharing bar");
+        }
+    }
+    Ok(())
+}
+
+/// Stops sharing (from the meeting window or the sharing bar).
+#[tauri::command]
+pub async fn stop_share(app: AppHandle, state: State<'_, AppState>) -> Result<(), String> {
+    if let Some(bar) = app.get_webview_window(SHARE_BAR) {
+        let _ = bar.close();
+    }
+    if state.session.lock().await.is_some() {
+        send_command(&state, Command::StopShare).await?;
+    }
+    Ok(())
 }

@@ -338,6 +338,73 @@ test("a Chromium participant (Janus's demo page) and the app see and hear each o
   }
 });
 
+test("share a window from the app (picker with thumbnails, sharing bar, stop); a cli's shared screen is presented", async () => {
+  // Something to share on the app's display: the animated test pattern.
+  const pattern = spawn(env("CONCLAVE_PATTERN_WINDOW"), ["960", "540", "60", "60"], { stdio: ["ignore", "pipe", "inherit"] });
+  try {
+    await new Promise((resolve) => createInterface({ input: pattern.stdout }).once("line", resolve));
+    const room = createMeeting("share-pw");
+    planted.push("share-pw");
+    const viewer = new CliPeer(room.link, "Grace (viewer)");
+    await viewer.waitEvent("cli joined", (e) => e.event === "joined");
+    await joinFromScreen(session, room.link, "Ada (app)");
+
+    // The picker lists screens and windows with pictures of them.
+    await session.click('[data-testid="share-button"]');
+    await session.waitFind('[data-testid="share-picker"]');
+    const sources = await waitFor("sources listed", async () => {
+      const ids = await session.execute(
+        "return [...document.querySelectorAll('[data-testid=\"share-source\"]')].map((b) => [b.dataset.source, b.textContent.trim(), !!b.querySelector('img[src^=\"data:image/png\"]')])");
+      return ids.length >= 2 ? ids : null;
+    }, 15000);
+    assert.ok(sources.some(([id]) => id.startsWith("screen:")), `a screen: ${JSON.stringify(sources)}`);
+    const window = sources.find(([, name]) => name === "Conclave test pattern");
+    assert.ok(window, `the pattern window is listed: ${JSON.stringify(sources)}`);
+    assert.ok(window[2], "with a thumbnail");
+    await screenshot(session, "share-picker");
+    await session.click(`[data-testid="share-source"][data-source="${window[0]}"]`);
+
+    // The cli receives the window, at the window's size; the app says it shares.
+    await viewer.waitEvent("the share arrives", (e) => e.event === "track_added" && e.kind === "screen", 20000);
+    await waitFor("the window's picture at the cli", async () => viewer.events.some((e) =>
+      e.event === "stats" && e.remotes.some((r) => r.video_width === 960 && r.video_height === 540 && r.video_fps > 0)), 15000);
+    await session.waitFind('[data-testid="sharing-banner"]');
+    assert.match(await session.text('[data-testid="share-button"]'), /Stop sharing/);
+    // The always-on-top sharing bar is a second window.
+    assert.equal((await session.cmd("GET", "/window/handles")).length, 2, "the sharing bar is open");
+    await screenshot(session, "meeting-sharing");
+    // Stopping from the sharing bar ends the track for the others.
+    const main = await session.cmd("GET", "/window");
+    const bar = (await session.cmd("GET", "/window/handles")).find((h) => h !== main);
+    await session.cmd("POST", "/window", { handle: bar });
+    // The bar closes itself while the click is answered.
+    await session.click('[data-testid="share-bar-stop"]').catch((e) => {
+      if (!/no such window/.test(String(e))) throw e;
+    });
+    await session.cmd("POST", "/window", { handle: main });
+    await viewer.waitEvent("the share ends", (e) => e.event === "track_removed" && e.kind === "screen", 15000);
+    await waitFor("the banner gone", async () => (await session.findAll('[data-testid="sharing-banner"]')).length === 0);
+    await waitFor("the sharing bar closed", async () => (await session.cmd("GET", "/window/handles")).length === 1);
+
+    // A cli shares its screen (this display): the app presents it large.
+    const presenter = new CliPeer(room.link, "Linus (presenter)", ["--share-screen"]);
+    await presenter.waitEvent("presenter joined", (e) => e.event === "joined");
+    await session.waitFind('[data-testid="presentation-tile"]', 20000);
+    await waitFor("the shared screen drawn", async () =>
+      (await canvasSpread(session, '[data-testid="presentation-tile"] canvas')) > 60, 15000);
+    assert.match(await session.text('[data-testid="presentation-tile"]'), /Linus \(presenter\) is presenting/);
+    await screenshot(session, "meeting-presentation");
+    await presenter.stop();
+    await waitFor("the presentation ends", async () => (await session.findAll('[data-testid="presentation-tile"]')).length === 0, 15000);
+
+    await session.click('[data-testid="leave-button"]');
+    await session.waitFind('[data-testid="join-screen"]');
+    await viewer.stop();
+  } finally {
+    pattern.kill();
+  }
+});
+
 test("host a meeting from the app: a cli joins with its link, chat both ways, end it", async () => {
   await session.waitFind('[data-testid="join-screen"]');
   await session.clear('[data-testid="nickname-input"]');

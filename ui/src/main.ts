@@ -1,5 +1,6 @@
 import { mount } from "svelte";
 import App from "./App.svelte";
+import ShareBar from "./lib/components/ShareBar.svelte";
 import "./app.css";
 import { inApp, tauriBackend, type Backend } from "./lib/api";
 
@@ -10,9 +11,14 @@ async function backend(): Promise<Backend> {
 }
 
 const target = document.getElementById("app");
+// The always-on-top sharing bar is a second window of the same UI.
+const view = new URLSearchParams(window.location.search).get("view");
 if (target) {
   backend().then(
-    (b) => mount(App, { target, props: { backend: b } }),
+    (b) =>
+      view === "share-bar"
+        ? mount(ShareBar, { target, props: { commands: b.commands } })
+        : mount(App, { target, props: { backend: b } }),
     (e: unknown) => {
       target.textContent = String(e);
     },

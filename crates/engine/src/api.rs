@@ -121,6 +121,8 @@ pub struct MediaStats {
     pub has_camera: bool,
     /// Whether there is a microphone at all (it may be muted).
     pub has_microphone: bool,
+    /// Whether we are sharing a screen or window.
+    pub sharing: bool,
     /// Per remote participant.
     pub remotes: Vec<RemoteMediaStats>,
     /// The media connections.

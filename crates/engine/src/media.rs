@@ -432,9 +432,9 @@ impl MediaIo {
 
     /// Notices for the user since the last call.
     pub fn take_notices(&mut self) -> Vec<MediaNotice> {
-        if let Some(c) = &self.camera {
+        for sender in [&self.camera, &self.share].into_iter().flatten() {
             self.notices
-                .extend(c.take_notices().into_iter().map(MediaNotice::Warning));
+                .extend(sender.take_notices().into_iter().map(MediaNotice::Warning));
         }
         std::mem::take(&mut self.notices)
     }
@@ -497,6 +497,19 @@ impl MediaIo {
     /// Whether a share is running.
     pub fn is_sharing(&self) -> bool {
         self.share.is_some()
+    }
+
+    /// Ends a share whose screen or window went away; returns whether it
+    /// did (the client then stops offering it).
+    pub fn end_lost_share(&mut self) -> bool {
+        if self.share.as_ref().is_some_and(|s| !s.has_device()) {
+            if let Some(s) = self.share.take() {
+                self.notices
+                    .extend(s.take_notices().into_iter().map(MediaNotice::Warning));
+            }
+            return true;
+        }
+        false
     }
 
     /// Switches the camera without leaving the meeting.
@@ -569,6 +582,7 @@ impl MediaIo {
             camera_on: self.camera.as_ref().is_some_and(VideoSender::is_enabled),
             has_camera: self.camera.as_ref().is_some_and(VideoSender::has_device),
             has_microphone: self.mic.as_ref().is_some_and(|m| m.device.is_some()),
+            sharing: self.share.is_some(),
             network: Default::default(),
             remotes: self
                 .remotes

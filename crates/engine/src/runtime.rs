@@ -346,6 +346,9 @@ async fn run(
         }
         if Instant::now() >= next_stats {
             next_stats = Instant::now() + STATS_INTERVAL;
+            if media.end_lost_share() {
+                client.handle_input(Instant::now(), Input::Command(Command::StopShare));
+            }
             if client.is_in_meeting() {
                 let mut stats = media.stats();
                 stats.network = client.network_stats();

@@ -70,11 +70,16 @@ fn monitors(conn: &RustConnection, root: Window) -> Result<Vec<(String, Target)>
     if listed.is_empty() {
         return Ok(vec![("Entire screen".into(), whole)]);
     }
+    let single = listed.len() == 1;
     Ok(listed
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            let name = atom_name(conn, m.name).unwrap_or_else(|| format!("Screen {}", i + 1));
+            let name = match (single, atom_name(conn, m.name)) {
+                (true, _) => "Entire screen".to_string(),
+                (false, Some(output)) => format!("Screen {} ({output})", i + 1),
+                (false, None) => format!("Screen {}", i + 1),
+            };
             (
                 name,
                 Target::Area {

@@ -143,6 +143,10 @@ has_camera: boolean,
  */
 has_microphone: boolean, 
 /**
+ * Whether we are sharing a screen or window.
+ */
+sharing: boolean, 
+/**
  * Per remote participant.
  */
 remotes: Array<RemoteMediaStats>, 
@@ -295,6 +299,25 @@ name: string,
  */
 is_default: boolean, };
 
+export type ShareSource = { 
+/**
+ * `screen:N` or `window:0x…`.
+ */
+id: string, 
+/**
+ * Monitor name or window title.
+ */
+name: string, 
+/**
+ * `screen` or `window`.
+ */
+kind: string, 
+/**
+ * A PNG data URL of the current picture (at most 320x180), if it could
+ * be captured. It stays in this app.
+ */
+thumbnail: string | null, };
+
 export type Settings = { 
 /**
  * Last nickname used.
@@ -341,6 +364,9 @@ export interface Commands {
   switchMicrophone(device: string | null): Promise<void>;
   switchSpeaker(device: string | null): Promise<void>;
   switchCamera(device: string): Promise<void>;
+  listShareSources(): Promise<Array<ShareSource>>;
+  startShare(source: string): Promise<void>;
+  stopShare(): Promise<void>;
   startPreview(): Promise<string | null>;
   stopPreview(): Promise<void>;
   testSpeaker(device: string | null): Promise<void>;
@@ -365,6 +391,9 @@ export const tauriCommands: Commands = {
   switchMicrophone: (device: string | null) => invoke<void>("switch_microphone", { device }),
   switchSpeaker: (device: string | null) => invoke<void>("switch_speaker", { device }),
   switchCamera: (device: string) => invoke<void>("switch_camera", { device }),
+  listShareSources: () => invoke<Array<ShareSource>>("list_share_sources"),
+  startShare: (source: string) => invoke<void>("start_share", { source }),
+  stopShare: () => invoke<void>("stop_share"),
   startPreview: () => invoke<string | null>("start_preview"),
   stopPreview: () => invoke<void>("stop_preview"),
   testSpeaker: (device: string | null) => invoke<void>("test_speaker", { device }),

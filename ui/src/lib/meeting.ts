@@ -26,6 +26,10 @@ export interface MeetingState {
   withAudio: string[];
   /** Participant ids whose video we receive. */
   withVideo: string[];
+  /** Participants whose shared screen is arriving. */
+  sharing: string[];
+  /** Whether we share a screen or window. */
+  selfSharing: boolean;
   /** Our microphone is muted. */
   muted: boolean;
   /** Our camera sends (false: off, or there is none). */
@@ -62,6 +66,8 @@ export function fromJoined(event: Extract<EngineEvent, { type: "joined" }>, now:
     talking: [],
     withAudio: [],
     withVideo: [],
+    sharing: [],
+    selfSharing: false,
     muted: false,
     cameraOn: false,
     micLevel: 127,
@@ -107,6 +113,7 @@ export function applyEvent(
           talking: without(state.talking, id),
           withAudio: without(state.withAudio, id),
           withVideo: without(state.withVideo, id),
+          sharing: without(state.sharing, id),
         },
         notice: known
           ? { kind: "info", key: "meeting.leftToast", params: { name: event.participant.nickname } }
@@ -132,7 +139,7 @@ export function applyEvent(
       };
     case "track_added":
     case "track_removed": {
-      const key = event.kind === "video" ? "withVideo" : "withAudio";
+      const key = event.kind === "video" ? "withVideo" : event.kind === "screen" ? "sharing" : "withAudio";
       const list = event.type === "track_added" ? withId(state[key], event.participant) : without(state[key], event.participant);
       return { state: { ...state, [key]: list }, notice: null };
     }
@@ -145,6 +152,7 @@ export function applyEvent(
           micLevel: event.stats.mic_level,
           hasCamera: event.stats.has_camera,
           hasMicrophone: event.stats.has_microphone,
+          selfSharing: event.stats.sharing,
         },
         notice: null,
       };
@@ -226,4 +234,10 @@ export interface Toast {
   id: number;
   kind: "info" | "warning" | "error";
   text: string;
+}
+
+/** The video tile id of a participant's shared screen ("0" is us): their
+ * id with bit 62 set, as the frame server numbers it. */
+export function screenTile(participantId: string): string {
+  return (BigInt(participantId) | (1n << 62n)).toString();
 }

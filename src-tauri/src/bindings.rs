@@ -129,7 +129,7 @@ const COMMANDS: &[CommandSignature] = &[
     },
     CommandSignature {
         name: "start_share",
-        args: &[("source", ts::<String>)],
+        args: &[("source", ts::<String>), ("audio", ts::<bool>)],
         returns: void,
     },
     CommandSignature {

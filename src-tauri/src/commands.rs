@@ -771,13 +771,15 @@ pub async fn list_share_sources() -> Result<Vec<ShareSource>, String> {
 /// The label of the small always-on-top bar shown while sharing.
 pub const SHARE_BAR: &str = "share-bar";
 
-/// Starts sharing a screen or window, and shows the always-on-top bar with
-/// which the share can be stopped from anywhere.
+/// Starts sharing a screen or window (with the computer's sound if
+/// `audio`), and shows the always-on-top bar with which the share can be
+/// stopped from anywhere.
 #[tauri::command]
 pub async fn start_share(
     app: AppHandle,
     state: State<'_, AppState>,
     source: String,
+    audio: bool,
 ) -> Result<(), String> {
     send_command(
         &state,
@@ -786,6 +788,7 @@ pub async fn start_share(
                 display: None,
                 source: Some(source),
             },
+            audio,
         },
     )
     .await?;

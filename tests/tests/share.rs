@@ -140,6 +140,7 @@ async fn a_window_shared_mid_meeting_arrives_intact_and_stopping_ends_it() {
             display: Some(xvfb.display.clone()),
             source: Some(pattern.id.clone()),
         },
+        audio: false,
     });
     receiver.wait_for("the share", screen_track(true)).await;
     receiver.settle(Duration::from_secs(3)).await;

@@ -129,6 +129,10 @@ struct JoinArgs {
     /// screens`); default the first screen.
     #[arg(long, value_name = "SOURCE", requires = "share_screen")]
     share_source: Option<String>,
+    /// Share the computer's sound with the screen: what the default speaker
+    /// plays, less this meeting's own playback.
+    #[arg(long, requires = "share_screen")]
+    share_audio: bool,
 }
 
 fn parse_camera(spec: &str) -> anyhow::Result<CameraChoice> {
@@ -505,6 +509,7 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
                     display: (!display.is_empty()).then(|| display.clone()),
                     source: args.share_source.clone(),
                 }),
+            share_audio: args.share_audio,
         },
     })?;
 

@@ -264,6 +264,8 @@ pub enum Command {
     StartShare {
         /// What to share: a `CameraChoice::Screen`.
         source: crate::media::CameraChoice,
+        /// With the computer's sound.
+        audio: bool,
     },
     /// Stop sharing.
     StopShare,
@@ -289,7 +291,9 @@ impl std::fmt::Debug for Command {
             Command::SetMuted { muted } => write!(f, "SetMuted({muted})"),
             Command::SetCameraOn { on } => write!(f, "SetCameraOn({on})"),
             Command::SwitchCamera { camera } => write!(f, "SwitchCamera({camera:?})"),
-            Command::StartShare { source } => write!(f, "StartShare({source:?})"),
+            Command::StartShare { source, audio } => {
+                write!(f, "StartShare({source:?}, audio {audio})")
+            }
             Command::StopShare => f.write_str("StopShare"),
             Command::SwitchMicrophone { device } => write!(f, "SwitchMicrophone({device:?})"),
             Command::SwitchSpeaker { device } => write!(f, "SwitchSpeaker({device:?})"),

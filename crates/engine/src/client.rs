@@ -117,6 +117,13 @@ pub enum Input<'a> {
         /// Level (0 loud .. 127 silent).
         level: u8,
     },
+    /// An encoded Opus packet of the computer's sound, shared with the screen.
+    EncodedShareAudio {
+        /// The packet.
+        data: &'a [u8],
+        /// Capture time of its first sample.
+        captured: Duration,
+    },
     /// An encoded video frame from the camera or the shared screen.
     EncodedVideo {
         /// The frame.
@@ -386,6 +393,9 @@ impl Client {
                 captured,
                 level,
             } => self.send_encoded(publisher::Sent::Audio, data, captured, level),
+            Input::EncodedShareAudio { data, captured } => {
+                self.send_encoded(publisher::Sent::ScreenAudio, data, captured, 127)
+            }
             Input::EncodedVideo {
                 data,
                 captured,
@@ -1156,8 +1166,8 @@ impl Client {
             Command::SendChat { to, text } => self.send_chat(to, text),
             Command::Leave => self.leave(),
             // The runtime started or stopped the capture; the offer follows.
-            Command::StartShare { .. } => self.set_sharing(true),
-            Command::StopShare => self.set_sharing(false),
+            Command::StartShare { audio, .. } => self.set_sharing(true, audio),
+            Command::StopShare => self.set_sharing(false, false),
             // Device commands are applied by the runtime's media edge.
             Command::SetMuted { .. }
             | Command::SetCameraOn { .. }

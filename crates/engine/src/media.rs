@@ -100,6 +100,27 @@ impl CameraChoice {
     }
 }
 
+/// Opens the computer's sound for a share: the default speaker's monitor.
+fn open_share_audio(now: Instant) -> Result<ShareAudio, String> {
+    let monitor = conclave_media::system_audio::default_output_monitor_id()
+        .ok_or("The computer's sound cannot be captured here (no monitor of the speaker).")?;
+    let device = SystemMicrophone::open(Some(&monitor), now)
+        .map_err(|e| format!("Could not capture the computer's sound: {e}"))?;
+    Ok(ShareAudio {
+        device: Box::new(device),
+        // Only the echo canceller: music and system sounds are not noise,
+        // and their level is the user's to set.
+        processor: VoiceProcessor::new(ProcessingSettings {
+            echo_cancellation: true,
+            noise_suppression: false,
+            gain_control: false,
+        }),
+        encoder: OpusEncoder::with_frame(64_000, AUDIO_BLOCK)
+            .map_err(|e| format!("Could not start the audio encoder: {e}"))?,
+        next: now,
+    })
+}
+
 impl RemoteMediaStats {
     fn with_video(mut self, v: crate::video::VideoCounts) -> Self {
         self.video_frames = v.frames;
@@ -168,6 +189,9 @@ pub struct MediaOptions {
     pub processing: Option<ProcessingSettings>,
     /// A screen or window to share from the start (`CameraChoice::Screen`).
     pub share: Option<CameraChoice>,
+    /// Share the computer's sound with it (the default speaker's sound, less
+    /// the meeting's own playback).
+    pub share_audio: bool,
     /// Write each remote participant's played audio (WAV) and the decoded
     /// test-pattern stamps (CSV) into this directory.
     pub save_received: Option<PathBuf>,
@@ -261,6 +285,17 @@ struct Mic {
     last_captured: Option<Duration>,
 }
 
+/// The computer's sound, shared with the screen: what the OS default
+/// speaker plays (its monitor), less our own playback (removed by echo
+/// cancellation with the played mix as the reference, as for the
+/// microphone), in Opus.
+struct ShareAudio {
+    device: Box<dyn Microphone>,
+    processor: VoiceProcessor,
+    encoder: OpusEncoder,
+    next: Instant,
+}
+
 /// Speaker state.
 struct Out {
     device: Option<Box<dyn Speaker>>,
@@ -274,6 +309,8 @@ pub(crate) struct MediaIo {
     camera: Option<VideoSender>,
     /// The screen being shared, if any.
     share: Option<VideoSender>,
+    /// The computer's sound shared with it, if asked for.
+    share_audio: Option<ShareAudio>,
     video_codec: conclave_codec::VideoCodec,
     video_out: tokio::sync::mpsc::UnboundedSender<Encoded>,
     frame_sink: Option<FrameSink>,
@@ -402,10 +439,16 @@ impl MediaIo {
                 frame_sink.clone(),
             )?),
         };
+        let share_audio = if share.is_some() && options.share_audio {
+            Some(open_share_audio(now)?)
+        } else {
+            None
+        };
         Ok(MediaIo {
             epoch: now,
             camera,
             share,
+            share_audio,
             video_codec: options.video_codec,
             video_out,
             frame_sink,
@@ -421,12 +464,14 @@ impl MediaIo {
         })
     }
 
-    /// What is sent, for the client's offer: audio, camera, screen.
-    pub fn sends(&self) -> (bool, bool, bool) {
+    /// What is sent, for the client's offer: audio, camera, screen, the
+    /// computer's sound.
+    pub fn sends(&self) -> (bool, bool, bool, bool) {
         (
             self.mic.is_some(),
             self.camera.is_some(),
             self.share.is_some(),
+            self.share_audio.is_some(),
         )
     }
 
@@ -472,12 +517,20 @@ impl MediaIo {
         }
     }
 
-    /// Starts sharing a screen or window (replacing a running share).
-    pub fn start_share(&mut self, choice: CameraChoice) -> Result<(), String> {
+    /// Starts sharing a screen or window (replacing a running share), with
+    /// the computer's sound if `audio`.
+    pub fn start_share(&mut self, choice: CameraChoice, audio: bool) -> Result<(), String> {
         if !matches!(choice, CameraChoice::Screen { .. }) {
             return Err("Only a screen or a window can be shared.".into());
         }
         self.share = None;
+        self.share_audio = None;
+        if audio {
+            match open_share_audio(Instant::now()) {
+                Ok(a) => self.share_audio = Some(a),
+                Err(e) => self.notices.push(MediaNotice::Warning(e)),
+            }
+        }
         self.share = Some(VideoSender::start(
             &choice,
             self.video_codec,
@@ -492,6 +545,12 @@ impl MediaIo {
     /// Stops sharing.
     pub fn stop_share(&mut self) {
         self.share = None;
+        self.share_audio = None;
+    }
+
+    /// Whether the share carries the computer's sound.
+    pub fn shares_audio(&self) -> bool {
+        self.share_audio.is_some()
     }
 
     /// Whether a share is running.
@@ -536,7 +595,8 @@ impl MediaIo {
     pub fn next_deadline(&self) -> Option<Instant> {
         let mic = self.mic.as_ref().map(|_| self.next_audio);
         let playout = (!self.remotes.is_empty()).then_some(self.next_playout);
-        [mic, playout].into_iter().flatten().min()
+        let shared = self.share_audio.as_ref().map(|a| a.next);
+        [mic, playout, shared].into_iter().flatten().min()
     }
 
     /// The next video frame (of the camera or the share) is to be a keyframe.
@@ -649,7 +709,46 @@ impl MediaIo {
         let mut out = Vec::new();
         self.poll_playout(now);
         self.poll_microphone(now, &mut out);
+        self.poll_share_audio(now, &mut out);
         out
+    }
+
+    fn poll_share_audio(&mut self, now: Instant, out: &mut Vec<Encoded>) {
+        let Some(shared) = &mut self.share_audio else {
+            return;
+        };
+        if shared.next > now {
+            return;
+        }
+        shared.next = now + Duration::from_millis(10);
+        loop {
+            match shared.device.poll_block(now) {
+                Ok(Some(mut block)) => {
+                    shared.processor.capture(&mut block);
+                    match shared.encoder.encode(&block) {
+                        Ok(Some(data)) => out.push(Encoded {
+                            video: false,
+                            screen: true,
+                            data,
+                            captured: block.captured,
+                            level: block.level_dbov(),
+                        }),
+                        Ok(None) => {}
+                        Err(e) => warn!(error = %e, "computer sound encoding failed"),
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(error = %e, "computer sound capture failed");
+                    self.notices.push(MediaNotice::Warning(format!(
+                        "The computer's sound is no longer shared: {}.",
+                        device_reason(&e)
+                    )));
+                    self.share_audio = None;
+                    break;
+                }
+            }
+        }
     }
 
     fn poll_microphone(&mut self, now: Instant, out: &mut Vec<Encoded>) {
@@ -783,6 +882,11 @@ impl MediaIo {
             };
             if let Some(m) = &mut self.mic {
                 m.processor.render(&mixed);
+            }
+            // What we play is also in the computer's sound: the shared
+            // sound's echo canceller removes it.
+            if let Some(a) = &mut self.share_audio {
+                a.processor.render(&mixed);
             }
             if let Some(o) = &mut self.out {
                 if let Some(d) = &mut o.device {

@@ -233,7 +233,7 @@ async fn run(
         video_tx,
         opts.frame_sink.clone(),
     )?;
-    let (audio, video, screen) = media.sends();
+    let (audio, video, screen, screen_audio) = media.sends();
     info!(room = opts.info.room.0, "joining");
     let self_id = rand::thread_rng().gen_range(1_000_000_000u64..9_000_000_000_000_000);
     let mut client = Client::new(
@@ -248,6 +248,7 @@ async fn run(
                 audio,
                 video,
                 screen,
+                screen_audio,
                 video_codec: opts.media.video_codec,
             },
             tap_textroom: opts.tap_textroom,
@@ -270,6 +271,11 @@ async fn run(
                         data: &e.data,
                         captured: e.captured,
                         screen: e.screen,
+                    }
+                } else if e.screen {
+                    Input::EncodedShareAudio {
+                        data: &e.data,
+                        captured: e.captured,
                     }
                 } else {
                     Input::EncodedAudio {
@@ -412,6 +418,15 @@ async fn run(
                     // A share whose capture could not start is not offered.
                     let failed_share = matches!(cmd, Command::StartShare { .. }) && !media.is_sharing();
                     if !failed_share {
+                        // The offer carries the computer's sound only if it
+                        // could be captured.
+                        let cmd = match cmd {
+                            Command::StartShare { source, .. } => Command::StartShare {
+                                source,
+                                audio: media.shares_audio(),
+                            },
+                            other => other,
+                        };
                         client.handle_input(Instant::now(), Input::Command(cmd));
                     }
                 }
@@ -474,7 +489,7 @@ fn apply_media_command(
         }
         Command::SwitchSpeaker { device } => media.switch_speaker(device.clone()),
         Command::SwitchCamera { camera } => media.switch_camera(camera.clone()),
-        Command::StartShare { source } => media.start_share(source.clone()),
+        Command::StartShare { source, audio } => media.start_share(source.clone(), *audio),
         Command::StopShare => {
             media.stop_share();
             Ok(())

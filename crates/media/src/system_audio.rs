@@ -77,6 +77,20 @@ fn default_id(host: &cpal::Host, kind: DeviceKind) -> Option<String> {
     .map(|i| i.to_string())
 }
 
+/// The input that hears what the OS default speaker plays (PulseAudio's
+/// monitor of the default sink), for sharing the computer's sound.
+pub fn default_output_monitor_id() -> Option<String> {
+    let host = host();
+    let speaker = default_id(&host, DeviceKind::Speaker)?;
+    let monitor = format!("{speaker}.monitor");
+    let found = host
+        .input_devices()
+        .ok()?
+        .filter_map(|d| d.id().ok())
+        .any(|id| id.to_string() == monitor);
+    found.then_some(monitor)
+}
+
 /// The audio backend in use ("PulseAudio", "ALSA", ...), for diagnostics.
 pub fn backend_name() -> String {
     format!("{:?}", host().id())

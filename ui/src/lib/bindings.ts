@@ -365,7 +365,7 @@ export interface Commands {
   switchSpeaker(device: string | null): Promise<void>;
   switchCamera(device: string): Promise<void>;
   listShareSources(): Promise<Array<ShareSource>>;
-  startShare(source: string): Promise<void>;
+  startShare(source: string, audio: boolean): Promise<void>;
   stopShare(): Promise<void>;
   startPreview(): Promise<string | null>;
   stopPreview(): Promise<void>;
@@ -392,7 +392,7 @@ export const tauriCommands: Commands = {
   switchSpeaker: (device: string | null) => invoke<void>("switch_speaker", { device }),
   switchCamera: (device: string) => invoke<void>("switch_camera", { device }),
   listShareSources: () => invoke<Array<ShareSource>>("list_share_sources"),
-  startShare: (source: string) => invoke<void>("start_share", { source }),
+  startShare: (source: string, audio: boolean) => invoke<void>("start_share", { source, audio }),
   stopShare: () => invoke<void>("stop_share"),
   startPreview: () => invoke<string | null>("start_preview"),
   stopPreview: () => invoke<void>("stop_preview"),

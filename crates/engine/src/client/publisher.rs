@@ -34,6 +34,8 @@ pub struct PublishConfig {
     pub video: bool,
     /// Share a screen from the start.
     pub screen: bool,
+    /// With the computer's sound.
+    pub screen_audio: bool,
     /// The one video codec offered.
     pub video_codec: conclave_codec::VideoCodec,
 }
@@ -47,10 +49,14 @@ pub(crate) enum Sent {
     Camera,
     /// The shared screen.
     Screen,
+    /// The computer's sound, shared with the screen.
+    ScreenAudio,
 }
 
 /// What the server is told our shared screen's stream is.
 pub(crate) const SCREEN_DESCRIPTION: &str = "screen";
+/// ... and the computer's sound shared with it.
+pub(crate) const SCREEN_AUDIO_DESCRIPTION: &str = "screen-audio";
 
 /// The publishing side of a client.
 #[derive(Default)]
@@ -66,6 +72,12 @@ pub(crate) struct Publisher {
     sharing: bool,
     /// Whether the user wants it sent (an offer may still be under way).
     want_sharing: bool,
+    /// The computer's sound's m-line, once added.
+    screen_audio: Option<Mid>,
+    /// Whether the computer's sound is offered as sending now.
+    sharing_audio: bool,
+    /// Whether the user wants it sent.
+    want_sharing_audio: bool,
     pub(super) deadline: Option<Instant>,
     /// What is sent, from str0m's statistics.
     pub(super) meter: super::LinkMeter,
@@ -81,6 +93,7 @@ impl Client {
             return;
         }
         self.publisher.want_sharing |= want.screen;
+        self.publisher.want_sharing_audio |= want.screen && want.screen_audio;
         let Some(handle) = self.videoroom_handle else {
             return;
         };
@@ -139,6 +152,16 @@ impl Client {
                 None,
             ));
             self.publisher.sharing = true;
+            if self.publisher.want_sharing_audio {
+                self.publisher.screen_audio = Some(api.add_media(
+                    MediaKind::Audio,
+                    Direction::SendOnly,
+                    Some(format!("{stream}-screen")),
+                    Some(format!("{stream}-screen-audio")),
+                    None,
+                ));
+                self.publisher.sharing_audio = true;
+            }
         }
         let Some((offer, pending)) = api.apply() else {
             return;
@@ -159,13 +182,28 @@ impl Client {
         self.plugin_message(Tx::Publish, handle, body, Some(jsep));
     }
 
-    /// Starts or stops sending the shared screen: a new offer with its
-    /// m-line added, or set inactive (or active again).
-    pub(super) fn set_sharing(&mut self, on: bool) {
+    /// The `descriptions` of the share's m-lines.
+    fn share_descriptions(&self) -> serde_json::Value {
+        let mut list = Vec::new();
+        if let Some(mid) = self.publisher.screen {
+            list.push(json!({"mid": mid.to_string(), "description": SCREEN_DESCRIPTION}));
+        }
+        if let Some(mid) = self.publisher.screen_audio {
+            list.push(json!({"mid": mid.to_string(), "description": SCREEN_AUDIO_DESCRIPTION}));
+        }
+        json!(list)
+    }
+
+    /// Starts or stops sending the shared screen (with the computer's sound
+    /// if `audio`): a new offer with their m-lines added, or set inactive
+    /// (or active again).
+    pub(super) fn set_sharing(&mut self, on: bool, audio: bool) {
         self.publisher.want_sharing = on;
+        self.publisher.want_sharing_audio = on && audio;
         if !self.publisher.started {
             if on {
                 self.cfg.publish.screen = true;
+                self.cfg.publish.screen_audio = audio;
                 self.start_publishing();
             }
             return;
@@ -176,54 +214,63 @@ impl Client {
     /// Offers the wanted sharing state if it differs from the offered one
     /// and no offer is under way.
     fn renegotiate_share(&mut self) {
-        let on = self.publisher.want_sharing;
-        if on == self.publisher.sharing || self.publisher.pending.is_some() {
+        let (on, audio) = (
+            self.publisher.want_sharing,
+            self.publisher.want_sharing_audio,
+        );
+        if (on, audio) == (self.publisher.sharing, self.publisher.sharing_audio)
+            || self.publisher.pending.is_some()
+        {
             return;
         }
         let (Some(handle), Some(rtc)) = (self.videoroom_handle, &mut self.publisher.rtc) else {
             return;
         };
-        let mut api = rtc.sdp_api();
-        let mid = match self.publisher.screen {
-            Some(mid) => {
-                api.set_direction(
-                    mid,
-                    if on {
-                        Direction::SendOnly
-                    } else {
-                        Direction::Inactive
-                    },
-                );
-                mid
+        let direction = |send: bool| {
+            if send {
+                Direction::SendOnly
+            } else {
+                Direction::Inactive
             }
-            None if on => {
-                let stream = format!("conclave-{}-screen", self.cfg.self_id);
-                api.add_media(
-                    MediaKind::Video,
-                    Direction::SendOnly,
-                    Some(stream.clone()),
-                    Some(stream),
-                    None,
-                )
-            }
-            None => return,
         };
+        let stream = format!("conclave-{}-screen", self.cfg.self_id);
+        let mut api = rtc.sdp_api();
+        let mut line = |mid: Option<Mid>, kind: MediaKind, send: bool, track: &str| match mid {
+            Some(mid) => {
+                api.set_direction(mid, direction(send));
+                Some(mid)
+            }
+            None if send => Some(api.add_media(
+                kind,
+                Direction::SendOnly,
+                Some(stream.clone()),
+                Some(format!("{stream}{track}")),
+                None,
+            )),
+            None => None,
+        };
+        let screen = line(self.publisher.screen, MediaKind::Video, on, "");
+        let screen_audio = line(
+            self.publisher.screen_audio,
+            MediaKind::Audio,
+            audio,
+            "-audio",
+        );
         let Some((offer, pending)) = api.apply() else {
             return;
         };
-        self.publisher.screen = Some(mid);
+        self.publisher.screen = screen;
+        self.publisher.screen_audio = screen_audio;
         self.publisher.pending = Some(pending);
         self.publisher.sharing = on;
+        self.publisher.sharing_audio = audio;
         let jsep = Jsep {
             kind: JsepKind::Offer,
             sdp: offer.to_sdp_string(),
             restart: false,
             e2ee: false,
         };
-        let body = json!({
-            "request": "configure",
-            "descriptions": [{"mid": mid.to_string(), "description": SCREEN_DESCRIPTION}],
-        });
+        let body = json!({"request": "configure", "descriptions": self.share_descriptions()});
         self.plugin_message(Tx::Publish, handle, body, Some(jsep));
     }
 
@@ -261,11 +308,15 @@ impl Client {
 
     /// One encoded frame from the runtime: Opus or VP8.
     pub(super) fn send_encoded(&mut self, sent: Sent, data: &[u8], captured: Duration, level: u8) {
-        let video = sent != Sent::Audio;
+        let video = matches!(sent, Sent::Camera | Sent::Screen);
         let mid = match sent {
             Sent::Audio => self.publisher.audio,
             Sent::Camera => self.publisher.video,
             Sent::Screen => self.publisher.screen.filter(|_| self.publisher.sharing),
+            Sent::ScreenAudio => self
+                .publisher
+                .screen_audio
+                .filter(|_| self.publisher.sharing_audio),
         };
         let (Some(rtc), Some(mid)) = (&mut self.publisher.rtc, mid) else {
             return;

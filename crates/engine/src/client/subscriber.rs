@@ -250,6 +250,7 @@ impl Client {
                 let description = s.get("feed_description").and_then(Value::as_str);
                 let kind = match (kind, description) {
                     ("video", Some(super::publisher::SCREEN_DESCRIPTION)) => "screen",
+                    ("audio", Some(super::publisher::SCREEN_AUDIO_DESCRIPTION)) => "screen-audio",
                     (k, _) => k,
                 };
                 self.sub
@@ -415,18 +416,20 @@ impl Client {
                     };
                     let codec = d.params.spec().codec;
                     // A shared screen is a tile of its own.
-                    let tile = if kind == "screen" {
+                    let tile = if kind.starts_with("screen") {
                         feed | crate::frames::SCREEN_TILE
                     } else {
                         feed
                     };
                     self.out.push_back(Output::RemoteMedia {
                         participant: tile,
-                        video: (kind != "audio").then_some(if codec == Codec::H264 {
-                            conclave_codec::VideoCodec::H264
-                        } else {
-                            conclave_codec::VideoCodec::Vp8
-                        }),
+                        video: (kind == "video" || kind == "screen").then_some(
+                            if codec == Codec::H264 {
+                                conclave_codec::VideoCodec::H264
+                            } else {
+                                conclave_codec::VideoCodec::Vp8
+                            },
+                        ),
                         data: d.data.to_vec(),
                         rtp_time: d.time.numer(),
                     });

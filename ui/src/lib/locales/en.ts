@@ -74,6 +74,7 @@ const en = {
   "share.windows": "Windows",
   "share.nothing": "Nothing to share was found on this display.",
   "share.privacy": "Only what you pick is sent, and only while you share. The pictures here stay on this device.",
+  "share.withSound": "Also share the computer's sound (not the meeting's own)",
   "share.youAreSharing": "You are sharing your screen",
   "share.presenting": "{name} is presenting",
   "devices.testSpeaker": "Test speaker",

@@ -76,6 +76,7 @@ const zhCN: Record<MessageKey, string> = {
   "share.windows": "窗口",
   "share.nothing": "此显示器上没有可共享的内容。",
   "share.privacy": "只发送你选择的内容，并且只在共享期间发送。这里的预览图只保留在本设备上。",
+  "share.withSound": "同时共享电脑声音（不含会议本身的声音）",
   "share.youAreSharing": "你正在共享屏幕",
   "share.presenting": "{name} 正在演示",
   "devices.testSpeaker": "测试扬声器",

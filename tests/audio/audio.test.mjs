@@ -18,6 +18,8 @@ import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
 import { waitFor } from "../webdriver/webdriver.mjs";
 import { readWav, envelope, toDb, bestLag } from "./wav.mjs";
+import { tonePower, toneWav } from "../webdriver/app-helpers.mjs";
+import { writeFileSync } from "node:fs";
 
 const SERVER = process.env.CONCLAVE_TEST_SERVER;
 const CLI = process.env.CONCLAVE_CLI;
@@ -31,10 +33,10 @@ function pactl(...args) {
   return execFileSync("pactl", args, { env }).toString();
 }
 
-/** A cli participant with JSON events. */
-function participant(name, mic, speaker) {
+/** A cli participant with JSON events (`mic` null: none). */
+function participant(name, mic, speaker, extra = []) {
   const child = spawn(CLI, ["join", String(room), "--server", SERVER, "--name", name, "--json",
-    "--mic", mic, "--speaker", speaker], { env, stdio: ["ignore", "pipe", "inherit"] });
+    ...(mic ? ["--mic", mic] : []), "--speaker", speaker, ...extra], { env, stdio: ["ignore", "pipe", "inherit"] });
   children.push(child);
   const events = [];
   createInterface({ input: child.stdout }).on("line", (l) => { try { events.push(JSON.parse(l)); } catch {} });
@@ -182,4 +184,66 @@ test("a participant on the OS default microphone follows the OS when the default
   await waitFor("C uses the new default", async () =>
     c.events.some((e) => e.event === "warning" && /Now using the microphone “c-two”/.test(e.message)), 10000);
   assert.equal(c.child.exitCode, null, "C is still in the meeting");
+});
+
+/** A private X display (the share needs a screen), stopped at the end. */
+async function xvfb() {
+  const child = spawn("Xvfb", ["-displayfd", "1", "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+    { stdio: ["ignore", "pipe", "ignore"] });
+  children.push(child);
+  const line = await new Promise((resolve) => createInterface({ input: child.stdout }).once("line", resolve));
+  return `:${line.trim()}`;
+}
+
+test("a share carries the computer's sound to the others, without the meeting's own playback", async () => {
+  // The earlier participants leave; a meeting of its own.
+  for (const c of children) c.kill("SIGKILL");
+  room = JSON.parse(execFileSync(CLI, ["create-room", "--server", SERVER, "--json"]).toString().trim().split("\n").pop()).room;
+  // A's computer plays through a_out, its default speaker; the meeting's
+  // playback goes there too.
+  pactl("set-default-sink", "a_out");
+  const display = await xvfb();
+  const a = participant("A", null, "a_out", ["--share-screen", display, "--share-audio"]);
+  const b = participant("B", "b_mic", "b_out");
+  await waitFor("B receives A's computer sound", async () =>
+    b.events.some((e) => e.event === "track_added" && e.nickname === "A" && e.kind === "screen-audio"), 20000);
+  await waitFor("A receives B's audio", async () =>
+    a.events.some((e) => e.event === "track_added" && e.nickname === "B" && e.kind === "audio"), 20000);
+  await sleep(1000);
+
+  // Another program plays a 1 kHz tone on A's computer: B hears it.
+  const tone = join(dir, "tone.wav");
+  writeFileSync(tone, toneWav(1000, 2));
+  const atB = record("b_out");
+  await atB.ready();
+  await play("a_out", tone);
+  await sleep(500);
+  const heard = await atB.stop();
+  const { tone: power, rest } = tonePower(heard.samples, 1000);
+  const level = toDb(Math.sqrt(power));
+  assert.ok(level > -35, `B hears the tone of A's computer (${level.toFixed(1)} dBFS)`);
+  assert.ok(power > 5 * rest, "it is the tone");
+
+  // B speaks: A's speaker plays it (so it is in A's computer sound), but
+  // it does not come back to B. The first sentence lets the echo canceller
+  // settle; the second is measured.
+  await play("b_feed", speech.file);
+  const atA = record("a_out");
+  const back = record("b_out");
+  await atA.ready();
+  await back.ready();
+  const played = await play("b_feed", speech.file);
+  await sleep(800);
+  const atASpeaker = await atA.stop();
+  const atBSpeaker = await back.stop();
+  assertHearsSpeech(atASpeaker, atASpeaker.started, played, "A's speaker plays B");
+  const env10 = envelope(atBSpeaker.samples, atBSpeaker.rate);
+  const frame = (t) => Math.max(0, Math.floor((t - atBSpeaker.started) / 10));
+  const during = env10.slice(frame(played.started), frame(played.ended + 800));
+  const loud = during.filter((v) => toDb(v) > -45).length / Math.max(1, during.length);
+  const { r } = bestLag(envelope(speech.samples, speech.rate), during, 150);
+  assert.ok(loud < 0.1, `B's voice does not come back through A's computer sound (${(100 * loud).toFixed(0)} % of frames above -45 dBFS)`);
+  assert.ok(r < 0.5, `no correlation with B's speech (${r.toFixed(2)})`);
+  a.child.kill();
+  b.child.kill();
 });

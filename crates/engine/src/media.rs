@@ -118,6 +118,7 @@ fn open_share_audio(now: Instant) -> Result<ShareAudio, String> {
         encoder: OpusEncoder::with_frame(64_000, AUDIO_BLOCK)
             .map_err(|e| format!("Could not start the audio encoder: {e}"))?,
         next: now,
+        played: VecDeque::new(),
     })
 }
 
@@ -294,7 +295,15 @@ struct ShareAudio {
     processor: VoiceProcessor,
     encoder: OpusEncoder,
     next: Instant,
+    /// Played blocks not yet handed to the echo canceller: each captured
+    /// block is preceded by one, so the canceller sees render and capture
+    /// interleaved even when the monitor delivers in bursts (the queue
+    /// absorbs the delay).
+    played: VecDeque<AudioFrame>,
 }
+
+/// At most this many played blocks wait for the computer's sound (1 s).
+const MAX_PLAYED_BACKLOG: usize = 100;
 
 /// Speaker state.
 struct Out {
@@ -724,6 +733,9 @@ impl MediaIo {
         loop {
             match shared.device.poll_block(now) {
                 Ok(Some(mut block)) => {
+                    if let Some(played) = shared.played.pop_front() {
+                        shared.processor.render(&played);
+                    }
                     shared.processor.capture(&mut block);
                     match shared.encoder.encode(&block) {
                         Ok(Some(data)) => out.push(Encoded {
@@ -886,7 +898,12 @@ impl MediaIo {
             // What we play is also in the computer's sound: the shared
             // sound's echo canceller removes it.
             if let Some(a) = &mut self.share_audio {
-                a.processor.render(&mixed);
+                a.played.push_back(mixed.clone());
+                while a.played.len() > MAX_PLAYED_BACKLOG {
+                    if let Some(old) = a.played.pop_front() {
+                        a.processor.render(&old);
+                    }
+                }
             }
             if let Some(o) = &mut self.out {
                 if let Some(d) = &mut o.device {

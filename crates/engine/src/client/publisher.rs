@@ -174,10 +174,13 @@ impl Client {
             restart: false,
             e2ee: false,
         };
-        let mut body = json!({"request": "configure", "audio": want.audio, "video": want.video || want.screen});
-        if let Some(mid) = self.publisher.screen {
-            body["descriptions"] =
-                json!([{"mid": mid.to_string(), "description": SCREEN_DESCRIPTION}]);
+        let mut body = json!({
+            "request": "configure",
+            "audio": want.audio || self.publisher.screen_audio.is_some(),
+            "video": want.video || want.screen,
+        });
+        if self.publisher.screen.is_some() {
+            body["descriptions"] = self.share_descriptions();
         }
         self.plugin_message(Tx::Publish, handle, body, Some(jsep));
     }

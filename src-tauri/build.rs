@@ -23,6 +23,8 @@ fn main() {
             "list_share_sources",
             "start_share",
             "stop_share",
+            "screenshot_tile",
+            "save_screenshot",
             "start_preview",
             "stop_preview",
             "test_speaker",

@@ -138,6 +138,16 @@ const COMMANDS: &[CommandSignature] = &[
         returns: void,
     },
     CommandSignature {
+        name: "screenshot_tile",
+        args: &[("tile", ts::<String>)],
+        returns: ts::<String>,
+    },
+    CommandSignature {
+        name: "save_screenshot",
+        args: &[("png", ts::<String>), ("choose", ts::<bool>)],
+        returns: ts::<Option<String>>,
+    },
+    CommandSignature {
         name: "start_preview",
         args: &[],
         returns: ts::<Option<String>>,

@@ -823,3 +823,80 @@ pub async fn stop_share(app: AppHandle, state: State<'_, AppState>) -> Result<()
     }
     Ok(())
 }
+
+/// A picture of what a tile shows now (a shared screen: `tile` is its id
+/// as the video server numbers it), as a PNG data URL for the annotation
+/// editor. It stays on this device.
+#[tauri::command]
+pub async fn screenshot_tile(state: State<'_, AppState>, tile: String) -> Result<String, String> {
+    let tile: u64 = tile
+        .parse()
+        .map_err(|_| format!("No such picture: {tile}"))?;
+    let frames = state
+        .frames()
+        .await
+        .ok_or("The video server is not running.")?;
+    let frame = frames
+        .latest(tile)
+        .ok_or("There is no picture to take yet.")?;
+    tauri::async_runtime::spawn_blocking(move || png_data_url(&frame))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| "Could not make the picture.".into())
+}
+
+/// Saves an annotated screenshot (a PNG data URL from the editor) into the
+/// folder the user chose (asked once, then remembered; `choose` asks
+/// again). Returns the file written, or `None` if the user cancelled. The
+/// picture is written to this folder only: nothing is uploaded.
+#[tauri::command]
+pub async fn save_screenshot(
+    app: AppHandle,
+    png: String,
+    choose: bool,
+) -> Result<Option<String>, String> {
+    use base64::Engine as _;
+    let data = png
+        .strip_prefix("data:image/png;base64,")
+        .ok_or("Not a PNG picture.")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|_| "Not a PNG picture.")?;
+    if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        return Err("Not a PNG picture.".into());
+    }
+    let mut stored = settings::load();
+    let known = std::path::PathBuf::from(&stored.screenshot_folder);
+    let folder = if !choose && !stored.screenshot_folder.is_empty() && known.is_dir() {
+        known
+    } else {
+        let dialog = app.dialog().file().set_title("Folder for screenshots");
+        let picked = tauri::async_runtime::spawn_blocking(move || dialog.blocking_pick_folder())
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(folder) = picked.and_then(|p| p.into_path().ok()) else {
+            return Ok(None);
+        };
+        stored.screenshot_folder = folder.display().to_string();
+        settings::save(&stored).map_err(|e| format!("Could not save settings: {e}"))?;
+        folder
+    };
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let path = (0..100)
+        .map(|n| {
+            let suffix = if n == 0 {
+                String::new()
+            } else {
+                format!("-{n}")
+            };
+            folder.join(format!("conclave-screenshot-{stamp}{suffix}.png"))
+        })
+        .find(|p| !p.exists())
+        .ok_or("Too many screenshots at once.")?;
+    std::fs::write(&path, bytes).map_err(|e| format!("Could not write {}: {e}", path.display()))?;
+    tracing::info!("screenshot saved");
+    Ok(Some(path.display().to_string()))
+}

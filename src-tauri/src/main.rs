@@ -39,6 +39,8 @@ fn main() {
             commands::list_share_sources,
             commands::start_share,
             commands::stop_share,
+            commands::screenshot_tile,
+            commands::save_screenshot,
             commands::start_preview,
             commands::stop_preview,
             commands::test_speaker,

@@ -24,6 +24,8 @@ pub struct Settings {
     pub microphone: String,
     /// Speaker: `default`, a device name, or empty for none.
     pub speaker: String,
+    /// The folder the user chose for screenshots (empty: ask).
+    pub screenshot_folder: String,
 }
 
 impl Default for Settings {
@@ -35,6 +37,7 @@ impl Default for Settings {
             camera: "default".into(),
             microphone: "default".into(),
             speaker: "default".into(),
+            screenshot_folder: String::new(),
         }
     }
 }

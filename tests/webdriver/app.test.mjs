@@ -394,6 +394,33 @@ test("share a window from the app (picker with thumbnails, sharing bar, stop); a
       (await canvasSpread(session, '[data-testid="presentation-tile"] canvas')) > 60, 15000);
     assert.match(await session.text('[data-testid="presentation-tile"]'), /Linus \(presenter\) is presenting/);
     await screenshot(session, "meeting-presentation");
+
+    // A screenshot of the presentation, annotated, saved to the chosen folder only.
+    const shots = join(process.env.TMPDIR ?? "/tmp", `screenshots-${process.pid}`);
+    mkdirSync(shots, { recursive: true });
+    const settingsFile = join(env("CONCLAVE_APP_CONFIG"), "conclave", "settings.json");
+    const stored = JSON.parse(readFileSync(settingsFile, "utf8"));
+    writeFileSync(settingsFile, JSON.stringify({ ...stored, screenshot_folder: shots }));
+    await session.click('[data-testid="presentation-screenshot"]');
+    await session.waitFind('[data-testid="annotation-editor"]');
+    await waitFor("the screenshot in the editor", async () =>
+      (await session.execute("return document.querySelector('[data-testid=\"annotation-canvas\"]').width")) >= 640);
+    await session.click('[data-testid="tool-rect"]');
+    await session.drag('[data-testid="annotation-canvas"]', [-120, -60], [120, 60]);
+    assert.equal(await session.property('[data-testid="undo"]', "disabled"), false, "the rectangle can be undone");
+    await session.click('[data-testid="undo"]');
+    await session.click('[data-testid="redo"]');
+    await screenshot(session, "annotation-editor");
+    await session.click('[data-testid="annotate-save"]');
+    const saved = await waitFor("saved", () => session.text('[data-testid="screenshot-saved"]'));
+    const files = readdirSync(shots).filter((f) => f.endsWith(".png"));
+    assert.equal(files.length, 1, `one PNG in the chosen folder (${saved})`);
+    // The PNG holds the rectangle's pixels, in the pen's exact colour (#ff3b30).
+    const rgb = execFileSync("ffmpeg", ["-v", "error", "-i", join(shots, files[0]), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], { maxBuffer: 256 * 1024 * 1024 });
+    let marked = 0;
+    for (let i = 0; i < rgb.length; i += 3) if (rgb[i] === 255 && rgb[i + 1] === 59 && rgb[i + 2] === 48) marked++;
+    assert.ok(marked > 300, `the annotation is in the saved picture (${marked} pixels of its colour)`);
+
     await presenter.stop();
     await waitFor("the presentation ends", async () => (await session.findAll('[data-testid="presentation-tile"]')).length === 0, 15000);
 

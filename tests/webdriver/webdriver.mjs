@@ -80,6 +80,23 @@ export class Session {
     return waitFor(css, () => this.find(css), timeoutMs);
   }
 
+  /** Drags the mouse over an element, from and to offsets from its centre. */
+  async drag(css, from, to) {
+    const origin = { [ELEMENT]: await this.waitFind(css) };
+    await this.cmd("POST", "/actions", {
+      actions: [{
+        type: "pointer", id: "mouse", parameters: { pointerType: "mouse" },
+        actions: [
+          { type: "pointerMove", duration: 0, origin, x: from[0], y: from[1] },
+          { type: "pointerDown", button: 0 },
+          { type: "pointerMove", duration: 200, origin, x: to[0], y: to[1] },
+          { type: "pointerUp", button: 0 },
+        ],
+      }],
+    });
+    await this.cmd("DELETE", "/actions");
+  }
+
   async click(css) {
     await this.cmd("POST", `/element/${await this.waitFind(css)}/click`, {});
   }

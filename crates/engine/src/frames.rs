@@ -99,6 +99,17 @@ impl FrameServer {
         }))
     }
 
+    /// The latest frame of a tile, at the size it was decoded (for a
+    /// screenshot the user asked for).
+    pub fn latest(&self, tile: u64) -> Option<Arc<VideoFrame>> {
+        self.tiles
+            .lock()
+            .ok()?
+            .latest
+            .get(&tile)
+            .map(|(_, f)| f.clone())
+    }
+
     /// Forgets a tile (its participant left).
     pub fn remove(&self, tile: u64) {
         if let Ok(mut t) = self.tiles.lock() {

@@ -343,7 +343,11 @@ microphone: string,
 /**
  * Speaker: `default`, a device name, or empty for none.
  */
-speaker: string, };
+speaker: string, 
+/**
+ * The folder the user chose for screenshots (empty: ask).
+ */
+screenshot_folder: string, };
 
 /** The commands of the app, as an interface so tests and demos can supply their own. */
 export interface Commands {
@@ -367,6 +371,8 @@ export interface Commands {
   listShareSources(): Promise<Array<ShareSource>>;
   startShare(source: string, audio: boolean): Promise<void>;
   stopShare(): Promise<void>;
+  screenshotTile(tile: string): Promise<string>;
+  saveScreenshot(png: string, choose: boolean): Promise<string | null>;
   startPreview(): Promise<string | null>;
   stopPreview(): Promise<void>;
   testSpeaker(device: string | null): Promise<void>;
@@ -394,6 +400,8 @@ export const tauriCommands: Commands = {
   listShareSources: () => invoke<Array<ShareSource>>("list_share_sources"),
   startShare: (source: string, audio: boolean) => invoke<void>("start_share", { source, audio }),
   stopShare: () => invoke<void>("stop_share"),
+  screenshotTile: (tile: string) => invoke<string>("screenshot_tile", { tile }),
+  saveScreenshot: (png: string, choose: boolean) => invoke<string | null>("save_screenshot", { png, choose }),
   startPreview: () => invoke<string | null>("start_preview"),
   stopPreview: () => invoke<void>("stop_preview"),
   testSpeaker: (device: string | null) => invoke<void>("test_speaker", { device }),

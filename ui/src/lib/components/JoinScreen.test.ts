@@ -12,7 +12,7 @@ function fakeCommands(overrides: Partial<Commands> = {}): Commands {
       return { room: "123 456 789", server: null, has_password: text.includes("pw="), has_chat_key: text.includes("k=") };
     }),
     launchLink: vi.fn(async () => null),
-    getSettings: vi.fn(async () => ({ nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default" })),
+    getSettings: vi.fn(async () => ({ nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "" })),
     saveSettings: vi.fn(async () => {}),
     join: vi.fn(async () => {}),
     hostMeeting: vi.fn(async () => "conclave://join/1"),
@@ -30,6 +30,8 @@ function fakeCommands(overrides: Partial<Commands> = {}): Commands {
     listShareSources: vi.fn(async () => []),
     startShare: vi.fn(async () => {}),
     stopShare: vi.fn(async () => {}),
+    screenshotTile: vi.fn(async () => ""),
+    saveScreenshot: vi.fn(async () => null),
     startPreview: vi.fn(async () => null),
     stopPreview: vi.fn(async () => {}),
     testSpeaker: vi.fn(async () => {}),
@@ -37,7 +39,7 @@ function fakeCommands(overrides: Partial<Commands> = {}): Commands {
   };
 }
 
-const settings = { nickname: "Ada", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default" };
+const settings = { nickname: "Ada", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "" };
 
 describe("JoinScreen", () => {
   setLocale("en");

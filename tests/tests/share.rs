@@ -52,6 +52,19 @@ async fn a_shared_screen_reaches_the_others_with_the_pattern_intact() {
     .await;
     receiver.wait_for("the share", screen_track(true)).await;
     receiver.settle(Duration::from_secs(3)).await;
+    // One presenter at a time: the receiver may not share now.
+    receiver.meeting.command(Command::StartShare {
+        source: CameraChoice::Screen {
+            display: Some(xvfb.display.clone()),
+            source: None,
+        },
+        audio: false,
+    });
+    receiver
+        .wait_for("a refusal", |e| {
+            matches!(e, EngineEvent::Error { message } if message.contains("Sharer is presenting"))
+        })
+        .await;
     let screen_tile = (sharer_id(&receiver) | conclave_engine::frames::SCREEN_TILE).to_string();
     sharer.leave().await;
     receiver.leave().await;

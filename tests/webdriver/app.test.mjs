@@ -393,6 +393,7 @@ test("share a window from the app (picker with thumbnails, sharing bar, stop); a
     await waitFor("the shared screen drawn", async () =>
       (await canvasSpread(session, '[data-testid="presentation-tile"] canvas')) > 60, 15000);
     assert.match(await session.text('[data-testid="presentation-tile"]'), /Linus \(presenter\) is presenting/);
+    assert.equal(await session.property('[data-testid="share-button"]', "disabled"), true, "one presenter at a time");
     await screenshot(session, "meeting-presentation");
 
     // A screenshot of the presentation, annotated, saved to the chosen folder only.

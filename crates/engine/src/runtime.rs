@@ -409,6 +409,19 @@ async fn run(
             ),
             req = requests.recv(), if requests_open => match req {
                 Some(Request::Engine(cmd)) => {
+                    // One presenter at a time: a share waits for the current
+                    // one to end.
+                    if matches!(cmd, Command::StartShare { .. }) {
+                        if let Some(name) = client.presenters().into_iter().next() {
+                            let _ = events.send(EngineEvent::Error {
+                                message: format!(
+                                    "{} is presenting. Ask them to stop before you share.",
+                                    if name.is_empty() { "Someone" } else { &name }
+                                ),
+                            });
+                            continue;
+                        }
+                    }
                     if apply_media_command(&mut media, &cmd, &events) {
                         // The new state at once, so the UI need not guess.
                         let mut stats = media.stats();

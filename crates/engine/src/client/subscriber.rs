@@ -84,6 +84,21 @@ impl Subscriber {
 }
 
 impl Client {
+    /// The nicknames of others who share their screen now.
+    pub fn presenters(&self) -> Vec<String> {
+        self.sub
+            .feeds
+            .values()
+            .filter(|p| {
+                p.streams.iter().any(|s| {
+                    !s.disabled
+                        && s.description.as_deref() == Some(super::publisher::SCREEN_DESCRIPTION)
+                })
+            })
+            .map(|p| self.feed_names(p.id).1)
+            .collect()
+    }
+
     /// Media packets received so far, per publisher id and kind.
     pub fn media_packets(&self) -> &BTreeMap<(u64, String), u64> {
         &self.sub.packets

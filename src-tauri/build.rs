@@ -25,6 +25,8 @@ fn main() {
             "stop_share",
             "screenshot_tile",
             "save_screenshot",
+            "check_clipboard",
+            "accept_clipboard_offer",
             "start_preview",
             "stop_preview",
             "test_speaker",

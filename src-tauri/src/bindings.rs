@@ -10,7 +10,8 @@ use conclave_engine::{
 use ts_rs::TS;
 
 use crate::commands::{
-    DeviceOption, JoinRequest, LinkSummary, ShareSource, ENGINE_EVENT, PREVIEW_LEVEL_EVENT,
+    ClipboardOffer, DeviceOption, JoinRequest, LinkSummary, ShareSource, ENGINE_EVENT,
+    PREVIEW_LEVEL_EVENT,
 };
 use crate::settings::Settings;
 
@@ -148,6 +149,16 @@ const COMMANDS: &[CommandSignature] = &[
         returns: ts::<Option<String>>,
     },
     CommandSignature {
+        name: "check_clipboard",
+        args: &[],
+        returns: ts::<Option<ClipboardOffer>>,
+    },
+    CommandSignature {
+        name: "accept_clipboard_offer",
+        args: &[],
+        returns: ts::<Option<String>>,
+    },
+    CommandSignature {
         name: "start_preview",
         args: &[],
         returns: ts::<Option<String>>,
@@ -199,6 +210,7 @@ fn render() -> String {
         JoinRequest::decl(),
         DeviceOption::decl(),
         ShareSource::decl(),
+        ClipboardOffer::decl(),
         Settings::decl(),
     ] {
         out.push_str("export ");

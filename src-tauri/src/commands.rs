@@ -900,3 +900,70 @@ pub async fn save_screenshot(
     tracing::info!("screenshot saved");
     Ok(Some(path.display().to_string()))
 }
+
+/// A meeting found on the clipboard, as the join screen offers it. The
+/// clipboard's text itself is not passed on, kept or logged.
+#[derive(Debug, Serialize, ts_rs::TS)]
+pub struct ClipboardOffer {
+    /// The meeting ID, grouped for reading ("123 456 789").
+    room: String,
+    /// Whether the found text carries a password.
+    has_password: bool,
+}
+
+/// A hash naming a meeting (ID and server): all that is kept of a
+/// clipboard offer.
+fn meeting_hash(info: &MeetingInfo) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(
+        format!("{}|{}", info.room.0, info.server.as_deref().unwrap_or("")).as_bytes(),
+    );
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The meeting on the clipboard, if there is one.
+fn clipboard_meeting(app: &AppHandle) -> Option<(MeetingInfo, String)> {
+    let text = app.clipboard().read_text().ok()?;
+    let info = MeetingInfo::parse(&text).ok()?;
+    Some((info, text))
+}
+
+/// Looks at the clipboard (when the window gains focus): a meeting other
+/// than the one last offered is offered to the user, who decides. Never
+/// joins by itself; keeps only a hash of the offered meeting.
+#[tauri::command]
+pub async fn check_clipboard(app: AppHandle) -> Option<ClipboardOffer> {
+    let mut stored = settings::load();
+    if !stored.clipboard_detection {
+        return None;
+    }
+    let (info, _) = clipboard_meeting(&app)?;
+    let hash = meeting_hash(&info);
+    if hash == stored.clipboard_offered {
+        return None;
+    }
+    stored.clipboard_offered = hash;
+    if let Err(e) = settings::save(&stored) {
+        tracing::warn!(error = %e, "could not remember the clipboard offer");
+    }
+    let digits = info.room.0.to_string();
+    let room = digits
+        .as_bytes()
+        .chunks(3)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    Some(ClipboardOffer {
+        room,
+        has_password: info.password.is_some(),
+    })
+}
+
+/// The text to fill the join screen with, once the user accepted the
+/// offer: what the clipboard holds, if it still names the offered meeting.
+#[tauri::command]
+pub async fn accept_clipboard_offer(app: AppHandle) -> Option<String> {
+    let stored = settings::load();
+    let (info, text) = clipboard_meeting(&app)?;
+    (meeting_hash(&info) == stored.clipboard_offered).then(|| text.trim().to_string())
+}

@@ -41,6 +41,8 @@ fn main() {
             commands::stop_share,
             commands::screenshot_tile,
             commands::save_screenshot,
+            commands::check_clipboard,
+            commands::accept_clipboard_offer,
             commands::start_preview,
             commands::stop_preview,
             commands::test_speaker,

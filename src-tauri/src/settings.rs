@@ -26,6 +26,11 @@ pub struct Settings {
     pub speaker: String,
     /// The folder the user chose for screenshots (empty: ask).
     pub screenshot_folder: String,
+    /// Offer to join a meeting found on the clipboard (J2).
+    pub clipboard_detection: bool,
+    /// A hash of the last meeting offered from the clipboard (never the
+    /// clipboard's text), so the same meeting is not offered twice.
+    pub clipboard_offered: String,
 }
 
 impl Default for Settings {
@@ -38,6 +43,8 @@ impl Default for Settings {
             microphone: "default".into(),
             speaker: "default".into(),
             screenshot_folder: String::new(),
+            clipboard_detection: true,
+            clipboard_offered: String::new(),
         }
     }
 }

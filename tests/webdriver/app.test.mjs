@@ -210,6 +210,21 @@ test("join with a pasted link, see the cli participant, chat both ways, leave", 
   await peer.waitEvent("app leaves", (e) => e.event === "participant_left" && e.nickname === "Ada (app)");
   // The nickname is remembered for next time.
   assert.equal(await session.value('[data-testid="nickname-input"]'), "Ada (app)");
+
+  // The invitation is still on the clipboard: the join screen offers the
+  // meeting (grouped ID), and does not join by itself.
+  const grouped = String(room.room).replace(/(\d{3})(?=\d)/g, "$1 ");
+  const offered = await waitFor("the clipboard offer", () => session.text('[data-testid="clipboard-offer"]'), 10000);
+  assert.ok(offered.includes(grouped), `offer names meeting ${grouped}: ${offered}`);
+  await screenshot(session, "join-clipboard-offer");
+  assert.equal((await session.findAll('[data-testid="meeting-screen"]')).length, 0, "not joined by itself");
+  await session.click('[data-testid="clipboard-accept"]');
+  await waitFor("the link filled in", async () => (await session.value('[data-testid="link-input"]')).includes(String(room.room)));
+  // The same meeting is not offered again when the window regains focus.
+  await session.clear('[data-testid="link-input"]');
+  await session.execute("window.dispatchEvent(new Event('focus'))");
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal((await session.findAll('[data-testid="clipboard-offer"]')).length, 0, "offered once");
 });
 
 test("a cli participant's camera is drawn in its tile; the app, without a camera, says so and can mute", async (t) => {

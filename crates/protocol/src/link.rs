@@ -455,7 +455,12 @@ pub fn find_in_text(text: &str) -> Option<MeetingInfo> {
         let label = label.trim().to_lowercase();
         let value = value.trim();
         if info.is_none() && is_id_label(&label) {
-            if let Ok(id) = MeetingId::parse_bare(value) {
+            // The ID is the run of digits (grouped by spaces or dashes) the
+            // line starts with; words after it are ignored.
+            let end = value
+                .find(|c: char| !(c.is_ascii_digit() || c == ' ' || c == '-'))
+                .unwrap_or(value.len());
+            if let Ok(id) = MeetingId::parse_bare(value[..end].trim()) {
                 info = Some(MeetingInfo::new(id));
             }
         } else if password.is_none() && is_password_label(&label) {
@@ -618,6 +623,52 @@ mod tests {
             MeetingInfo::parse("hello world"),
             Err(LinkError::NotAMeeting)
         );
+    }
+
+    #[test]
+    fn clipboard_corpus_offers_meetings_and_nothing_else() {
+        let meetings = [
+            ("conclave://join/123456789", 123_456_789),
+            ("Meeting ID: 123 456 789\nPassword: hunter2", 123_456_789),
+            ("Meeting ID: 123-456-789", 123_456_789),
+            (
+                "Join my meeting\n\nhttps://meet.example.org/j/987654321#pwd=abc\n\nSee you!",
+                987_654_321,
+            ),
+            (
+                "Ada invites you to a Conclave meeting.\r\nMeeting ID: 555 000 111\r\n",
+                555_000_111,
+            ),
+            (
+                "张三邀请您参加会议\n会议号：123 456 789\n会议密码：8899",
+                123_456_789,
+            ),
+            ("会议主题：周会\n会议 ID：222-333-444", 222_333_444),
+            (
+                "Reunión semanal — Meeting ID: 333444555 (Zoom-like text)",
+                333_444_555,
+            ),
+            ("   conclave://join/444555666   ", 444_555_666),
+        ];
+        for (text, room) in meetings {
+            let info = MeetingInfo::parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(info.room.0, room, "{text:?}");
+        }
+        let not_meetings = [
+            "",
+            "hello world",
+            "Call me at 123 456 789",
+            "Invoice 2026-11-23, total 1234.56",
+            "https://example.org/docs/123456789",
+            "今天天气很好，温度 23 度",
+            "password: hunter2",
+        ];
+        for text in not_meetings {
+            assert!(
+                MeetingInfo::parse(text).is_err(),
+                "{text:?} is not a meeting"
+            );
+        }
     }
 
     #[test]

@@ -318,6 +318,16 @@ kind: string,
  */
 thumbnail: string | null, };
 
+export type ClipboardOffer = { 
+/**
+ * The meeting ID, grouped for reading ("123 456 789").
+ */
+room: string, 
+/**
+ * Whether the found text carries a password.
+ */
+has_password: boolean, };
+
 export type Settings = { 
 /**
  * Last nickname used.
@@ -347,7 +357,16 @@ speaker: string,
 /**
  * The folder the user chose for screenshots (empty: ask).
  */
-screenshot_folder: string, };
+screenshot_folder: string, 
+/**
+ * Offer to join a meeting found on the clipboard (J2).
+ */
+clipboard_detection: boolean, 
+/**
+ * A hash of the last meeting offered from the clipboard (never the
+ * clipboard's text), so the same meeting is not offered twice.
+ */
+clipboard_offered: string, };
 
 /** The commands of the app, as an interface so tests and demos can supply their own. */
 export interface Commands {
@@ -373,6 +392,8 @@ export interface Commands {
   stopShare(): Promise<void>;
   screenshotTile(tile: string): Promise<string>;
   saveScreenshot(png: string, choose: boolean): Promise<string | null>;
+  checkClipboard(): Promise<ClipboardOffer | null>;
+  acceptClipboardOffer(): Promise<string | null>;
   startPreview(): Promise<string | null>;
   stopPreview(): Promise<void>;
   testSpeaker(device: string | null): Promise<void>;
@@ -402,6 +423,8 @@ export const tauriCommands: Commands = {
   stopShare: () => invoke<void>("stop_share"),
   screenshotTile: (tile: string) => invoke<string>("screenshot_tile", { tile }),
   saveScreenshot: (png: string, choose: boolean) => invoke<string | null>("save_screenshot", { png, choose }),
+  checkClipboard: () => invoke<ClipboardOffer | null>("check_clipboard"),
+  acceptClipboardOffer: () => invoke<string | null>("accept_clipboard_offer"),
   startPreview: () => invoke<string | null>("start_preview"),
   stopPreview: () => invoke<void>("stop_preview"),
   testSpeaker: (device: string | null) => invoke<void>("test_speaker", { device }),

@@ -12,7 +12,7 @@ function fakeCommands(overrides: Partial<Commands> = {}): Commands {
       return { room: "123 456 789", server: null, has_password: text.includes("pw="), has_chat_key: text.includes("k=") };
     }),
     launchLink: vi.fn(async () => null),
-    getSettings: vi.fn(async () => ({ nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "" })),
+    getSettings: vi.fn(async () => ({ nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "" })),
     saveSettings: vi.fn(async () => {}),
     join: vi.fn(async () => {}),
     hostMeeting: vi.fn(async () => "conclave://join/1"),
@@ -32,6 +32,8 @@ function fakeCommands(overrides: Partial<Commands> = {}): Commands {
     stopShare: vi.fn(async () => {}),
     screenshotTile: vi.fn(async () => ""),
     saveScreenshot: vi.fn(async () => null),
+    checkClipboard: vi.fn(async () => null),
+    acceptClipboardOffer: vi.fn(async () => null),
     startPreview: vi.fn(async () => null),
     stopPreview: vi.fn(async () => {}),
     testSpeaker: vi.fn(async () => {}),
@@ -39,7 +41,7 @@ function fakeCommands(overrides: Partial<Commands> = {}): Commands {
   };
 }
 
-const settings = { nickname: "Ada", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "" };
+const settings = { nickname: "Ada", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "" };
 
 describe("JoinScreen", () => {
   setLocale("en");

@@ -13,6 +13,7 @@ use crate::commands::{
     ClipboardOffer, DeviceOption, JoinRequest, LinkSummary, ShareSource, ENGINE_EVENT,
     PREVIEW_LEVEL_EVENT,
 };
+use crate::history::HistoryEntry;
 use crate::settings::Settings;
 
 /// Renders a TypeScript type.
@@ -34,6 +35,10 @@ fn ts<T: TS>() -> String {
 
 fn void() -> String {
     "void".into()
+}
+
+fn number() -> String {
+    "number".into()
 }
 
 /// Every command the app registers, in the order of `generate_handler!`.
@@ -159,6 +164,21 @@ const COMMANDS: &[CommandSignature] = &[
         returns: ts::<Option<String>>,
     },
     CommandSignature {
+        name: "list_history",
+        args: &[("search", ts::<String>)],
+        returns: ts::<Vec<HistoryEntry>>,
+    },
+    CommandSignature {
+        name: "delete_history",
+        args: &[("id", number)],
+        returns: void,
+    },
+    CommandSignature {
+        name: "clear_history",
+        args: &[],
+        returns: void,
+    },
+    CommandSignature {
         name: "start_preview",
         args: &[],
         returns: ts::<Option<String>>,
@@ -211,6 +231,7 @@ fn render() -> String {
         DeviceOption::decl(),
         ShareSource::decl(),
         ClipboardOffer::decl(),
+        HistoryEntry::decl(),
         Settings::decl(),
     ] {
         out.push_str("export ");

@@ -40,6 +40,8 @@ pub struct AppState {
     frames: tokio::sync::OnceCell<Option<FrameServer>>,
     /// Set to stop the running device preview.
     preview_stop: std::sync::Mutex<Option<std::sync::Arc<std::sync::atomic::AtomicBool>>>,
+    /// The local history, opened on first use.
+    history: std::sync::Arc<std::sync::Mutex<Option<crate::history::History>>>,
 }
 
 impl AppState {
@@ -219,7 +221,7 @@ async fn enter_meeting(
         match events.recv().await {
             Some(e @ EngineEvent::Joined { .. }) => {
                 let _ = app.emit(ENGINE_EVENT, &e);
-                break Ok(());
+                break Ok(e);
             }
             Some(EngineEvent::JoinFailed { message }) => break Err(message),
             Some(other) => {
@@ -228,14 +230,21 @@ async fn enter_meeting(
             None => break Err("The meeting engine stopped".to_string()),
         }
     };
-    outcome?;
+    let joined = outcome?;
     stored.nickname = nickname.trim().to_owned();
     if let Err(e) = settings::save(&stored) {
         tracing::warn!(error = %e, "could not remember the nickname");
     }
     let forward = app.clone();
+    let mut recorder = HistoryRecorder {
+        store: stored.history_enabled.then(|| state.history.clone()),
+        hosted: state.hosted.lock().await.is_some(),
+        meeting: None,
+    };
+    recorder.on(&joined);
     tauri::async_runtime::spawn(async move {
         while let Some(event) = events.recv().await {
+            recorder.on(&event);
             let _ = forward.emit(ENGINE_EVENT, &event);
         }
     });
@@ -966,4 +975,111 @@ pub async fn accept_clipboard_offer(app: AppHandle) -> Option<String> {
     let stored = settings::load();
     let (info, text) = clipboard_meeting(&app)?;
     (meeting_hash(&info) == stored.clipboard_offered).then(|| text.trim().to_string())
+}
+
+/// Opens the history store if it is not open yet, purging old entries.
+fn open_history(store: &std::sync::Mutex<Option<crate::history::History>>) {
+    let Ok(mut slot) = store.lock() else { return };
+    if slot.is_some() {
+        return;
+    }
+    let path = settings::data_dir().join("history.sqlite3");
+    match crate::history::History::open(&path) {
+        Ok(h) => {
+            let days = settings::load().history_days;
+            match h.purge_older_than(days, crate::history::now()) {
+                Ok(n) if n > 0 => tracing::info!(purged = n, "old history deleted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not purge the history"),
+            }
+            *slot = Some(h);
+        }
+        Err(e) => tracing::warn!(error = %e, "no history store"),
+    }
+}
+
+/// Writes one meeting's events into the history: the meeting when joined,
+/// who arrived and left, when it ended. Never chat.
+struct HistoryRecorder {
+    store: Option<std::sync::Arc<std::sync::Mutex<Option<crate::history::History>>>>,
+    hosted: bool,
+    meeting: Option<i64>,
+}
+
+impl HistoryRecorder {
+    fn on(&mut self, event: &EngineEvent) {
+        let Some(store) = &self.store else { return };
+        open_history(store);
+        let Ok(guard) = store.lock() else { return };
+        let Some(h) = guard.as_ref() else { return };
+        let now = crate::history::now();
+        let result = match (event, self.meeting) {
+            (
+                EngineEvent::Joined {
+                    room, participants, ..
+                },
+                None,
+            ) => h.start(room, self.hosted, now).and_then(|id| {
+                self.meeting = Some(id);
+                participants
+                    .iter()
+                    .try_for_each(|p| h.arrived(id, &p.nickname, now))
+            }),
+            (EngineEvent::ParticipantJoined { participant }, Some(id)) => {
+                h.arrived(id, &participant.nickname, now)
+            }
+            (EngineEvent::ParticipantLeft { participant }, Some(id)) => {
+                h.departed(id, &participant.nickname, now)
+            }
+            (EngineEvent::Left | EngineEvent::Disconnected { .. }, Some(id)) => {
+                self.meeting = None;
+                h.end(id, now)
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not write the history");
+        }
+    }
+}
+
+/// The meetings in the local history, newest first, matching `search` (a
+/// meeting ID or a name; empty: all).
+#[tauri::command]
+pub async fn list_history(
+    state: State<'_, AppState>,
+    search: String,
+) -> Result<Vec<crate::history::HistoryEntry>, String> {
+    open_history(&state.history);
+    let guard = state.history.lock().map_err(|e| e.to_string())?;
+    match guard.as_ref() {
+        Some(h) => h
+            .list(&search)
+            .map_err(|e| format!("Could not read the history: {e}")),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Deletes one meeting from the history.
+#[tauri::command]
+pub async fn delete_history(state: State<'_, AppState>, id: i64) -> Result<(), String> {
+    open_history(&state.history);
+    let guard = state.history.lock().map_err(|e| e.to_string())?;
+    if let Some(h) = guard.as_ref() {
+        h.delete(id)
+            .map_err(|e| format!("Could not delete from the history: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Deletes the whole history.
+#[tauri::command]
+pub async fn clear_history(state: State<'_, AppState>) -> Result<(), String> {
+    open_history(&state.history);
+    let guard = state.history.lock().map_err(|e| e.to_string())?;
+    if let Some(h) = guard.as_ref() {
+        h.clear()
+            .map_err(|e| format!("Could not delete the history: {e}"))?;
+    }
+    Ok(())
 }

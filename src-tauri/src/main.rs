@@ -9,6 +9,7 @@
 #[cfg(test)]
 mod bindings;
 mod commands;
+mod history;
 mod logging;
 mod settings;
 
@@ -43,6 +44,9 @@ fn main() {
             commands::save_screenshot,
             commands::check_clipboard,
             commands::accept_clipboard_offer,
+            commands::list_history,
+            commands::delete_history,
+            commands::clear_history,
             commands::start_preview,
             commands::stop_preview,
             commands::test_speaker,

@@ -31,6 +31,10 @@ pub struct Settings {
     /// A hash of the last meeting offered from the clipboard (never the
     /// clipboard's text), so the same meeting is not offered twice.
     pub clipboard_offered: String,
+    /// Keep a local history of meetings and who attended (D1).
+    pub history_enabled: bool,
+    /// Days after which history entries are deleted.
+    pub history_days: u32,
 }
 
 impl Default for Settings {
@@ -45,6 +49,8 @@ impl Default for Settings {
             screenshot_folder: String::new(),
             clipboard_detection: true,
             clipboard_offered: String::new(),
+            history_enabled: true,
+            history_days: 30,
         }
     }
 }

@@ -225,6 +225,26 @@ test("join with a pasted link, see the cli participant, chat both ways, leave", 
   await session.execute("window.dispatchEvent(new Event('focus'))");
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal((await session.findAll('[data-testid="clipboard-offer"]')).length, 0, "offered once");
+
+  // The meeting is in the local history, with who was there; search and delete.
+  await session.click('[data-testid="history-button"]');
+  const entry = `[data-testid="history-entry"][data-room="${room.room}"]`;
+  const names = await waitFor("the meeting in the history", () => session.execute(
+    `return document.querySelector('[data-testid="history-entry"][data-room="${room.room}"] [data-testid="history-names"]')?.textContent ?? ""`));
+  assert.match(names, /Ada \(app\)/);
+  assert.match(names, /Grace \(cli\)/);
+  await session.type('[data-testid="history-search"]', "Grace");
+  await waitFor("found by name", async () => (await session.findAll(entry)).length === 1);
+  await session.type('[data-testid="history-search"]', " nobody-here");
+  await waitFor("nothing for others", async () => (await session.findAll('[data-testid="history-entry"]')).length === 0);
+  // Reopened, the panel lists everything again.
+  await session.click('[data-testid="history-close"]');
+  await session.click('[data-testid="history-button"]');
+  await waitFor("listed again", async () => (await session.findAll(entry)).length === 1);
+  await screenshot(session, "join-history");
+  await session.click(`${entry} [data-testid="history-delete"]`);
+  await waitFor("deleted", async () => (await session.findAll(entry)).length === 0);
+  await session.click('[data-testid="history-close"]');
 });
 
 test("a cli participant's camera is drawn in its tile; the app, without a camera, says so and can mute", async (t) => {
@@ -493,6 +513,11 @@ test("the app's log holds no chat text, passwords or keys", async () => {
   assert.ok(files.length > 0, "the app wrote a log file");
   const log = files.map((f) => readFileSync(join(logDir, f), "utf8")).join("\n");
   assert.match(log, /joining/, "the log covers the meeting");
+  // Nor does the local history (it has no place for chat).
+  const historyFile = join(env("CONCLAVE_APP_CONFIG"), "..", "data", "conclave", "history.sqlite3");
+  const history = readFileSync(historyFile).toString("latin1");
+  assert.ok(history.length > 0, "the history exists");
+  for (const value of planted) assert.ok(!history.includes(value), "the history holds no planted secret");
   for (const value of planted) {
     assert.ok(value.length > 0);
     assert.ok(!log.includes(value), "the log contains a planted secret");

@@ -328,6 +328,32 @@ room: string,
  */
 has_password: boolean, };
 
+export type HistoryEntry = { 
+/**
+ * Row id (for deleting).
+ */
+id: number, 
+/**
+ * Meeting ID (decimal).
+ */
+room: string, 
+/**
+ * Whether this app hosted it.
+ */
+hosted: boolean, 
+/**
+ * When we joined (Unix seconds).
+ */
+started: number, 
+/**
+ * When we left (Unix seconds; `None` while in it, or after a crash).
+ */
+ended: number | null, 
+/**
+ * The names of everyone seen in it, ours included, in order of arrival.
+ */
+attendees: Array<string>, };
+
 export type Settings = { 
 /**
  * Last nickname used.
@@ -366,7 +392,15 @@ clipboard_detection: boolean,
  * A hash of the last meeting offered from the clipboard (never the
  * clipboard's text), so the same meeting is not offered twice.
  */
-clipboard_offered: string, };
+clipboard_offered: string, 
+/**
+ * Keep a local history of meetings and who attended (D1).
+ */
+history_enabled: boolean, 
+/**
+ * Days after which history entries are deleted.
+ */
+history_days: number, };
 
 /** The commands of the app, as an interface so tests and demos can supply their own. */
 export interface Commands {
@@ -394,6 +428,9 @@ export interface Commands {
   saveScreenshot(png: string, choose: boolean): Promise<string | null>;
   checkClipboard(): Promise<ClipboardOffer | null>;
   acceptClipboardOffer(): Promise<string | null>;
+  listHistory(search: string): Promise<Array<HistoryEntry>>;
+  deleteHistory(id: number): Promise<void>;
+  clearHistory(): Promise<void>;
   startPreview(): Promise<string | null>;
   stopPreview(): Promise<void>;
   testSpeaker(device: string | null): Promise<void>;
@@ -425,6 +462,9 @@ export const tauriCommands: Commands = {
   saveScreenshot: (png: string, choose: boolean) => invoke<string | null>("save_screenshot", { png, choose }),
   checkClipboard: () => invoke<ClipboardOffer | null>("check_clipboard"),
   acceptClipboardOffer: () => invoke<string | null>("accept_clipboard_offer"),
+  listHistory: (search: string) => invoke<Array<HistoryEntry>>("list_history", { search }),
+  deleteHistory: (id: number) => invoke<void>("delete_history", { id }),
+  clearHistory: () => invoke<void>("clear_history"),
   startPreview: () => invoke<string | null>("start_preview"),
   stopPreview: () => invoke<void>("stop_preview"),
   testSpeaker: (device: string | null) => invoke<void>("test_speaker", { device }),

@@ -12,7 +12,7 @@ function fakeCommands(overrides: Partial<Commands> = {}): Commands {
       return { room: "123 456 789", server: null, has_password: text.includes("pw="), has_chat_key: text.includes("k=") };
     }),
     launchLink: vi.fn(async () => null),
-    getSettings: vi.fn(async () => ({ nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "" })),
+    getSettings: vi.fn(async () => ({ nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30 })),
     saveSettings: vi.fn(async () => {}),
     join: vi.fn(async () => {}),
     hostMeeting: vi.fn(async () => "conclave://join/1"),
@@ -34,6 +34,9 @@ function fakeCommands(overrides: Partial<Commands> = {}): Commands {
     saveScreenshot: vi.fn(async () => null),
     checkClipboard: vi.fn(async () => null),
     acceptClipboardOffer: vi.fn(async () => null),
+    listHistory: vi.fn(async () => []),
+    deleteHistory: vi.fn(async () => {}),
+    clearHistory: vi.fn(async () => {}),
     startPreview: vi.fn(async () => null),
     stopPreview: vi.fn(async () => {}),
     testSpeaker: vi.fn(async () => {}),
@@ -41,7 +44,7 @@ function fakeCommands(overrides: Partial<Commands> = {}): Commands {
   };
 }
 
-const settings = { nickname: "Ada", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "" };
+const settings = { nickname: "Ada", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30 };
 
 describe("JoinScreen", () => {
   setLocale("en");

@@ -5,8 +5,17 @@ import { join } from "node:path";
 import { readWav } from "../audio/wav.mjs";
 import { waitFor } from "./webdriver.mjs";
 
+/** Leaves the meeting if the app is in one (a failed test must not leave
+ * the next one in a meeting). */
+export async function leaveIfInMeeting(session) {
+  if ((await session.findAll('[data-testid="meeting-screen"]')).length === 0) return;
+  await session.click('[data-testid="leave-button"]');
+  await session.waitFind('[data-testid="join-screen"]', 15000);
+}
+
 /** Joins from the join screen with a link and a nickname. */
 export async function joinFromScreen(session, link, nickname) {
+  await leaveIfInMeeting(session);
   await session.clear('[data-testid="link-input"]');
   await session.type('[data-testid="link-input"]', link);
   await waitFor("link preview", () => session.text('[data-testid="link-preview"]'));

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { Keys, Session, waitFor } from "./webdriver.mjs";
 import { DemoPages } from "../demos/pages.mjs";
 import { toDb } from "../audio/wav.mjs";
-import { canvasSpread, joinFromScreen, recordSink, tonePower, toneWav } from "./app-helpers.mjs";
+import { canvasSpread, joinFromScreen, leaveIfInMeeting, recordSink, tonePower, toneWav } from "./app-helpers.mjs";
 
 const env = (name) => {
   const v = process.env[name];
@@ -360,15 +360,14 @@ test("a Chromium participant (Janus's demo page) and the app see and hear each o
 
     // Chromium's fake camera is drawn in the app.
     await waitFor("Chromium's video in the app", async () =>
-      (await session.findAll('[data-testid="stage-tile"][data-video="on"]')).length === 1, 20000);
+      (await session.findAll('[data-testid="stage-tile"][data-video="on"]')).length === 1, 40000);
     // Chromium receives the app's microphone (a virtual PulseAudio one).
     await waitFor("the page receiving the app's audio", async () => page.execute(`
       return [...document.querySelectorAll('[id^=videoremote] audio, [id^=videoremote] video')]
         .some((e) => e.srcObject && e.srcObject.getAudioTracks().some((t) => t.readyState === 'live'))`), 20000);
     await screenshot(session, "meeting-chromium");
-    await session.click('[data-testid="leave-button"]');
-    await session.waitFind('[data-testid="join-screen"]');
   } finally {
+    await leaveIfInMeeting(session);
     await pages.stop();
   }
 });

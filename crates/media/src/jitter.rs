@@ -93,6 +93,9 @@ pub struct JitterBuffer {
     last_inserted: Option<u64>,
     /// A longer packet step seen, and how often in a row.
     longer_step: (u64, u32),
+    /// The end of the last packet played: anything older is too late, also
+    /// after the buffer went back to buffering (a pause).
+    played_up_to: Option<u64>,
     stats: JitterStats,
 }
 
@@ -112,6 +115,7 @@ impl JitterBuffer {
         JitterBuffer {
             packets: BTreeMap::new(),
             state: State::Buffering,
+            played_up_to: None,
             frame: (SAMPLE_RATE / 50) as u64,
             epoch: None,
             transits: VecDeque::new(),
@@ -172,11 +176,13 @@ impl JitterBuffer {
         {
             self.reset();
         }
-        if let State::Playing { cursor } = self.state {
-            if rtp_time + self.frame / 2 < cursor {
-                self.stats.late += 1;
-                return;
-            }
+        let played = match self.state {
+            State::Playing { cursor } => Some(cursor),
+            State::Buffering => self.played_up_to,
+        };
+        if played.is_some_and(|end| rtp_time + self.frame / 2 < end) {
+            self.stats.late += 1;
+            return;
         }
         if self.packets.contains_key(&rtp_time) {
             self.stats.duplicates += 1;
@@ -208,6 +214,7 @@ impl JitterBuffer {
     fn reset(&mut self) {
         self.packets.clear();
         self.state = State::Buffering;
+        self.played_up_to = None;
         self.epoch = None;
         self.transits.clear();
         self.last_inserted = None;
@@ -274,6 +281,7 @@ impl JitterBuffer {
             self.state = State::Playing {
                 cursor: ts + self.frame,
             };
+            self.played_up_to = Some(ts + self.frame);
             self.concealed_run = 0;
             self.stats.decoded += 1;
             return Playout::Decode(data);

@@ -51,7 +51,7 @@ async fn a_shared_screen_reaches_the_others_with_the_pattern_intact() {
     )
     .await;
     receiver.wait_for("the share", screen_track(true)).await;
-    receiver.settle(Duration::from_secs(3)).await;
+    wait_for_frames(&mut receiver, 10).await;
     // One presenter at a time: the receiver may not share now.
     receiver.meeting.command(Command::StartShare {
         source: CameraChoice::Screen {
@@ -88,6 +88,21 @@ async fn a_shared_screen_reaches_the_others_with_the_pattern_intact() {
     // corner: the stamp reader finds no stamp there, so the decoded pictures
     // are checked through the window test below; here, that frames arrive.
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Waits until the receiver's statistics show `n` decoded frames of the
+/// share (its first keyframe can take a moment to be asked for and sent).
+async fn wait_for_frames(receiver: &mut Peer, n: u64) {
+    let tile = (sharer_id(receiver) | conclave_engine::frames::SCREEN_TILE).to_string();
+    receiver
+        .wait_for("decoded frames of the share", |e| match e {
+            EngineEvent::Stats { stats } => stats
+                .remotes
+                .iter()
+                .any(|r| r.participant == tile && r.video_frames >= n),
+            _ => false,
+        })
+        .await;
 }
 
 fn sharer_id(receiver: &Peer) -> u64 {
@@ -156,7 +171,7 @@ async fn a_window_shared_mid_meeting_arrives_intact_and_stopping_ends_it() {
         audio: false,
     });
     receiver.wait_for("the share", screen_track(true)).await;
-    receiver.settle(Duration::from_secs(3)).await;
+    wait_for_frames(&mut receiver, 10).await;
     // Stopping ends the track for the others.
     sharer.meeting.command(Command::StopShare);
     receiver

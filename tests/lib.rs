@@ -155,6 +155,16 @@ impl Peer {
         }
     }
 
+    /// Joins without devices, saving what is received (decoded audio as
+    /// WAV, decoded test-pattern stamps as CSV) into `dir`.
+    pub async fn join_saving(info: &MeetingInfo, name: &str, dir: &std::path::Path) -> Peer {
+        let media = conclave_engine::MediaOptions {
+            save_received: Some(dir.to_path_buf()),
+            ..Default::default()
+        };
+        Self::join_media(info, name, false, media).await
+    }
+
     /// Waits for an event matching `pred` and returns it.
     pub async fn wait_for(
         &mut self,
@@ -214,68 +224,24 @@ impl Peer {
 
 pub mod synthetic;
 
-/// A private X server (Xvfb), stopped on drop.
-pub struct Xvfb {
-    child: std::process::Child,
-    /// Its display name, e.g. `:5`.
-    pub display: String,
+pub use conclave_screen::x11::PrivateDisplay;
+
+/// Shows the animated test pattern in a window on `display` (see
+/// `bin/pattern-window.rs`) and waits until it is painted.
+pub fn show_pattern(display: &str, pattern_window: &str) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(pattern_window)
+        .env("DISPLAY", display)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("pattern window");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("ready");
+    child
 }
-
-impl Xvfb {
-    /// Starts one (1280x720); `None` without Xvfb installed.
-    pub fn start() -> Option<Xvfb> {
-        use std::io::Read;
-        let mut child = std::process::Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "1280x720x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .ok()?;
-        let mut out = child.stdout.take()?;
-        let mut number = String::new();
-        let mut byte = [0u8; 1];
-        while out.read(&mut byte).ok()? == 1 && byte[0] != b'\n' {
-            number.push(byte[0] as char);
-        }
-        Some(Xvfb {
-            child,
-            display: format!(":{}", number.trim()),
-        })
-    }
-
-    /// Shows the animated test pattern in a window there (see
-    /// `bin/pattern-window.rs`) and waits until it is painted.
-    pub fn show_pattern(&self, pattern_window: &str) -> std::process::Child {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(pattern_window)
-            .env("DISPLAY", &self.display)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("pattern window");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        std::io::BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("ready");
-        child
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The IP address of the server under test (the test network's address).
 pub fn server_ip() -> std::net::IpAddr {
     let url = server();

@@ -1008,6 +1008,18 @@ struct HistoryRecorder {
 
 impl HistoryRecorder {
     fn on(&mut self, event: &EngineEvent) {
+        // Most events (statistics, talking, media) say nothing about who
+        // was in the meeting.
+        if !matches!(
+            event,
+            EngineEvent::Joined { .. }
+                | EngineEvent::ParticipantJoined { .. }
+                | EngineEvent::ParticipantLeft { .. }
+                | EngineEvent::Left
+                | EngineEvent::Disconnected { .. }
+        ) {
+            return;
+        }
         let Some(store) = &self.store else { return };
         open_history(store);
         let Ok(guard) = store.lock() else { return };

@@ -80,16 +80,7 @@ async fn synthetic_720p_camera_and_tone_are_encoded_sent_decoded_and_saved() {
         },
     )
     .await;
-    let mut receiver = Peer::join_media(
-        &info,
-        "Receiver",
-        false,
-        MediaOptions {
-            save_received: Some(dir.clone()),
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut receiver = Peer::join_saving(&info, "Receiver", &dir).await;
     receiver
         .wait_for("video", media_from("Sender", "video"))
         .await;
@@ -180,16 +171,7 @@ async fn h264_is_negotiated_instead_of_vp8_and_decodes_intact() {
         },
     )
     .await;
-    let mut receiver = Peer::join_media(
-        &info,
-        "Receiver",
-        false,
-        MediaOptions {
-            save_received: Some(dir.clone()),
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut receiver = Peer::join_saving(&info, "Receiver", &dir).await;
     receiver
         .wait_for("video", media_from("Sender", "video"))
         .await;

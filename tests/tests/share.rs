@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use conclave_e2e::{new_meeting, Peer, Xvfb};
+use conclave_e2e::{new_meeting, show_pattern, Peer, PrivateDisplay};
 use conclave_engine::{CameraChoice, Command, EngineEvent, MediaOptions};
 
 fn screen_track(added: bool) -> impl Fn(&EngineEvent) -> bool {
@@ -19,23 +19,14 @@ fn screen_track(added: bool) -> impl Fn(&EngineEvent) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_screen_reaches_the_others_with_the_pattern_intact() {
-    let Some(xvfb) = Xvfb::start() else {
+    let Some(xvfb) = PrivateDisplay::start(1280, 720) else {
         eprintln!("Xvfb is not installed; skipped");
         return;
     };
-    let mut window = xvfb.show_pattern(env!("CARGO_BIN_EXE_pattern-window"));
+    let mut window = show_pattern(&xvfb.display, env!("CARGO_BIN_EXE_pattern-window"));
     let info = new_meeting(false).await;
     let dir = std::env::temp_dir().join(format!("conclave-share-test-{}", std::process::id()));
-    let mut receiver = Peer::join_media(
-        &info,
-        "Receiver",
-        false,
-        MediaOptions {
-            save_received: Some(dir.clone()),
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut receiver = Peer::join_saving(&info, "Receiver", &dir).await;
     // Shares from the start (as `conclave-cli join --share-screen` does).
     let sharer = Peer::join_media(
         &info,
@@ -120,11 +111,11 @@ fn sharer_id(receiver: &Peer) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_window_shared_mid_meeting_arrives_intact_and_stopping_ends_it() {
-    let Some(xvfb) = Xvfb::start() else {
+    let Some(xvfb) = PrivateDisplay::start(1280, 720) else {
         eprintln!("Xvfb is not installed; skipped");
         return;
     };
-    let mut window = xvfb.show_pattern(env!("CARGO_BIN_EXE_pattern-window"));
+    let mut window = show_pattern(&xvfb.display, env!("CARGO_BIN_EXE_pattern-window"));
     let pattern = conclave_screen::list_sources(Some(&xvfb.display))
         .expect("sources")
         .into_iter()
@@ -132,16 +123,7 @@ async fn a_window_shared_mid_meeting_arrives_intact_and_stopping_ends_it() {
         .expect("the pattern window is listed");
     let info = new_meeting(false).await;
     let dir = std::env::temp_dir().join(format!("conclave-share-window-{}", std::process::id()));
-    let mut receiver = Peer::join_media(
-        &info,
-        "Receiver",
-        false,
-        MediaOptions {
-            save_received: Some(dir.clone()),
-            ..Default::default()
-        },
-    )
-    .await;
+    let mut receiver = Peer::join_saving(&info, "Receiver", &dir).await;
     let mut sharer = Peer::join_media(
         &info,
         "Sharer",

@@ -104,18 +104,8 @@ impl H264Encoder {
     /// Encodes one frame (scaled to the encoder's size if it differs); a
     /// frame the rate control skips gives nothing.
     pub fn encode(&mut self, frame: &VideoFrame) -> Result<Vec<EncodedFrame>, CodecError> {
-        if !frame.is_consistent() {
-            return Err(CodecError::BadFrame(format!(
-                "{frame:?} has inconsistent planes"
-            )));
-        }
-        let scaled;
-        let frame = if frame.width != self.config.width || frame.height != self.config.height {
-            scaled = frame.scaled(self.config.width, self.config.height);
-            &scaled
-        } else {
-            frame
-        };
+        let frame = crate::fit_to(frame, &self.config)?;
+        let frame = frame.as_ref();
         if std::mem::take(&mut self.force_keyframe) {
             self.encoder.force_intra_frame();
         }

@@ -41,6 +41,26 @@ pub struct EncoderConfig {
     pub bitrate: u32,
 }
 
+/// Checks a frame for an encoder and brings it to the encoder's size (a
+/// copy only when it must be scaled).
+pub(crate) fn fit_to<'a>(
+    frame: &'a VideoFrame,
+    config: &EncoderConfig,
+) -> Result<std::borrow::Cow<'a, VideoFrame>, CodecError> {
+    if !frame.is_consistent() {
+        return Err(CodecError::BadFrame(format!(
+            "{frame:?} has inconsistent planes"
+        )));
+    }
+    Ok(
+        if (frame.width, frame.height) == (config.width, config.height) {
+            std::borrow::Cow::Borrowed(frame)
+        } else {
+            std::borrow::Cow::Owned(frame.scaled(config.width, config.height))
+        },
+    )
+}
+
 /// A video codec Conclave can send and receive.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum VideoCodec {

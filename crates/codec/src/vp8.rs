@@ -179,18 +179,8 @@ impl Vp8Encoder {
 
     /// Encodes one frame (scaled to the encoder's size if it differs).
     pub fn encode(&mut self, frame: &VideoFrame) -> Result<Vec<EncodedFrame>, CodecError> {
-        if !frame.is_consistent() {
-            return Err(CodecError::BadFrame(format!(
-                "{frame:?} has inconsistent planes"
-            )));
-        }
-        let scaled;
-        let frame = if frame.width != self.config.width || frame.height != self.config.height {
-            scaled = frame.scaled(self.config.width, self.config.height);
-            &scaled
-        } else {
-            frame
-        };
+        let frame = crate::fit_to(frame, &self.config)?;
+        let frame = frame.as_ref();
         let flags = if std::mem::take(&mut self.force_keyframe) {
             VPX_EFLAG_FORCE_KF as vpx_enc_frame_flags_t
         } else {

@@ -520,6 +520,45 @@ impl Drop for X11Source {
     }
 }
 
+/// A private X server (Xvfb) for tests and benchmarks, stopped on drop.
+pub struct PrivateDisplay {
+    child: std::process::Child,
+    /// Its display name, e.g. `:5`.
+    pub display: String,
+}
+
+impl PrivateDisplay {
+    /// Starts one with a `width` x `height` screen; `None` without Xvfb.
+    pub fn start(width: u32, height: u32) -> Option<PrivateDisplay> {
+        use std::io::Read as _;
+        let mut child = std::process::Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0"])
+            .arg(format!("{width}x{height}x24"))
+            .args(["-nolisten", "tcp"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut out = child.stdout.take()?;
+        let mut number = String::new();
+        let mut byte = [0u8; 1];
+        while out.read(&mut byte).ok()? == 1 && byte[0] != b'\n' {
+            number.push(char::from(byte[0]));
+        }
+        Some(PrivateDisplay {
+            child,
+            display: format!(":{}", number.trim()),
+        })
+    }
+}
+
+impl Drop for PrivateDisplay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Whether an X display can be reached (tests skip without one).
 pub fn display_available(display: Option<&str>) -> bool {
     connect(display).is_ok()

@@ -3,13 +3,12 @@
 //! just that window; the window's capture holds only the window.
 #![cfg(all(unix, not(target_os = "macos")))]
 
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use conclave_media::pattern::read_stamp;
 use conclave_media::synthetic::TestPatternCamera;
 use conclave_media::{Camera, VideoFrame};
+use conclave_screen::x11::PrivateDisplay;
 use conclave_screen::{list_sources, open, SourceKind};
 use x11rb::connection::Connection;
 use x11rb::protocol::xproto::{
@@ -17,51 +16,9 @@ use x11rb::protocol::xproto::{
 };
 use x11rb::wrapper::ConnectionExt as _;
 
-/// A private X server, stopped on drop.
-struct Xvfb {
-    child: Child,
-    display: String,
-}
-
-impl Xvfb {
-    fn start() -> Option<Xvfb> {
-        let mut child = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "1280x720x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let mut out = child.stdout.take()?;
-        let mut number = String::new();
-        let mut byte = [0u8; 1];
-        while out.read(&mut byte).ok()? == 1 && byte[0] != b'\n' {
-            number.push(byte[0] as char);
-        }
-        Some(Xvfb {
-            child,
-            display: format!(":{}", number.trim()),
-        })
-    }
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn a_window_with_the_test_pattern_is_captured_on_screen_and_alone() {
-    let Some(xvfb) = Xvfb::start() else {
+    let Some(xvfb) = PrivateDisplay::start(1280, 720) else {
         eprintln!("Xvfb is not installed; skipped");
         return;
     };

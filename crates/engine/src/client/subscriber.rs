@@ -249,7 +249,6 @@ impl Client {
             _ => {}
         }
         if let Some(streams) = data.get("streams").and_then(Value::as_array) {
-            debug!(?streams, "subscription streams");
             self.sub.mids.clear();
             for s in streams {
                 if s.get("active").and_then(Value::as_bool) == Some(false) {

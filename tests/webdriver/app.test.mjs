@@ -5,11 +5,12 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { createInterface } from "node:readline";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Keys, Session, waitFor } from "./webdriver.mjs";
 import { DemoPages } from "../demos/pages.mjs";
 import { toDb } from "../audio/wav.mjs";
+import { planted as canary, nickname as auditedNickname } from "../privacy/canaries.mjs";
 import { canvasSpread, joinFromScreen, leaveIfInMeeting, recordSink, tonePower, toneWav } from "./app-helpers.mjs";
 
 const env = (name) => {
@@ -431,8 +432,9 @@ test("share a window from the app (picker with thumbnails, sharing bar, stop); a
     await screenshot(session, "meeting-presentation");
 
     // A screenshot of the presentation, annotated, saved to the chosen folder only.
-    const shots = join(process.env.TMPDIR ?? "/tmp", `screenshots-${process.pid}`);
+    const shots = canary.screenshotFolder;
     mkdirSync(shots, { recursive: true });
+    for (const f of readdirSync(shots)) if (f.endsWith(".png")) rmSync(join(shots, f));
     const settingsFile = join(env("CONCLAVE_APP_CONFIG"), "conclave", "settings.json");
     const stored = JSON.parse(readFileSync(settingsFile, "utf8"));
     writeFileSync(settingsFile, JSON.stringify({ ...stored, screenshot_folder: shots }));
@@ -503,6 +505,66 @@ test("host a meeting from the app: a cli joins with its link, chat both ways, en
   const ended = await guest.waitEvent("meeting ended", (e) => e.event === "disconnected");
   assert.match(ended.message, /ended/i);
   assert.equal(await guest.exited, 2);
+});
+
+test("privacy canaries: clipboard text, a history entry, a chat export and the password are used locally, in a meeting", async () => {
+  // Text that is not a meeting, on the clipboard (owned by another program).
+  // (-quiet keeps xclip in the foreground, so that it ends with the test.)
+  const clip = spawn("xclip", ["-quiet", "-selection", "clipboard"], { stdio: ["pipe", "ignore", "ignore"] });
+  clip.stdin.end(canary.clipboard);
+  try {
+    await leaveIfInMeeting(session);
+    // A meeting in the local history from before (the app creates the
+    // database when the history is first shown).
+    await session.click('[data-testid="history-button"]');
+    await session.click('[data-testid="history-close"]');
+    const historyFile = join(env("CONCLAVE_APP_CONFIG"), "..", "data", "conclave", "history.sqlite3");
+    const now = Math.floor(Date.now() / 1000);
+    execFileSync("sqlite3", [historyFile,
+      `INSERT INTO meetings (room, hosted, started, ended) VALUES ('${canary.historyRoom}', 0, ${now - 3600}, ${now - 600});` +
+      `INSERT INTO attendance (meeting, name, joined, left_at) VALUES (last_insert_rowid(), '${canary.historyName}', ${now - 3600}, ${now - 600});`]);
+    // The app reads the clipboard when its window gains focus: no offer for text that is not a meeting.
+    await session.execute("window.dispatchEvent(new Event('focus'))");
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal((await session.findAll('[data-testid="clipboard-offer"]')).length, 0, "no offer for other text");
+    // The history lists the planted meeting.
+    await session.click('[data-testid="history-button"]');
+    await session.waitFind(`[data-testid="history-entry"][data-room="${canary.historyRoom}"]`);
+    await session.click('[data-testid="history-close"]');
+
+    const room = createMeeting(canary.password);
+    planted.push(canary.password, canary.chat, canary.clipboard);
+    const guest = new CliPeer(room.link, "Grace (cli)");
+    await guest.waitEvent("cli joined", (e) => e.event === "joined");
+    await joinFromScreen(session, room.link, auditedNickname);
+    await session.click('[data-testid="chat-tab"]');
+    await session.type('[data-testid="chat-input"]', canary.chat + Keys.Enter);
+    const got = await guest.waitEvent("the chat arrives", (e) => e.event === "chat" && e.text === canary.chat);
+    assert.equal(got.encrypted, true, "end-to-end encrypted");
+
+    // Export the chat to a folder of the user's choice, through the native dialog.
+    mkdirSync(canary.exportFolder, { recursive: true });
+    const exported = join(canary.exportFolder, "chat.md");
+    await session.click('[data-testid="export-chat"]');
+    const dialog = await waitFor("the save dialog", () => {
+      try {
+        return execFileSync("xdotool", ["search", "--onlyvisible", "--name", "Save"], { encoding: "utf8" }).trim().split("\n")[0];
+      } catch {
+        return null;
+      }
+    }, 10000);
+    execFileSync("xdotool", ["windowfocus", "--sync", dialog]);
+    execFileSync("xdotool", ["key", "--window", dialog, "ctrl+a"]);
+    execFileSync("xdotool", ["type", "--window", dialog, "--delay", "5", exported]);
+    execFileSync("xdotool", ["key", "--window", dialog, "Return"]);
+    await waitFor("the chat file", () => existsSync(exported) && readFileSync(exported, "utf8").includes(canary.chat), 10000);
+
+    await session.click('[data-testid="leave-button"]');
+    await session.waitFind('[data-testid="join-screen"]');
+    await guest.stop();
+  } finally {
+    clip.kill();
+  }
 });
 
 test("the app's log holds no chat text, passwords or keys", async () => {

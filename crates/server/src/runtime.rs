@@ -80,6 +80,9 @@ enum ConnEvent {
         conn: ConnId,
         remote: SocketAddr,
         tx: mpsc::UnboundedSender<Message>,
+        /// The WebSocket upgrade request: its request line and headers (for
+        /// the audit file: it shows what the client says of itself).
+        handshake: String,
     },
     Text {
         conn: ConnId,
@@ -209,7 +212,10 @@ async fn run(
                 Err(e) => debug!(error = %e, "accept failed"),
             },
             Some(event) = conn_rx.recv() => match event {
-                ConnEvent::Open { conn, remote, tx } => {
+                ConnEvent::Open { conn, remote, tx, handshake } => {
+                    if let Some(file) = audit.as_mut() {
+                        write_audit(file, "handshake", conn.0, &handshake);
+                    }
                     senders.insert(conn, tx);
                     server.handle_input(Instant::now(), Input::Connected { conn, remote });
                 }
@@ -244,15 +250,7 @@ async fn run(
                 }
                 Output::Audit { kind, on, text } => {
                     if let Some(file) = audit.as_mut() {
-                        use std::io::Write;
-                        let at_ms = std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map(|d| d.as_millis())
-                            .unwrap_or_default();
-                        let line = serde_json::json!({"at_ms": at_ms, "kind": kind, "on": on, "data": text});
-                        if let Err(e) = writeln!(file, "{line}") {
-                            warn!(error = %e, "could not write the audit file");
-                        }
+                        write_audit(file, kind, on, &text);
                     }
                 }
                 Output::Transmit {
@@ -273,6 +271,20 @@ async fn run(
     info!("meeting server stopped");
 }
 
+/// Appends one line to the audit file: when, what kind, on which
+/// connection or handle, and exactly what arrived.
+fn write_audit(file: &mut std::fs::File, kind: &str, on: u64, text: &str) {
+    use std::io::Write;
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    let line = serde_json::json!({"at_ms": at_ms, "kind": kind, "on": on, "data": text});
+    if let Err(e) = writeln!(file, "{line}") {
+        warn!(error = %e, "could not write the audit file");
+    }
+}
+
 async fn connection<S>(
     stream: S,
     remote: SocketAddr,
@@ -284,7 +296,22 @@ async fn connection<S>(
 {
     // The error type is tungstenite's; its size is not ours to choose.
     #[allow(clippy::result_large_err)]
+    let handshake = std::sync::Mutex::new(String::new());
     let choose_protocol = |request: &Request, mut response: Response| {
+        if let Ok(mut seen) = handshake.lock() {
+            *seen = format!(
+                "{} {} {:?}",
+                request.method(),
+                request.uri(),
+                request.version()
+            );
+            for (name, value) in request.headers() {
+                seen.push_str(&format!(
+                    "\n{name}: {}",
+                    String::from_utf8_lossy(value.as_bytes())
+                ));
+            }
+        }
         let offered = request
             .headers()
             .get("Sec-WebSocket-Protocol")
@@ -319,7 +346,16 @@ async fn connection<S>(
     };
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-    if events.send(ConnEvent::Open { conn, remote, tx }).is_err() {
+    let handshake = handshake.into_inner().unwrap_or_default();
+    if events
+        .send(ConnEvent::Open {
+            conn,
+            remote,
+            tx,
+            handshake,
+        })
+        .is_err()
+    {
         return;
     }
     loop {

@@ -294,9 +294,9 @@ async fn connection<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    let handshake = std::sync::Mutex::new(String::new());
     // The error type is tungstenite's; its size is not ours to choose.
     #[allow(clippy::result_large_err)]
-    let handshake = std::sync::Mutex::new(String::new());
     let choose_protocol = |request: &Request, mut response: Response| {
         if let Ok(mut seen) = handshake.lock() {
             *seen = format!(

@@ -33,6 +33,10 @@ fn main() {
             "start_preview",
             "stop_preview",
             "test_speaker",
+            "forget_password",
+            "delete_all_local_data",
+            "diagnostics_preview",
+            "save_diagnostics",
         ]),
     ))
     .expect("tauri build configuration");

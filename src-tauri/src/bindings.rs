@@ -14,6 +14,7 @@ use crate::commands::{
     PREVIEW_LEVEL_EVENT,
 };
 use crate::history::HistoryEntry;
+use crate::privacy::DiagnosticsFile;
 use crate::settings::Settings;
 
 /// Renders a TypeScript type.
@@ -66,7 +67,7 @@ const COMMANDS: &[CommandSignature] = &[
     CommandSignature {
         name: "join",
         args: &[("request", ts::<JoinRequest>)],
-        returns: void,
+        returns: ts::<Option<String>>,
     },
     CommandSignature {
         name: "host_meeting",
@@ -193,6 +194,26 @@ const COMMANDS: &[CommandSignature] = &[
         args: &[("device", ts::<Option<String>>)],
         returns: void,
     },
+    CommandSignature {
+        name: "forget_password",
+        args: &[("link", ts::<String>)],
+        returns: void,
+    },
+    CommandSignature {
+        name: "delete_all_local_data",
+        args: &[],
+        returns: ts::<Vec<String>>,
+    },
+    CommandSignature {
+        name: "diagnostics_preview",
+        args: &[],
+        returns: ts::<Vec<DiagnosticsFile>>,
+    },
+    CommandSignature {
+        name: "save_diagnostics",
+        args: &[],
+        returns: ts::<Option<String>>,
+    },
 ];
 
 fn camel_case(name: &str) -> String {
@@ -232,6 +253,7 @@ fn render() -> String {
         ShareSource::decl(),
         ClipboardOffer::decl(),
         HistoryEntry::decl(),
+        DiagnosticsFile::decl(),
         Settings::decl(),
     ] {
         out.push_str("export ");

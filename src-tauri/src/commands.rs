@@ -13,6 +13,7 @@ use tauri_plugin_clipboard_manager::ClipboardExt;
 use tauri_plugin_dialog::DialogExt;
 use tokio::sync::Mutex;
 
+use crate::privacy;
 use crate::settings::{self, Settings};
 
 /// The event name carrying [`EngineEvent`]s to the UI.
@@ -42,6 +43,8 @@ pub struct AppState {
     preview_stop: std::sync::Mutex<Option<std::sync::Arc<std::sync::atomic::AtomicBool>>>,
     /// The local history, opened on first use.
     history: std::sync::Arc<std::sync::Mutex<Option<crate::history::History>>>,
+    /// What the app put on the clipboard, cleared on exit if still there.
+    pub paste_guard: privacy::PasteGuard,
 }
 
 impl AppState {
@@ -98,9 +101,12 @@ fn device_setting(value: &str) -> Option<Option<String>> {
 /// The media options from the settings. A device that cannot be opened does
 /// not stop the meeting: the engine goes on without it and says so.
 fn media_options(stored: &Settings) -> MediaOptions {
+    // Without the user's consent (settings), no camera or microphone opens.
     MediaOptions {
-        camera: camera_setting(stored),
-        microphone: device_setting(&stored.microphone).map(MicrophoneChoice::Device),
+        camera: camera_setting(stored).filter(|_| stored.camera_allowed),
+        microphone: device_setting(&stored.microphone)
+            .filter(|_| stored.microphone_allowed)
+            .map(MicrophoneChoice::Device),
         speaker: device_setting(&stored.speaker).map_or(SpeakerChoice::Null, SpeakerChoice::Device),
         ..Default::default()
     }
@@ -117,6 +123,8 @@ pub struct JoinRequest {
     nickname: String,
     /// A server typed by the user; otherwise the link's, then the default.
     server: Option<String>,
+    /// Keep the password and chat key in the OS keychain after joining.
+    remember: bool,
 }
 
 /// What the join screen shows about a pasted link. Secrets stay in Rust: the
@@ -131,18 +139,34 @@ pub struct LinkSummary {
     has_password: bool,
     /// Whether the link carries a chat key (chat end-to-end encrypted).
     has_chat_key: bool,
+    /// Whether the OS keychain remembers this meeting's password or key.
+    remembered: bool,
 }
 
 /// Parses a link, ID or invitation text.
 #[tauri::command]
 pub async fn parse_link(text: String) -> Result<LinkSummary, String> {
     let info = MeetingInfo::parse(&text).map_err(|e| capitalise(&e.to_string()))?;
+    let name = privacy::keychain_name(&resolve_server(None, &info, &settings::load()), &info.room);
+    let remembered = tauri::async_runtime::spawn_blocking(move || privacy::remembered(&name))
+        .await
+        .unwrap_or(false);
     Ok(LinkSummary {
         room: info.room.to_string(),
         server: info.server,
         has_password: info.password.is_some(),
         has_chat_key: info.chat_key.is_some(),
+        remembered,
     })
+}
+
+/// The server a meeting is joined on: the one typed, else the link's, else
+/// the default.
+fn resolve_server(typed: Option<String>, info: &MeetingInfo, stored: &Settings) -> String {
+    typed
+        .filter(|s| !s.trim().is_empty())
+        .or_else(|| info.server.clone())
+        .unwrap_or_else(|| stored.server.clone())
 }
 
 /// The meeting link the app was started with (`conclave <link>`), if any, so
@@ -166,13 +190,14 @@ pub fn save_settings(settings: Settings) -> Result<(), String> {
     settings::save(&settings).map_err(|e| format!("Could not save settings: {e}"))
 }
 
-/// Joins a meeting; resolves once joined, rejects with a message otherwise.
+/// Joins a meeting; resolves once joined (with a notice for the user, if
+/// something beside the meeting went wrong), rejects with a message otherwise.
 #[tauri::command]
 pub async fn join(
     app: AppHandle,
     state: State<'_, AppState>,
     request: JoinRequest,
-) -> Result<(), String> {
+) -> Result<Option<String>, String> {
     let mut info =
         MeetingInfo::parse(&request.link_or_id).map_err(|e| capitalise(&e.to_string()))?;
     // A password in the link wins: the join screen hides its password field
@@ -180,8 +205,108 @@ pub async fn join(
     if info.password.is_none() {
         info.password = request.password.filter(|p| !p.is_empty()).map(Password);
     }
+    // What the keychain remembers fills in what is still missing.
+    let name = privacy::keychain_name(
+        &resolve_server(request.server.clone(), &info, &settings::load()),
+        &info.room,
+    );
+    let recalled = {
+        let (mut info, name) = (info.clone(), name.clone());
+        tauri::async_runtime::spawn_blocking(move || {
+            privacy::fill_from_keychain(&mut info, &name).then_some(info)
+        })
+        .await
+        .ok()
+        .flatten()
+    };
+    if let Some(filled) = recalled {
+        info = filled;
+    }
     end_hosting(&state).await;
-    enter_meeting(&app, &state, info, request.nickname, request.server).await
+    let secrets = info.clone();
+    enter_meeting(&app, &state, info, request.nickname, request.server).await?;
+    if !request.remember {
+        return Ok(None);
+    }
+    tauri::async_runtime::spawn_blocking(move || privacy::remember(&secrets, &name))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_or_else(|e| Ok(Some(e.to_string())), |()| Ok(None))
+}
+
+/// Forgets what the keychain remembers for the meeting in `link`.
+#[tauri::command]
+pub async fn forget_password(link: String) -> Result<(), String> {
+    let info = MeetingInfo::parse(&link).map_err(|e| capitalise(&e.to_string()))?;
+    let name = privacy::keychain_name(&resolve_server(None, &info, &settings::load()), &info.room);
+    tauri::async_runtime::spawn_blocking(move || privacy::forget(&name))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())
+}
+
+/// Deletes all local data (history, settings, keychain entries, saved
+/// backgrounds, logs), after the UI asked for confirmation. Files the user
+/// saved to folders of their choice stay. Resolves to what could not be
+/// deleted.
+#[tauri::command]
+pub async fn delete_all_local_data(state: State<'_, AppState>) -> Result<Vec<String>, String> {
+    if let Ok(mut history) = state.history.lock() {
+        // Closing the database lets its file go.
+        *history = None;
+    }
+    let problems = tauri::async_runtime::spawn_blocking(|| {
+        privacy::delete_all_local_data(&crate::logging::log_dir())
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    tracing::info!(problems = problems.len(), "local data deleted");
+    Ok(problems)
+}
+
+/// The files a diagnostics bundle would hold, to show before saving.
+#[tauri::command]
+pub async fn diagnostics_preview() -> Result<Vec<privacy::DiagnosticsFile>, String> {
+    let devices: Vec<String> = list_devices()
+        .await?
+        .into_iter()
+        .map(|d| {
+            format!(
+                "{}: {}{}",
+                d.kind,
+                d.name,
+                if d.is_default { " (default)" } else { "" }
+            )
+        })
+        .collect();
+    tauri::async_runtime::spawn_blocking(move || {
+        privacy::diagnostics_files(&crate::logging::log_dir(), &devices)
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// Asks where to save the diagnostics bundle and writes it there (a zip of
+/// what `diagnostics_preview` showed). `None` if cancelled. Nothing is sent.
+#[tauri::command]
+pub async fn save_diagnostics(app: AppHandle) -> Result<Option<String>, String> {
+    let files = diagnostics_preview().await?;
+    let dialog = app
+        .dialog()
+        .file()
+        .set_file_name("conclave-diagnostics.zip");
+    let picked = tauri::async_runtime::spawn_blocking(move || dialog.blocking_save_file())
+        .await
+        .map_err(|e| e.to_string())?;
+    let Some(path) = picked.and_then(|p| p.into_path().ok()) else {
+        return Ok(None);
+    };
+    let target = path.clone();
+    tauri::async_runtime::spawn_blocking(move || privacy::write_diagnostics(&target, &files))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("Could not write the bundle: {e}"))?;
+    Ok(Some(path.display().to_string()))
 }
 
 /// Joins `info` and forwards the meeting's events to the UI; resolves once
@@ -198,10 +323,7 @@ async fn enter_meeting(
         old.meeting.command(Command::Leave);
     }
     let mut stored = settings::load();
-    let server = typed_server
-        .filter(|s| !s.trim().is_empty())
-        .or_else(|| info.server.clone())
-        .unwrap_or_else(|| stored.server.clone());
+    let server = resolve_server(typed_server, &info, &stored);
     stop_preview_now(state);
     let frames = state.frames().await;
     if let Some(f) = frames {
@@ -371,6 +493,7 @@ pub async fn copy_invitation(app: AppHandle, state: State<'_, AppState>) -> Resu
     app.clipboard()
         .write_text(text.clone())
         .map_err(|e| format!("Could not copy: {e}"))?;
+    state.paste_guard.copied(&text);
     Ok(text)
 }
 
@@ -561,17 +684,19 @@ pub async fn start_preview(
         *p = Some(stop.clone());
     }
     let sink = state.frames().await.map(FrameServer::sink);
-    let microphone = device_setting(&stored.microphone);
+    let microphone = device_setting(&stored.microphone).filter(|_| stored.microphone_allowed);
     let epoch = std::time::Instant::now();
     // The preview is small: the test pattern at 640x360, a camera as it is.
-    let choice = camera_setting(&stored).map(|c| match c {
-        CameraChoice::Synthetic { .. } => CameraChoice::Synthetic {
-            width: 640,
-            height: 360,
-            fps: 15,
-        },
-        device => device,
-    });
+    let choice = camera_setting(&stored)
+        .filter(|_| stored.camera_allowed)
+        .map(|c| match c {
+            CameraChoice::Synthetic { .. } => CameraChoice::Synthetic {
+                width: 640,
+                height: 360,
+                fps: 15,
+            },
+            device => device,
+        });
     let opened = match choice {
         None => None,
         Some(c) => Some(

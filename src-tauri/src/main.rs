@@ -11,6 +11,7 @@ mod bindings;
 mod commands;
 mod history;
 mod logging;
+mod privacy;
 mod settings;
 
 fn main() {
@@ -19,6 +20,10 @@ fn main() {
         .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_dialog::init())
         .manage(commands::AppState::default())
+        .setup(|app| {
+            quit_on_sigterm(app.handle().clone());
+            Ok(())
+        })
         .invoke_handler(tauri::generate_handler![
             commands::parse_link,
             commands::launch_link,
@@ -50,11 +55,76 @@ fn main() {
             commands::start_preview,
             commands::stop_preview,
             commands::test_speaker,
+            commands::forget_password,
+            commands::delete_all_local_data,
+            commands::diagnostics_preview,
+            commands::save_diagnostics,
         ])
-        .run(tauri::generate_context!());
-    if let Err(e) = result {
-        tracing::error!(error = %e, "the app stopped with an error");
-        eprintln!("conclave: {e}");
-        std::process::exit(1);
+        .build(tauri::generate_context!());
+    match result {
+        Ok(app) => app.run(|app, event| {
+            // Before Exit: on Exit the clipboard plugin has already let go.
+            if let tauri::RunEvent::ExitRequested { .. } = event {
+                clear_our_clipboard(app);
+            }
+        }),
+        Err(e) => {
+            tracing::error!(error = %e, "the app stopped with an error");
+            eprintln!("conclave: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// A session ending (logout, shutdown, `kill`) sends SIGTERM: the app then
+/// quits as if its window were closed, so that exit work (the paste guard)
+/// runs.
+fn quit_on_sigterm(app: tauri::AppHandle) {
+    #[cfg(unix)]
+    tauri::async_runtime::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                if term.recv().await.is_some() {
+                    tracing::info!("asked to quit (SIGTERM)");
+                    app.exit(0);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "SIGTERM not handled"),
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = app;
+}
+
+/// The paste guard (D5): if the clipboard still holds what the app put there
+/// (the invitation), it is cleared as the app exits. The clipboard is read
+/// off the main thread (reading what the webview owns from the main thread
+/// would deadlock), and exit waits for it at most a second.
+fn clear_our_clipboard(app: &tauri::AppHandle) {
+    use tauri::Manager;
+    use tauri_plugin_clipboard_manager::ClipboardExt;
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if DONE.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let app = app.clone();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("paste-guard".into())
+        .spawn(move || {
+            let state = app.state::<commands::AppState>();
+            if let Ok(text) = app.clipboard().read_text() {
+                if state.paste_guard.is_ours(&text) {
+                    match app.clipboard().clear() {
+                        Ok(()) => tracing::info!("cleared the clipboard of the invitation"),
+                        Err(e) => tracing::warn!(error = %e, "could not clear the clipboard"),
+                    }
+                }
+            }
+            let _ = done_tx.send(());
+        });
+    if spawned.is_ok() {
+        let _ = done_rx.recv_timeout(std::time::Duration::from_secs(1));
     }
 }

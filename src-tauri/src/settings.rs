@@ -35,6 +35,14 @@ pub struct Settings {
     pub history_enabled: bool,
     /// Days after which history entries are deleted.
     pub history_days: u32,
+    /// Consent to use a camera at all (D7): off, no camera is opened.
+    pub camera_allowed: bool,
+    /// Consent to use a microphone at all (D7): off, no microphone is opened.
+    pub microphone_allowed: bool,
+    /// Meetings whose password or chat key is in the OS keychain, by
+    /// keychain name (server and meeting ID; never the secret), so that
+    /// "Delete all local data" can remove them.
+    pub remembered: Vec<String>,
 }
 
 impl Default for Settings {
@@ -51,6 +59,9 @@ impl Default for Settings {
             clipboard_offered: String::new(),
             history_enabled: true,
             history_days: 30,
+            camera_allowed: true,
+            microphone_allowed: true,
+            remembered: Vec::new(),
         }
     }
 }
@@ -64,7 +75,8 @@ pub fn data_dir() -> PathBuf {
         .join("conclave")
 }
 
-fn path() -> PathBuf {
+/// The settings file.
+pub fn path() -> PathBuf {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))

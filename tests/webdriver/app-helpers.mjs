@@ -1,5 +1,5 @@
 // Helpers shared by the app's WebDriver tests.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { readWav } from "../audio/wav.mjs";
@@ -22,7 +22,19 @@ export async function joinFromScreen(session, link, nickname) {
   await session.clear('[data-testid="nickname-input"]');
   await session.type('[data-testid="nickname-input"]', nickname);
   await session.click('[data-testid="join-button"]');
-  await session.waitFind('[data-testid="meeting-screen"]', 20000);
+  await waitJoined(session);
+}
+
+/** Waits for the meeting screen; a failure says what the join screen shows. */
+export async function waitJoined(session, timeoutMs = 20000) {
+  try {
+    await session.waitFind('[data-testid="meeting-screen"]', timeoutMs);
+  } catch (e) {
+    const shown = await session.execute(
+      "return [document.querySelector('[data-testid=\"join-error\"]')?.textContent, document.querySelector('[data-testid=\"join-button\"]')?.textContent].join(' | ')",
+    ).catch(() => "?");
+    throw new Error(`${e.message}; the join screen shows: ${shown}`);
+  }
 }
 
 /** The spread of green values (0-255) of a canvas scaled to 64x36: 0 for a
@@ -90,4 +102,29 @@ export function toneWav(freq, seconds) {
   buf.write("data", 36); buf.writeUInt32LE(n * 2, 40);
   for (let i = 0; i < n; i++) buf.writeInt16LE(Math.round(Math.sin((2 * Math.PI * freq * i) / 48000) * 12000), 44 + i * 2);
   return buf;
+}
+
+/** Answers the native "Save File" dialog the app just opened with `path`
+ * (typed into it through xdotool, as a user would). */
+export async function answerSaveDialog(path) {
+  const dialog = await waitFor("the save dialog", () => {
+    try {
+      return execFileSync("xdotool", ["search", "--onlyvisible", "--name", "Save"], { encoding: "utf8" }).trim().split("\n")[0];
+    } catch {
+      return null;
+    }
+  }, 10000);
+  execFileSync("xdotool", ["windowfocus", "--sync", dialog]);
+  execFileSync("xdotool", ["key", "--window", dialog, "ctrl+a"]);
+  execFileSync("xdotool", ["type", "--window", dialog, "--delay", "5", path]);
+  execFileSync("xdotool", ["key", "--window", dialog, "Return"]);
+}
+
+/** What the X clipboard holds now ("" if nothing). */
+export function clipboardText() {
+  try {
+    return execFileSync("xclip", ["-o", "-selection", "clipboard"], { encoding: "utf8", timeout: 5000, stdio: ["ignore", "pipe", "ignore"] });
+  } catch {
+    return "";
+  }
 }

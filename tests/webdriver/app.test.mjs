@@ -11,7 +11,7 @@ import { Keys, Session, waitFor } from "./webdriver.mjs";
 import { DemoPages } from "../demos/pages.mjs";
 import { toDb } from "../audio/wav.mjs";
 import { planted as canary, nickname as auditedNickname } from "../privacy/canaries.mjs";
-import { canvasSpread, joinFromScreen, leaveIfInMeeting, recordSink, tonePower, toneWav } from "./app-helpers.mjs";
+import { answerSaveDialog, canvasSpread, clipboardText, joinFromScreen, leaveIfInMeeting, waitJoined, recordSink, tonePower, toneWav } from "./app-helpers.mjs";
 
 const env = (name) => {
   const v = process.env[name];
@@ -82,6 +82,19 @@ class CliPeer {
   }
 }
 
+/** The pid of the app running with the profile whose config is `config`. */
+function appPid(config) {
+  for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
+    try {
+      if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith(app)) continue;
+      if (readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(`XDG_CONFIG_HOME=${config}`)) return Number(pid);
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return null;
+}
+
 function createMeeting(password) {
   const out = execFileSync(cli, ["create-room", "--server", server, "--password", password, "--json"], {
     encoding: "utf8",
@@ -102,6 +115,9 @@ async function screenshot(session, name) {
 
 let session;
 let peer;
+/** The invitation the app copied, and the stand-in clipboard manager holding it. */
+let invitationText = null;
+let clipboardManager = null;
 /** Every cli started, stopped at the end whatever happens. */
 const peers = [];
 
@@ -110,6 +126,7 @@ before(async () => {
 });
 
 after(async () => {
+  clipboardManager?.kill();
   await session?.end();
   for (const p of peers) await p.stop();
 });
@@ -507,6 +524,90 @@ test("host a meeting from the app: a cli joins with its link, chat both ways, en
   assert.equal(await guest.exited, 2);
 });
 
+test("remember a password in the keychain; settings: consent, a diagnostics bundle without secrets, delete all local data", async () => {
+  const room = createMeeting("keychain-pw-7");
+  planted.push("keychain-pw-7");
+  // The link without its password: the user types it once, and asks to keep it.
+  const link = room.link.split("#")[0];
+  const guest = new CliPeer(room.link, "Grace (cli)");
+  await guest.waitEvent("cli joined", (e) => e.event === "joined");
+  await leaveIfInMeeting(session);
+  await session.clear('[data-testid="link-input"]');
+  await session.type('[data-testid="link-input"]', link);
+  await waitFor("link preview", () => session.text('[data-testid="link-preview"]'));
+  await session.type('[data-testid="password-input"]', "keychain-pw-7");
+  await session.click('[data-testid="remember-password"]');
+  await session.clear('[data-testid="nickname-input"]');
+  await session.type('[data-testid="nickname-input"]', "Ada (app)");
+  await session.click('[data-testid="join-button"]');
+  await waitJoined(session);
+  await session.click('[data-testid="leave-button"]');
+  await session.waitFind('[data-testid="join-screen"]');
+  // Next time the keychain has it: no password to type, and the join works.
+  await session.clear('[data-testid="link-input"]');
+  await session.type('[data-testid="link-input"]', link);
+  await session.waitFind('[data-testid="remembered-chip"]');
+  assert.equal((await session.findAll('[data-testid="password-input"]')).length, 0, "no password field");
+  await screenshot(session, "join-remembered");
+  await session.click('[data-testid="join-button"]');
+  await waitJoined(session);
+  await session.click('[data-testid="leave-button"]');
+  await session.waitFind('[data-testid="join-screen"]');
+  await guest.stop();
+  // The settings file names the meeting, never the password.
+  const settingsFile = join(env("CONCLAVE_APP_CONFIG"), "conclave", "settings.json");
+  const stored = readFileSync(settingsFile, "utf8");
+  assert.equal(JSON.parse(stored).remembered.length, 1);
+  assert.ok(!stored.includes("keychain-pw-7"), "no password in the settings file");
+
+  // Consent: the camera switch is stored.
+  await session.click('[data-testid="settings-button"]');
+  await session.waitFind('[data-testid="settings-panel"]');
+  await session.click('[data-testid="consent-camera"]');
+  await waitFor("camera consent off", () => JSON.parse(readFileSync(settingsFile, "utf8")).camera_allowed === false);
+  await screenshot(session, "settings");
+  await session.click('[data-testid="consent-camera"]');
+  await waitFor("camera consent on", () => JSON.parse(readFileSync(settingsFile, "utf8")).camera_allowed === true);
+
+  // "Send feedback": the bundle is shown first, then saved where the user says.
+  await session.click('[data-testid="send-feedback"]');
+  await session.waitFind('[data-testid="diagnostics-preview"]');
+  const names = await session.texts('[data-testid="diagnostics-file"]');
+  assert.ok(names.some((n) => n.startsWith("versions.txt")), names.join());
+  assert.ok(names.some((n) => n.startsWith("logs/")), `the logs are in it: ${names.join()}`);
+  await screenshot(session, "settings-diagnostics");
+  const bundleDir = join(process.env.TMPDIR ?? "/tmp", `diagnostics-${process.pid}`);
+  mkdirSync(bundleDir, { recursive: true });
+  const bundle = join(bundleDir, "bundle.zip");
+  await session.click('[data-testid="diagnostics-save"]');
+  await answerSaveDialog(bundle);
+  await session.waitFind('[data-testid="diagnostics-saved"]');
+  const unzipped = execFileSync("python3", ["-c",
+    "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); print('\\n'.join(n + '\\n' + z.read(n).decode('utf-8', 'replace') for n in z.namelist()))", bundle],
+    { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 });
+  assert.match(unzipped, /joining/, "the bundle holds the log");
+  const home = process.env.HOME ?? "";
+  for (const value of [...planted, canary.clipboard, canary.chat, canary.password]) {
+    assert.ok(!unzipped.includes(value), "the diagnostics bundle holds a planted secret");
+  }
+  if (home.length > 1) assert.ok(!unzipped.includes(home + "/"), "no path under the home folder");
+  await session.click('[data-testid="settings-close"]');
+
+  // Delete all local data: history, settings, the keychain entry.
+  await session.click('[data-testid="settings-button"]');
+  await session.click('[data-testid="delete-all"]');
+  await session.waitFind('[data-testid="delete-all-confirmation"]');
+  await session.click('[data-testid="delete-all-confirm"]');
+  await session.waitFind('[data-testid="delete-all-done"]');
+  await session.click('[data-testid="settings-close"]');
+  assert.ok(!existsSync(join(env("CONCLAVE_APP_CONFIG"), "..", "data", "conclave", "history.sqlite3")), "the history is gone");
+  await session.clear('[data-testid="link-input"]');
+  await session.type('[data-testid="link-input"]', link);
+  await session.waitFind('[data-testid="password-input"]');
+  assert.equal((await session.findAll('[data-testid="remembered-chip"]')).length, 0, "the keychain entry is gone");
+  await session.clear('[data-testid="link-input"]');
+});
+
 test("privacy canaries: clipboard text, a history entry, a chat export and the password are used locally, in a meeting", async () => {
   // Text that is not a meeting, on the clipboard (owned by another program).
   // (-quiet keeps xclip in the foreground, so that it ends with the test.)
@@ -546,18 +647,22 @@ test("privacy canaries: clipboard text, a history entry, a chat export and the p
     mkdirSync(canary.exportFolder, { recursive: true });
     const exported = join(canary.exportFolder, "chat.md");
     await session.click('[data-testid="export-chat"]');
-    const dialog = await waitFor("the save dialog", () => {
-      try {
-        return execFileSync("xdotool", ["search", "--onlyvisible", "--name", "Save"], { encoding: "utf8" }).trim().split("\n")[0];
-      } catch {
-        return null;
-      }
-    }, 10000);
-    execFileSync("xdotool", ["windowfocus", "--sync", dialog]);
-    execFileSync("xdotool", ["key", "--window", dialog, "ctrl+a"]);
-    execFileSync("xdotool", ["type", "--window", dialog, "--delay", "5", exported]);
-    execFileSync("xdotool", ["key", "--window", dialog, "Return"]);
+    await answerSaveDialog(exported);
     await waitFor("the chat file", () => existsSync(exported) && readFileSync(exported, "utf8").includes(canary.chat), 10000);
+
+    // The invitation goes on the clipboard; a clipboard manager keeps it
+    // after the app lets go (here: xclip takes it over). On exit the app
+    // clears it (the last test checks).
+    await session.click('[data-testid="copy-invitation"]');
+    const invitation = await waitFor("the invitation on the clipboard", () => {
+      const text = clipboardText();
+      return text.includes(String(room.room)) ? text : null;
+    });
+    clip.kill();
+    clipboardManager = spawn("xclip", ["-quiet", "-selection", "clipboard"], { stdio: ["pipe", "ignore", "ignore"] });
+    clipboardManager.stdin.end(invitation);
+    await waitFor("the manager holds it", () => clipboardText() === invitation);
+    invitationText = invitation;
 
     await session.click('[data-testid="leave-button"]');
     await session.waitFind('[data-testid="join-screen"]');
@@ -567,9 +672,21 @@ test("privacy canaries: clipboard text, a history entry, a chat export and the p
   }
 });
 
-test("the app's log holds no chat text, passwords or keys", async () => {
-  await session.end();
+test("the app's log holds no chat text, passwords or keys; on exit the app clears its invitation from the clipboard", async () => {
+  // The app quits as at logout (SIGTERM), and does its exit work.
+  const pid = appPid(env("CONCLAVE_APP_CONFIG"));
+  assert.ok(pid, "the app's process is found");
+  process.kill(pid, "SIGTERM");
+  await waitFor("the app quits", () => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, "utf8").split(" ")[2] === "Z", 10000);
+  await session.end().catch(() => {});
   session = null;
+  if (invitationText) {
+    try {
+      await waitFor("the clipboard cleared", () => clipboardText() !== invitationText, 10000);
+    } finally {
+      clipboardManager?.kill();
+    }
+  }
   const files = readdirSync(logDir);
   assert.ok(files.length > 0, "the app wrote a log file");
   const log = files.map((f) => readFileSync(join(logDir, f), "utf8")).join("\n");

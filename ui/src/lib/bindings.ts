@@ -261,7 +261,11 @@ has_password: boolean,
 /**
  * Whether the link carries a chat key (chat end-to-end encrypted).
  */
-has_chat_key: boolean, };
+has_chat_key: boolean, 
+/**
+ * Whether the OS keychain remembers this meeting's password or key.
+ */
+remembered: boolean, };
 
 export type JoinRequest = { 
 /**
@@ -279,7 +283,11 @@ nickname: string,
 /**
  * A server typed by the user; otherwise the link's, then the default.
  */
-server: string | null, };
+server: string | null, 
+/**
+ * Keep the password and chat key in the OS keychain after joining.
+ */
+remember: boolean, };
 
 export type DeviceOption = { 
 /**
@@ -354,6 +362,16 @@ ended: number | null,
  */
 attendees: Array<string>, };
 
+export type DiagnosticsFile = { 
+/**
+ * The name inside the zip.
+ */
+name: string, 
+/**
+ * Exactly what goes into the zip.
+ */
+contents: string, };
+
 export type Settings = { 
 /**
  * Last nickname used.
@@ -400,7 +418,21 @@ history_enabled: boolean,
 /**
  * Days after which history entries are deleted.
  */
-history_days: number, };
+history_days: number, 
+/**
+ * Consent to use a camera at all (D7): off, no camera is opened.
+ */
+camera_allowed: boolean, 
+/**
+ * Consent to use a microphone at all (D7): off, no microphone is opened.
+ */
+microphone_allowed: boolean, 
+/**
+ * Meetings whose password or chat key is in the OS keychain, by
+ * keychain name (server and meeting ID; never the secret), so that
+ * "Delete all local data" can remove them.
+ */
+remembered: Array<string>, };
 
 /** The commands of the app, as an interface so tests and demos can supply their own. */
 export interface Commands {
@@ -408,7 +440,7 @@ export interface Commands {
   launchLink(): Promise<string | null>;
   getSettings(): Promise<Settings>;
   saveSettings(settings: Settings): Promise<void>;
-  join(request: JoinRequest): Promise<void>;
+  join(request: JoinRequest): Promise<string | null>;
   hostMeeting(nickname: string, topic: string | null): Promise<string>;
   leave(): Promise<void>;
   sendChat(to: string | null, text: string): Promise<void>;
@@ -434,6 +466,10 @@ export interface Commands {
   startPreview(): Promise<string | null>;
   stopPreview(): Promise<void>;
   testSpeaker(device: string | null): Promise<void>;
+  forgetPassword(link: string): Promise<void>;
+  deleteAllLocalData(): Promise<Array<string>>;
+  diagnosticsPreview(): Promise<Array<DiagnosticsFile>>;
+  saveDiagnostics(): Promise<string | null>;
 }
 
 /** The commands, invoked over Tauri IPC. */
@@ -442,7 +478,7 @@ export const tauriCommands: Commands = {
   launchLink: () => invoke<string | null>("launch_link"),
   getSettings: () => invoke<Settings>("get_settings"),
   saveSettings: (settings: Settings) => invoke<void>("save_settings", { settings }),
-  join: (request: JoinRequest) => invoke<void>("join", { request }),
+  join: (request: JoinRequest) => invoke<string | null>("join", { request }),
   hostMeeting: (nickname: string, topic: string | null) => invoke<string>("host_meeting", { nickname, topic }),
   leave: () => invoke<void>("leave"),
   sendChat: (to: string | null, text: string) => invoke<void>("send_chat", { to, text }),
@@ -468,6 +504,10 @@ export const tauriCommands: Commands = {
   startPreview: () => invoke<string | null>("start_preview"),
   stopPreview: () => invoke<void>("stop_preview"),
   testSpeaker: (device: string | null) => invoke<void>("test_speaker", { device }),
+  forgetPassword: (link: string) => invoke<void>("forget_password", { link }),
+  deleteAllLocalData: () => invoke<Array<string>>("delete_all_local_data"),
+  diagnosticsPreview: () => invoke<Array<DiagnosticsFile>>("diagnostics_preview"),
+  saveDiagnostics: () => invoke<string | null>("save_diagnostics"),
 };
 
 /** The name of the event that carries every [`EngineEvent`]. */

@@ -9,7 +9,7 @@ import type { ChatMessage, EngineEvent, LinkSummary, Participant, Settings } fro
 export function demoBackend(): Backend {
   const handlers = new Set<(e: EngineEvent) => void>();
   const emit = (e: EngineEvent) => handlers.forEach((h) => h(e));
-  let settings: Settings = { nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "default", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30 };
+  let settings: Settings = { nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "default", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [] };
   let self: Participant = { id: "1", nickname: "", is_self: true };
   const others: Participant[] = [
     { id: "2", nickname: "Ada Lovelace", is_self: false },
@@ -34,6 +34,7 @@ export function demoBackend(): Backend {
           server: null,
           has_password: text.includes("#"),
           has_chat_key: text.includes("k="),
+          remembered: false,
         };
       },
       launchLink: async () => null,
@@ -47,9 +48,10 @@ export function demoBackend(): Backend {
         emit({ type: "joined", room: "123456789", self_id: "1", nickname: request.nickname, chat_encrypted: true, participants: [self, others[0]] });
         setTimeout(() => emit({ type: "participant_joined", participant: others[1] }), 1500);
         setTimeout(() => emit({ type: "chat", message: say(others[0], "Hello! Can everyone see the agenda?") }), 2500);
+        return null;
       },
       async hostMeeting(nickname) {
-        await this.join({ link_or_id: "123456789", password: null, nickname, server: null });
+        await this.join({ link_or_id: "123456789", password: null, nickname, server: null, remember: false });
         return "conclave://join/123456789?server=ws%3A%2F%2F192.168.1.20%3A40123#pwd=demo&key=demo";
       },
       leave: async () => emit({ type: "left" }),
@@ -83,6 +85,13 @@ export function demoBackend(): Backend {
       startPreview: async () => null,
       stopPreview: async () => {},
       testSpeaker: async () => {},
+      forgetPassword: async () => {},
+      deleteAllLocalData: async () => [],
+      diagnosticsPreview: async () => [
+        { name: "versions.txt", contents: "Conclave 0.1.0\nplatform: linux x86_64\n" },
+        { name: "recent-errors.txt", contents: "" },
+      ],
+      saveDiagnostics: async () => "/home/you/conclave-diagnostics.zip",
     },
     async onEngineEvent(handler) {
       handlers.add(handler);

@@ -9,12 +9,12 @@ function fakeCommands(overrides: Partial<Commands> = {}): Commands {
   return {
     parseLink: vi.fn(async (text: string): Promise<LinkSummary> => {
       if (!/\d{6}/.test(text)) throw "Not a meeting link or ID";
-      return { room: "123 456 789", server: null, has_password: text.includes("pw="), has_chat_key: text.includes("k=") };
+      return { room: "123 456 789", server: null, has_password: text.includes("pw="), has_chat_key: text.includes("k="), remembered: false };
     }),
     launchLink: vi.fn(async () => null),
-    getSettings: vi.fn(async () => ({ nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30 })),
+    getSettings: vi.fn(async () => ({ nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [] })),
     saveSettings: vi.fn(async () => {}),
-    join: vi.fn(async () => {}),
+    join: vi.fn(async () => null),
     hostMeeting: vi.fn(async () => "conclave://join/1"),
     leave: vi.fn(async () => {}),
     sendChat: vi.fn(async () => {}),
@@ -40,11 +40,15 @@ function fakeCommands(overrides: Partial<Commands> = {}): Commands {
     startPreview: vi.fn(async () => null),
     stopPreview: vi.fn(async () => {}),
     testSpeaker: vi.fn(async () => {}),
+    forgetPassword: vi.fn(async () => {}),
+    deleteAllLocalData: vi.fn(async () => []),
+    diagnosticsPreview: vi.fn(async () => []),
+    saveDiagnostics: vi.fn(async () => null),
     ...overrides,
   };
 }
 
-const settings = { nickname: "Ada", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30 };
+const settings = { nickname: "Ada", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [] };
 
 describe("JoinScreen", () => {
   setLocale("en");
@@ -100,6 +104,7 @@ describe("JoinScreen", () => {
       nickname: "Ada",
       // The untouched default: the backend uses the link's server, else this one.
       server: null,
+      remember: false,
     });
     await waitFor(() => expect(screen.getByTestId("join-error").textContent).toContain("This meeting needs a password"));
   });
@@ -115,5 +120,28 @@ describe("JoinScreen", () => {
     await userEvent.click(screen.getByTestId("host-button"));
     expect(onhost).toHaveBeenCalledWith("Ada");
     expect(screen.queryByTestId("link-error")).toBeNull();
+  });
+
+  it("offers to remember a typed password in the keychain, and passes the choice on", async () => {
+    const commands = fakeCommands();
+    render(JoinScreen, { commands, settings });
+    expect(screen.queryByTestId("remember-password")).toBeNull();
+    await userEvent.type(screen.getByTestId("link-input"), "123456789");
+    await userEvent.type(screen.getByTestId("password-input"), "secret");
+    await userEvent.click(screen.getByTestId("remember-password"));
+    await userEvent.click(screen.getByTestId("join-button"));
+    expect(commands.join).toHaveBeenCalledWith(expect.objectContaining({ password: "secret", remember: true }));
+  });
+
+  it("says when a password is remembered, needs none typed, and can forget it", async () => {
+    const parseLink = vi.fn(async (): Promise<LinkSummary> => ({ room: "123 456 789", server: null, has_password: false, has_chat_key: false, remembered: true }));
+    const commands = fakeCommands({ parseLink });
+    render(JoinScreen, { commands, settings });
+    await userEvent.type(screen.getByTestId("link-input"), "123456789");
+    await screen.findByTestId("remembered-chip");
+    expect(screen.queryByTestId("password-input")).toBeNull();
+    await userEvent.click(screen.getByTestId("forget-password"));
+    expect(commands.forgetPassword).toHaveBeenCalledWith("123456789");
+    await screen.findByTestId("password-input");
   });
 });

@@ -10,18 +10,44 @@
 mod bindings;
 mod commands;
 mod history;
+mod instance;
 mod logging;
 mod privacy;
 mod settings;
 
+/// The event carrying a link that a later start of the app handed over.
+const OPEN_LINK_EVENT: &str = "open-link";
+
 fn main() {
     let _log_guard = logging::init();
+    // A link opened while the app runs goes to the running app.
+    let listener = match instance::claim(commands::launch_link().as_deref()) {
+        instance::Start::Forwarded => {
+            tracing::info!("handed over to the running app");
+            return;
+        }
+        instance::Start::First(listener) => listener,
+    };
+    let socket = listener.path();
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_dialog::init())
         .manage(commands::AppState::default())
-        .setup(|app| {
+        .setup(move |app| {
             quit_on_sigterm(app.handle().clone());
+            let handle = app.handle().clone();
+            listener.serve(move |link| {
+                use tauri::{Emitter, Manager};
+                if let Some(window) = handle.get_webview_window("main") {
+                    let _ = window.unminimize();
+                    let _ = window.show();
+                    let _ = window.set_focus();
+                }
+                if !link.is_empty() {
+                    tracing::info!("a link was opened: showing it on the join screen");
+                    let _ = handle.emit(OPEN_LINK_EVENT, link);
+                }
+            });
             Ok(())
         })
         .invoke_handler(tauri::generate_handler![
@@ -62,10 +88,13 @@ fn main() {
         ])
         .build(tauri::generate_context!());
     match result {
-        Ok(app) => app.run(|app, event| {
+        Ok(app) => app.run(move |app, event| {
             // Before Exit: on Exit the clipboard plugin has already let go.
             if let tauri::RunEvent::ExitRequested { .. } = event {
                 clear_our_clipboard(app);
+            }
+            if let tauri::RunEvent::Exit = event {
+                instance::Listener::remove_socket(&socket);
             }
         }),
         Err(e) => {

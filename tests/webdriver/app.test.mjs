@@ -82,17 +82,19 @@ class CliPeer {
   }
 }
 
-/** The pid of the app running with the profile whose config is `config`. */
-function appPid(config) {
+/** The pids of the apps running with the profile whose config is `config`. */
+function appPids(config) {
+  const pids = [];
   for (const pid of readdirSync("/proc").filter((p) => /^\d+$/.test(p))) {
     try {
       if (!readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith(app)) continue;
-      if (readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(`XDG_CONFIG_HOME=${config}`)) return Number(pid);
+      if (readFileSync(`/proc/${pid}/stat`, "utf8").split(" ")[2] === "Z") continue;
+      if (readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").includes(`XDG_CONFIG_HOME=${config}`)) pids.push(Number(pid));
     } catch {
       // Gone meanwhile.
     }
   }
-  return null;
+  return pids;
 }
 
 function createMeeting(password) {
@@ -524,6 +526,33 @@ test("host a meeting from the app: a cli joins with its link, chat both ways, en
   assert.equal(await guest.exited, 2);
 });
 
+test("a conclave:// link opened while the app runs goes to it: one instance, its join screen filled", async () => {
+  await leaveIfInMeeting(session);
+  const config = env("CONCLAVE_APP_CONFIG");
+  const profile = join(config, "..");
+  const open = (link) => new Promise((resolve, reject) => {
+    // As the desktop does for a conclave:// link: the app, with the link.
+    const child = spawn(app, [link], {
+      stdio: "ignore",
+      env: { ...process.env, XDG_CONFIG_HOME: config, XDG_DATA_HOME: join(profile, "data"), XDG_STATE_HOME: join(profile, "state"), XDG_CACHE_HOME: join(profile, "cache") },
+    });
+    const timer = setTimeout(() => {
+      child.kill();
+      reject(new Error("the second start did not hand over and exit"));
+    }, 15000);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+  });
+  for (const room of ["111222333", "444555666"]) {
+    assert.equal(await open(`conclave://join/${room}?server=ws%3A%2F%2F127.0.0.1%3A8188`), 0, "handed over");
+    await waitFor(`the join screen shows meeting ${room}`, async () => (await session.value('[data-testid="link-input"]')).includes(room));
+  }
+  assert.equal(appPids(config).length, 1, "one instance");
+  await session.clear('[data-testid="link-input"]');
+});
+
 test("remember a password in the keychain; settings: consent, a diagnostics bundle without secrets, delete all local data", async () => {
   const room = createMeeting("keychain-pw-7");
   planted.push("keychain-pw-7");
@@ -674,7 +703,7 @@ test("privacy canaries: clipboard text, a history entry, a chat export and the p
 
 test("the app's log holds no chat text, passwords or keys; on exit the app clears its invitation from the clipboard", async () => {
   // The app quits as at logout (SIGTERM), and does its exit work.
-  const pid = appPid(env("CONCLAVE_APP_CONFIG"));
+  const [pid] = appPids(env("CONCLAVE_APP_CONFIG"));
   assert.ok(pid, "the app's process is found");
   process.kill(pid, "SIGTERM");
   await waitFor("the app quits", () => !existsSync(`/proc/${pid}`) || readFileSync(`/proc/${pid}/stat`, "utf8").split(" ")[2] === "Z", 10000);

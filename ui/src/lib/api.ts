@@ -2,12 +2,15 @@
  * The backend the UI talks to: the app over Tauri IPC, or, when the UI runs
  * in a plain browser during development, a demo backend.
  */
+import { listen } from "@tauri-apps/api/event";
 import { listenEngineEvents, tauriCommands, type Commands, type EngineEvent } from "./bindings";
 
 /** Commands plus the engine event stream. */
 export interface Backend {
   commands: Commands;
   onEngineEvent(handler: (event: EngineEvent) => void): Promise<() => void>;
+  /** A meeting link opened while the app runs (a `conclave://` link). */
+  onOpenLink(handler: (link: string) => void): Promise<() => void>;
 }
 
 /** Whether the UI runs inside the app. */
@@ -19,6 +22,7 @@ export function inApp(): boolean {
 export const tauriBackend: Backend = {
   commands: tauriCommands,
   onEngineEvent: listenEngineEvents,
+  onOpenLink: (handler) => listen<string>("open-link", (e) => handler(e.payload)),
 };
 
 /** Turns a rejected command into a message for the user. */

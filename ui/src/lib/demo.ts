@@ -93,6 +93,7 @@ export function demoBackend(): Backend {
       ],
       saveDiagnostics: async () => "/home/you/conclave-diagnostics.zip",
     },
+    onOpenLink: async () => () => {},
     async onEngineEvent(handler) {
       handlers.add(handler);
       return () => handlers.delete(handler);

@@ -90,6 +90,7 @@ const en = {
   "join.remember": "Remember the password in the system keychain",
   "join.preview.remembered": "Password remembered",
   "join.forget": "Forget",
+  "app.linkDuringMeeting": "A meeting link was opened. Leave this meeting to join it.",
   "history.button": "History",
   "history.title": "Meeting history",
   "history.close": "Close",

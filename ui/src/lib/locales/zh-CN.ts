@@ -92,6 +92,7 @@ const zhCN: Record<MessageKey, string> = {
   "join.remember": "在系统钥匙串中记住密码",
   "join.preview.remembered": "已记住密码",
   "join.forget": "忘记",
+  "app.linkDuringMeeting": "打开了一个会议链接。请先离开当前会议再加入。",
   "history.button": "历史",
   "history.title": "会议历史",
   "history.close": "关闭",

@@ -484,12 +484,19 @@ pub async fn send_chat(
 pub async fn copy_invitation(app: AppHandle, state: State<'_, AppState>) -> Result<String, String> {
     let session = state.session.lock().await;
     let s = session.as_ref().ok_or("Not in a meeting")?;
-    let text = Invitation {
+    let mut text = Invitation {
         info: &s.info,
         inviter: &s.nickname,
         topic: None,
     }
     .to_text();
+    // A meeting this app hosts has a page on its embedded server, for
+    // those who open the invitation in a browser.
+    if state.hosted.lock().await.is_some() {
+        if let Some(page) = s.info.to_page_link() {
+            text.push_str(&format!("In a browser: {page}\n"));
+        }
+    }
     app.clipboard()
         .write_text(text.clone())
         .map_err(|e| format!("Could not copy: {e}"))?;

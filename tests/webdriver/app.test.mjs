@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { createInterface } from "node:readline";
 import { existsSync, mkdirSync, rmSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import https from "node:https";
 import { join } from "node:path";
 import { Keys, Session, waitFor } from "./webdriver.mjs";
 import { DemoPages } from "../demos/pages.mjs";
@@ -504,6 +505,25 @@ test("host a meeting from the app: a cli joins with its link, chat both ways, en
   assert.match(link, /#pwd=.+&key=/);
   assert.match(link, /fp=[0-9a-f]{64}/);
   await screenshot(session, "hosting");
+  // The invitation also names the meeting's page on the app's server, for a
+  // browser: it offers "Open in Conclave" with a link to this meeting.
+  await session.click('[data-testid="copy-invitation"]');
+  const invitation = await waitFor("the invitation on the clipboard", () => {
+    const text = clipboardText();
+    return /In a browser: /.test(text) ? text : null;
+  });
+  const page = invitation.match(/In a browser: (https:\/\/\S+\/j\/(\d+))#/);
+  assert.ok(page, invitation);
+  const html = await new Promise((resolve, reject) => {
+    // The app's certificate is self-signed (the link pins it with fp=).
+    https.get(page[1], { rejectUnauthorized: false }, (res) => {
+      let body = "";
+      res.on("data", (d) => (body += d));
+      res.on("end", () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`HTTP ${res.statusCode}`))));
+    }).on("error", reject);
+  });
+  assert.match(html, /Open in Conclave/);
+  assert.ok(html.includes(`conclave://join/${page[2]}?server=wss%3A%2F%2F`), "the page links to the meeting on this server");
 
   const guest = new CliPeer(link, "Gus (cli)");
   const joined = await guest.waitEvent("guest joined", (e) => e.event === "joined");

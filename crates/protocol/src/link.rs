@@ -238,6 +238,27 @@ impl MeetingInfo {
         link
     }
 
+    /// The link of the meeting's page on its server (`http(s)://<host>/j/<id>`,
+    /// which conclave-server serves), when the server is at the host's root
+    /// or at `/janus` (what a `/j/` link means, see docs/links.md). The
+    /// secrets stay in the fragment, which browsers never send.
+    pub fn to_page_link(&self) -> Option<String> {
+        let server = self.server.as_deref()?;
+        let (scheme, rest) = if let Some(rest) = server.strip_prefix("wss://") {
+            ("https", rest)
+        } else {
+            ("http", server.strip_prefix("ws://")?)
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let host = rest.strip_suffix("/janus").unwrap_or(rest);
+        if host.is_empty() || host.contains('/') {
+            return None;
+        }
+        let mut link = format!("{scheme}://{host}/j/{}", self.room.0);
+        self.push_fragment(&mut link);
+        Some(link)
+    }
+
     fn push_fragment(&self, link: &mut String) {
         let mut parts = Vec::new();
         if let Some(p) = &self.password {
@@ -532,6 +553,32 @@ mod tests {
 
     fn key() -> ChatKey {
         ChatKey([7u8; CHAT_KEY_LEN])
+    }
+
+    #[test]
+    fn page_links_point_at_the_server_root_and_parse_back() {
+        let mut info = MeetingInfo::parse(
+            "conclave://join/123456789?server=ws%3A%2F%2F192.168.1.20%3A40123#pwd=a%20b",
+        )
+        .expect("link");
+        let page = info.to_page_link().expect("page link");
+        assert_eq!(page, "http://192.168.1.20:40123/j/123456789#pwd=a%20b");
+        let back = MeetingInfo::parse(&page).expect("parses back");
+        // (conclave-server takes WebSockets on any path.)
+        assert_eq!(
+            back.server.as_deref(),
+            Some("ws://192.168.1.20:40123/janus")
+        );
+        assert_eq!(back.password, info.password);
+        info.server = Some("wss://meet.example.org/janus".into());
+        assert_eq!(
+            info.to_page_link().as_deref(),
+            Some("https://meet.example.org/j/123456789#pwd=a%20b")
+        );
+        info.server = Some("wss://meet.example.org/other/ws".into());
+        assert_eq!(info.to_page_link(), None, "not at the server's root");
+        info.server = None;
+        assert_eq!(info.to_page_link(), None);
     }
 
     #[test]

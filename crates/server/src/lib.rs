@@ -7,7 +7,8 @@
 //! datagrams and the clock go in through [`Server::handle_input`]; texts to
 //! send, datagrams to transmit and the next deadline come out of
 //! [`Server::poll_output`] and [`Server::poll_timeout`]. [`runtime`] drives it
-//! with tokio: one WebSocket listener, one UDP socket.
+//! with tokio: one WebSocket listener, one UDP socket. On the WebSocket port,
+//! plain HTTP gets the meeting pages of [`web`] (`/j/<id>`).
 //!
 //! The VideoRoom forwards media as an SFU ([`sfu`]): publishers' RTP goes to
 //! subscribers packet by packet, never decoded.
@@ -26,6 +27,7 @@ mod sfu;
 mod textroom;
 pub mod tls;
 mod videoroom;
+pub mod web;
 
 #[cfg(test)]
 mod sfu_tests;

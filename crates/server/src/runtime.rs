@@ -91,6 +91,11 @@ enum ConnEvent {
     Closed {
         conn: ConnId,
     },
+    /// A plain HTTP request (the join page), for the audit file.
+    Page {
+        conn: ConnId,
+        request: String,
+    },
 }
 
 /// Binds the sockets and starts serving.
@@ -202,10 +207,10 @@ async fn run(
                     workers.push(tokio::spawn(async move {
                         match acceptor {
                             Some(acceptor) => match acceptor.accept(stream).await {
-                                Ok(tls) => connection(tls, remote, conn, events, max_message).await,
+                                Ok(tls) => connection(tls, true, remote, conn, events, max_message).await,
                                 Err(e) => debug!(error = %e, %remote, "TLS handshake failed"),
                             },
-                            None => connection(stream, remote, conn, events, max_message).await,
+                            None => connection(stream, false, remote, conn, events, max_message).await,
                         }
                     }));
                 }
@@ -225,6 +230,11 @@ async fn run(
                 ConnEvent::Closed { conn } => {
                     senders.remove(&conn);
                     server.handle_input(Instant::now(), Input::Disconnected { conn });
+                }
+                ConnEvent::Page { conn, request } => {
+                    if let Some(file) = audit.as_mut() {
+                        write_audit(file, "http", conn.0, &request);
+                    }
                 }
             },
             received = udp.recv_from(&mut buf) => match received {
@@ -286,7 +296,8 @@ fn write_audit(file: &mut std::fs::File, kind: &str, on: u64, text: &str) {
 }
 
 async fn connection<S>(
-    stream: S,
+    mut stream: S,
+    secure: bool,
     remote: SocketAddr,
     conn: ConnId,
     events: mpsc::UnboundedSender<ConnEvent>,
@@ -294,6 +305,35 @@ async fn connection<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
+    // A plain HTTP request gets the join page (or 404); a WebSocket upgrade
+    // goes on, its head replayed to the handshake.
+    let head = match tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        crate::web::read_head(&mut stream),
+    )
+    .await
+    {
+        Ok(Ok(head)) => head,
+        Ok(Err(e)) => {
+            debug!(error = %e, %remote, "no request");
+            return;
+        }
+        Err(_) => {
+            debug!(%remote, "no request in time");
+            return;
+        }
+    };
+    if !crate::web::is_websocket_upgrade(&head) {
+        use tokio::io::AsyncWriteExt;
+        let _ = events.send(ConnEvent::Page {
+            conn,
+            request: String::from_utf8_lossy(&head).into_owned(),
+        });
+        let _ = stream.write_all(&crate::web::respond(&head, secure)).await;
+        let _ = stream.shutdown().await;
+        return;
+    }
+    let stream = crate::web::Rewind::new(head, stream);
     let handshake = std::sync::Mutex::new(String::new());
     // The error type is tungstenite's; its size is not ours to choose.
     #[allow(clippy::result_large_err)]

@@ -43,6 +43,9 @@ pub struct Settings {
     /// keychain name (server and meeting ID; never the secret), so that
     /// "Delete all local data" can remove them.
     pub remembered: Vec<String>,
+    /// Keep meeting content inside the app (D5): chat text copies to an
+    /// app-internal clipboard, other programs get a placeholder.
+    pub keep_content_in_app: bool,
 }
 
 impl Default for Settings {
@@ -62,6 +65,7 @@ impl Default for Settings {
             camera_allowed: true,
             microphone_allowed: true,
             remembered: Vec::new(),
+            keep_content_in_app: false,
         }
     }
 }

@@ -432,7 +432,12 @@ microphone_allowed: boolean,
  * keychain name (server and meeting ID; never the secret), so that
  * "Delete all local data" can remove them.
  */
-remembered: Array<string>, };
+remembered: Array<string>, 
+/**
+ * Keep meeting content inside the app (D5): chat text copies to an
+ * app-internal clipboard, other programs get a placeholder.
+ */
+keep_content_in_app: boolean, };
 
 /** The commands of the app, as an interface so tests and demos can supply their own. */
 export interface Commands {

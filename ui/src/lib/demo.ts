@@ -9,7 +9,7 @@ import type { ChatMessage, EngineEvent, LinkSummary, Participant, Settings } fro
 export function demoBackend(): Backend {
   const handlers = new Set<(e: EngineEvent) => void>();
   const emit = (e: EngineEvent) => handlers.forEach((h) => h(e));
-  let settings: Settings = { nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "default", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [] };
+  let settings: Settings = { nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "default", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [], keep_content_in_app: false };
   let self: Participant = { id: "1", nickname: "", is_self: true };
   const others: Participant[] = [
     { id: "2", nickname: "Ada Lovelace", is_self: false },

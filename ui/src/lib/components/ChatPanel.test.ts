@@ -74,4 +74,35 @@ describe("ChatPanel", () => {
     await userEvent.type(screen.getByTestId("chat-input"), "   {Enter}");
     expect(onsend).not.toHaveBeenCalled();
   });
+
+  it("keeps copied chat inside the app when asked: others get a placeholder, the chat box gets the text", async () => {
+    renderChat([msg(ada, "the quarterly numbers")], { contained: true });
+    const bubble = screen.getByTestId("chat-message");
+    const range = document.createRange();
+    range.selectNodeContents(bubble);
+    window.getSelection()?.removeAllRanges();
+    window.getSelection()?.addRange(range);
+    let systemClipboard = "";
+    const clipboardEvent = (type: string) => {
+      const event = new Event(type, { bubbles: true, cancelable: true });
+      Object.defineProperty(event, "clipboardData", {
+        value: { setData: (_: string, v: string) => (systemClipboard = v), getData: () => systemClipboard },
+      });
+      return event;
+    };
+    const copy = clipboardEvent("copy");
+    bubble.dispatchEvent(copy);
+    expect(copy.defaultPrevented).toBe(true);
+    expect(systemClipboard).not.toContain("quarterly");
+    const input = screen.getByTestId("chat-input") as HTMLTextAreaElement;
+    input.dispatchEvent(clipboardEvent("paste"));
+    await vi.waitFor(() => expect(input.value).toBe("the quarterly numbers"));
+  });
+
+  it("copies normally when the guard is off", () => {
+    renderChat([msg(ada, "hello")]);
+    const copy = new Event("copy", { bubbles: true, cancelable: true });
+    screen.getByTestId("chat-message").dispatchEvent(copy);
+    expect(copy.defaultPrevented).toBe(false);
+  });
 });

@@ -12,7 +12,7 @@ function fakeCommands(overrides: Partial<Commands> = {}): Commands {
       return { room: "123 456 789", server: null, has_password: text.includes("pw="), has_chat_key: text.includes("k="), remembered: false };
     }),
     launchLink: vi.fn(async () => null),
-    getSettings: vi.fn(async () => ({ nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [] })),
+    getSettings: vi.fn(async () => ({ nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [], keep_content_in_app: false })),
     saveSettings: vi.fn(async () => {}),
     join: vi.fn(async () => null),
     hostMeeting: vi.fn(async () => "conclave://join/1"),
@@ -48,7 +48,7 @@ function fakeCommands(overrides: Partial<Commands> = {}): Commands {
   };
 }
 
-const settings = { nickname: "Ada", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [] };
+const settings = { nickname: "Ada", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [], keep_content_in_app: false };
 
 describe("JoinScreen", () => {
   setLocale("en");

@@ -77,6 +77,7 @@ const en = {
   "settings.history": "Keep a meeting history on this device (meetings and who attended; never chat)",
   "settings.historyDays": "Delete history entries after (days)",
   "settings.remembered": "Meetings with a password in the system keychain: {count}",
+  "settings.contained": "Keep meeting content inside the app (chat you copy can be pasted only in Conclave)",
   "settings.data": "Your data",
   "settings.deleteAll": "Delete all local data",
   "settings.deleteConfirm": "Delete the history, settings, remembered passwords, backgrounds and logs? Files you saved elsewhere stay.",

@@ -79,6 +79,7 @@ const zhCN: Record<MessageKey, string> = {
   "settings.history": "在本设备上保存会议历史（会议和参会者；从不保存聊天）",
   "settings.historyDays": "历史记录保留天数",
   "settings.remembered": "密码保存在系统钥匙串中的会议：{count}",
+  "settings.contained": "会议内容只留在应用内（复制的聊天内容只能粘贴到 Conclave 中）",
   "settings.data": "你的数据",
   "settings.deleteAll": "删除所有本地数据",
   "settings.deleteConfirm": "删除历史记录、设置、记住的密码、背景和日志？你保存在其他位置的文件会保留。",

@@ -116,6 +116,14 @@ fn quit_on_sigterm(app: tauri::AppHandle) {
             Ok(mut term) => {
                 if term.recv().await.is_some() {
                     tracing::info!("asked to quit (SIGTERM)");
+                    // Whatever holds up the orderly exit, the process ends.
+                    let _ = std::thread::Builder::new()
+                        .name("exit-watchdog".into())
+                        .spawn(|| {
+                            std::thread::sleep(std::time::Duration::from_secs(3));
+                            tracing::warn!("exit took too long; ending the process");
+                            std::process::exit(0);
+                        });
                     app.exit(0);
                 }
             }
@@ -127,12 +135,12 @@ fn quit_on_sigterm(app: tauri::AppHandle) {
 }
 
 /// The paste guard (D5): if the clipboard still holds what the app put there
-/// (the invitation), it is cleared as the app exits. The clipboard is read
-/// off the main thread (reading what the webview owns from the main thread
-/// would deadlock), and exit waits for it at most a second.
+/// (the invitation), it is cleared as the app exits. A clipboard connection
+/// of its own, off the main thread (reading what the webview owns from the
+/// main thread would deadlock, and the clipboard plugin's own connection is
+/// being closed); exit waits for it at most a second.
 fn clear_our_clipboard(app: &tauri::AppHandle) {
     use tauri::Manager;
-    use tauri_plugin_clipboard_manager::ClipboardExt;
     static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if DONE.swap(true, std::sync::atomic::Ordering::SeqCst) {
         return;
@@ -143,9 +151,12 @@ fn clear_our_clipboard(app: &tauri::AppHandle) {
         .name("paste-guard".into())
         .spawn(move || {
             let state = app.state::<commands::AppState>();
-            if let Ok(text) = app.clipboard().read_text() {
+            let Ok(mut clipboard) = arboard::Clipboard::new() else {
+                return;
+            };
+            if let Ok(text) = clipboard.get_text() {
                 if state.paste_guard.is_ours(&text) {
-                    match app.clipboard().clear() {
+                    match clipboard.clear() {
                         Ok(()) => tracing::info!("cleared the clipboard of the invitation"),
                         Err(e) => tracing::warn!(error = %e, "could not clear the clipboard"),
                     }

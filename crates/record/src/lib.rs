@@ -1,0 +1,11 @@
+//! Local recording (R1–R4): everything a recording needs that is not the
+//! meeting itself. [`mkv`] writes WebM/Matroska crash-safely: clusters of at
+//! most a second are written whole and synced, so a crash, `kill -9` or power
+//! loss leaves a playable file that lacks at most the last second; a clean
+//! stop adds the index (cues) and the duration; [`mkv::repair`] finalises a
+//! file a crash cut off.
+//!
+//! Must not: open network connections, or write anywhere but the file the
+//! user's chosen folder names.
+
+pub mod mkv;

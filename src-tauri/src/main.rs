@@ -116,6 +116,11 @@ fn quit_on_sigterm(app: tauri::AppHandle) {
             Ok(mut term) => {
                 if term.recv().await.is_some() {
                     tracing::info!("asked to quit (SIGTERM)");
+                    // The paste guard first, off the event loop.
+                    let guard = app.clone();
+                    let check =
+                        tauri::async_runtime::spawn_blocking(move || guard_clipboard(&guard));
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), check).await;
                     // Whatever holds up the orderly exit, the process ends.
                     let _ = std::thread::Builder::new()
                         .name("exit-watchdog".into())
@@ -134,37 +139,46 @@ fn quit_on_sigterm(app: tauri::AppHandle) {
     let _ = app;
 }
 
-/// The paste guard (D5): if the clipboard still holds what the app put there
-/// (the invitation), it is cleared as the app exits. A clipboard connection
-/// of its own, off the main thread (reading what the webview owns from the
-/// main thread would deadlock, and the clipboard plugin's own connection is
-/// being closed); exit waits for it at most a second.
+/// The paste guard (D5) as the app exits by itself (its window closed):
+/// [`guard_clipboard`] on a thread of its own (reading what the webview
+/// owns from the main thread would deadlock); exit waits at most a second.
 fn clear_our_clipboard(app: &tauri::AppHandle) {
-    use tauri::Manager;
-    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if DONE.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        return;
-    }
     let app = app.clone();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("paste-guard".into())
         .spawn(move || {
-            let state = app.state::<commands::AppState>();
-            let Ok(mut clipboard) = arboard::Clipboard::new() else {
-                return;
-            };
-            if let Ok(text) = clipboard.get_text() {
-                if state.paste_guard.is_ours(&text) {
-                    match clipboard.clear() {
-                        Ok(()) => tracing::info!("cleared the clipboard of the invitation"),
-                        Err(e) => tracing::warn!(error = %e, "could not clear the clipboard"),
-                    }
-                }
-            }
+            guard_clipboard(&app);
             let _ = done_tx.send(());
         });
     if spawned.is_ok() {
         let _ = done_rx.recv_timeout(std::time::Duration::from_secs(1));
+    }
+}
+
+/// The paste guard (D5): if the clipboard still holds what the app put there
+/// (the invitation), it is cleared. Once per run; a clipboard connection of
+/// its own (the clipboard plugin's is closed at exit).
+fn guard_clipboard(app: &tauri::AppHandle) {
+    use tauri::Manager;
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if DONE.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let state = app.state::<commands::AppState>();
+    let mut clipboard = match arboard::Clipboard::new() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "paste guard: no clipboard");
+            return;
+        }
+    };
+    match clipboard.get_text() {
+        Ok(text) if state.paste_guard.is_ours(&text) => match clipboard.clear() {
+            Ok(()) => tracing::info!("cleared the clipboard of the invitation"),
+            Err(e) => tracing::warn!(error = %e, "could not clear the clipboard"),
+        },
+        Ok(_) => tracing::info!("paste guard: the clipboard holds something else"),
+        Err(e) => tracing::info!(error = %e, "paste guard: nothing to read"),
     }
 }

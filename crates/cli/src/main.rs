@@ -133,6 +133,24 @@ struct JoinArgs {
     /// plays, less this meeting's own playback.
     #[arg(long, requires = "share_screen")]
     share_audio: bool,
+    /// Record the meeting into a new WebM file in DIR (the gallery in VP8,
+    /// everyone's sound in Opus), written crash-safely; finalised on leaving.
+    #[arg(long, value_name = "DIR")]
+    record: Option<std::path::PathBuf>,
+}
+
+/// Finalises the recording however the meeting ends.
+struct Recording(Option<std::sync::Arc<conclave_record::recorder::Recorder>>);
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if let Some(r) = self.0.take() {
+            match r.stop() {
+                Ok(path) => eprintln!("conclave-cli: recording saved to {}", path.display()),
+                Err(e) => eprintln!("conclave-cli: the recording could not be finished: {e}"),
+            }
+        }
+    }
 }
 
 fn parse_camera(spec: &str) -> anyhow::Result<CameraChoice> {
@@ -486,8 +504,41 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
         say_to.push((nick.to_owned(), text.to_owned()));
     }
     let printer = Printer { json: args.json };
+    let recording = match &args.record {
+        None => Recording(None),
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            let at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or_default();
+            let path = dir.join(format!("conclave-{}-{at}.webm", info.room.0));
+            let recorder = conclave_record::recorder::Recorder::start(
+                &path,
+                &format!("Meeting {}", info.room),
+            )
+            .with_context(|| format!("recording into {}", path.display()))?;
+            if args.json {
+                println!(
+                    "{}",
+                    json!({"event": "recording_started", "path": path.display().to_string()})
+                );
+            }
+            Recording(Some(std::sync::Arc::new(recorder)))
+        }
+    };
+    let frame_sink = recording.0.clone().map(|r| {
+        conclave_engine::video::FrameSink(std::sync::Arc::new(
+            move |tile, frame: &conclave_media::VideoFrame| r.video(tile, frame),
+        ))
+    });
+    let audio_tap = recording.0.clone().map(|r| {
+        conclave_engine::AudioTap(std::sync::Arc::new(
+            move |id, block: &conclave_media::AudioFrame| r.audio(id, block),
+        ))
+    });
     let (meeting, mut events) = conclave_engine::start(JoinOptions {
-        frame_sink: None,
+        frame_sink,
         info,
         nickname: args.name.clone(),
         server,
@@ -510,6 +561,7 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
                     source: args.share_source.clone(),
                 }),
             share_audio: args.share_audio,
+            audio_tap,
         },
     })?;
 
@@ -525,10 +577,20 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
                 self_id,
                 ..
             } => {
+                if let Some(r) = &recording.0 {
+                    for p in &participants {
+                        let id = if p.is_self {
+                            0
+                        } else {
+                            p.id.parse().unwrap_or(u64::MAX)
+                        };
+                        r.name(id, &p.nickname);
+                    }
+                }
                 break (
                     self_id,
                     participants.into_iter().filter(|p| !p.is_self).collect(),
-                )
+                );
             }
             EngineEvent::JoinFailed { message } => {
                 eprintln!("conclave-cli: could not join: {message}");
@@ -595,10 +657,18 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
                 printer.print(&event);
                 match &event {
                     EngineEvent::ParticipantJoined { participant } => {
+                        if let (Some(r), Ok(id)) = (&recording.0, participant.id.parse()) {
+                            r.name(id, &participant.nickname);
+                        }
                         roster.push(participant.clone());
                         flush(&roster, &meeting);
                     }
-                    EngineEvent::ParticipantLeft { participant } => roster.retain(|p| p.id != participant.id),
+                    EngineEvent::ParticipantLeft { participant } => {
+                        if let (Some(r), Ok(id)) = (&recording.0, participant.id.parse()) {
+                            r.gone(id);
+                        }
+                        roster.retain(|p| p.id != participant.id)
+                    }
                     EngineEvent::Disconnected { .. } => return Ok(ExitCode::from(2)),
                     EngineEvent::Left => return Ok(ExitCode::SUCCESS),
                     _ => {}

@@ -27,5 +27,7 @@ pub use api::{
 };
 pub use conclave_codec::VideoCodec;
 pub use conclave_media::processing::ProcessingSettings;
-pub use media::{open_camera, CameraChoice, MediaOptions, MicrophoneChoice, SpeakerChoice};
+pub use media::{
+    open_camera, AudioTap, CameraChoice, MediaOptions, MicrophoneChoice, SpeakerChoice,
+};
 pub use runtime::{start, JoinOptions, MeetingHandle, StartError};

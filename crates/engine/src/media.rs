@@ -196,6 +196,29 @@ pub struct MediaOptions {
     /// Write each remote participant's played audio (WAV) and the decoded
     /// test-pattern stamps (CSV) into this directory.
     pub save_received: Option<PathBuf>,
+    /// Called with every 10 ms of sound as it is played (each remote
+    /// participant's, by id) and as it is sent (ours, as participant 0):
+    /// for a local recording.
+    pub audio_tap: Option<AudioTap>,
+}
+
+/// What an [`AudioTap`] calls: (participant id, 10 ms block).
+pub type AudioCallback = dyn Fn(u64, &AudioFrame) + Send + Sync;
+
+/// Receives the meeting's sound, per participant (a local recording).
+#[derive(Clone)]
+pub struct AudioTap(pub std::sync::Arc<AudioCallback>);
+
+impl std::fmt::Debug for AudioTap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AudioTap")
+    }
+}
+
+impl PartialEq for AudioTap {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 /// One encoded frame for the client.
@@ -329,6 +352,7 @@ pub(crate) struct MediaIo {
     next_audio: Instant,
     next_playout: Instant,
     save: Option<PathBuf>,
+    audio_tap: Option<AudioTap>,
     remotes: BTreeMap<u64, Remote>,
     notices: Vec<MediaNotice>,
     talking: BTreeMap<u64, bool>,
@@ -467,6 +491,7 @@ impl MediaIo {
             next_audio: now + Duration::from_millis(10),
             next_playout: now + Duration::from_millis(10),
             save: options.save_received.clone(),
+            audio_tap: options.audio_tap.clone(),
             remotes: BTreeMap::new(),
             notices,
             talking: BTreeMap::new(),
@@ -809,6 +834,9 @@ impl MediaIo {
                         if mic.muted {
                             continue;
                         }
+                        if let Some(tap) = &self.audio_tap {
+                            (tap.0)(0, &block);
+                        }
                         match mic.encoder.encode(&block) {
                             Ok(Some(data)) => out.push(Encoded {
                                 video: false,
@@ -871,7 +899,7 @@ impl MediaIo {
                 continue;
             }
             let mut mix = vec![0i32; AUDIO_BLOCK];
-            for r in self.remotes.values_mut() {
+            for (id, r) in self.remotes.iter_mut() {
                 let block = r.next_block(now);
                 let level = block.level_dbov();
                 r.level = level;
@@ -883,6 +911,9 @@ impl MediaIo {
                 }
                 if let Some(rec) = &mut r.recorder {
                     let _ = rec.play(&block);
+                }
+                if let Some(tap) = &self.audio_tap {
+                    (tap.0)(*id, &block);
                 }
             }
             let mixed = AudioFrame {

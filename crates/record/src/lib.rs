@@ -10,3 +10,4 @@
 
 pub mod compositor;
 pub mod mkv;
+pub mod recorder;

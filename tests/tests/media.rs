@@ -175,7 +175,14 @@ async fn h264_is_negotiated_instead_of_vp8_and_decodes_intact() {
     receiver
         .wait_for("video", media_from("Sender", "video"))
         .await;
-    receiver.settle(std::time::Duration::from_secs(2)).await;
+    // Frames decode once the first keyframe arrives (it may have to be
+    // asked for): wait for a second's worth, as the statistics count them.
+    receiver
+        .wait_for("30 decoded H.264 frames", |e| match e {
+            EngineEvent::Stats { stats } => stats.remotes.iter().any(|r| r.video_frames >= 30),
+            _ => false,
+        })
+        .await;
     receiver.leave().await;
     sender.leave().await;
 

@@ -622,8 +622,12 @@ impl VideoReceiver {
                                         Ok(s) => (s.frame as i64, s.captured.as_micros() as i64),
                                         Err(_) => (-1, -1),
                                     };
+                                    // Written through at once: the log is for tests
+                                    // and measurements, which read it while the
+                                    // receiver may still be busy decoding.
                                     let _ =
-                                        writeln!(w, "{n},{cap},{now_us},{},{}", f.width, f.height);
+                                        writeln!(w, "{n},{cap},{now_us},{},{}", f.width, f.height)
+                                            .and_then(|()| w.flush());
                                 }
                             }
                         }

@@ -37,12 +37,14 @@ exec_line=$(sed -n 's/^Exec=//p' /usr/share/applications/conclave.desktop)
 conclave >"$dir/app.log" 2>&1 &
 app=$!
 pids+=("$app")
+# (xdotool can trip over a window that vanishes while it searches: retried.)
+found=""
 for _ in $(seq 1 150); do
-  xdotool search --onlyvisible --name '^Conclave$' >/dev/null 2>&1 && break
+  if xdotool search --onlyvisible --name '^Conclave$' >/dev/null 2>&1; then found=1; break; fi
   kill -0 "$app" 2>/dev/null || { cat "$dir/app.log" >&2; fail "the installed app exited"; }
   sleep 0.2
 done
-xdotool search --onlyvisible --name '^Conclave$' >/dev/null || fail "no Conclave window"
+[ -n "$found" ] || { tail -n 20 "$dir/app.log" >&2; fail "no Conclave window"; }
 echo "--- the installed app shows its window"
 
 count() { pgrep -x conclave | wc -l; }

@@ -147,10 +147,11 @@ pub struct LinkSummary {
 #[tauri::command]
 pub async fn parse_link(text: String) -> Result<LinkSummary, String> {
     let info = MeetingInfo::parse(&text).map_err(|e| capitalise(&e.to_string()))?;
-    let name = privacy::keychain_name(&resolve_server(None, &info, &settings::load()), &info.room);
-    let remembered = tauri::async_runtime::spawn_blocking(move || privacy::remembered(&name))
-        .await
-        .unwrap_or(false);
+    // The settings list what the keychain holds: no keychain access (or
+    // unlock prompt) while the user types.
+    let stored = settings::load();
+    let name = privacy::keychain_name(&resolve_server(None, &info, &stored), &info.room);
+    let remembered = stored.remembered.contains(&name);
     Ok(LinkSummary {
         room: info.room.to_string(),
         server: info.server,

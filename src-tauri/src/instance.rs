@@ -1,6 +1,8 @@
 //! One running app per profile: a second start (a `conclave://` link opened
 //! from the browser or the desktop while the app runs) hands its link to the
-//! running instance over a Unix socket in the user's runtime directory, and
+//! running instance over a Unix socket in the user's runtime directory (or,
+//! without one, the app's data directory: never a directory other users can
+//! write to, since the link carries the meeting's password), and
 //! exits. The running instance fills the join screen with it and comes to
 //! the front.
 //!
@@ -22,10 +24,10 @@ fn socket_path() -> PathBuf {
     let config = crate::settings::path();
     let digest = sha2::Sha256::digest(config.to_string_lossy().as_bytes());
     let tag: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    let dir = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    dir.join(format!("conclave-{tag}.sock"))
+    match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) => PathBuf::from(dir).join(format!("conclave-{tag}.sock")),
+        None => crate::settings::data_dir().join(format!("instance-{tag}.sock")),
+    }
 }
 
 /// What starting found.
@@ -67,6 +69,9 @@ pub fn claim(link: Option<&str>) -> Start {
         }
         // Nobody answers: a socket left by a crash is stale.
         let _ = std::fs::remove_file(&path);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
         match UnixListener::bind(&path) {
             Ok(listener) => Start::First(Listener {
                 listener: Some(listener),
@@ -124,9 +129,7 @@ impl Listener {
         #[cfg(not(unix))]
         let _ = on_link;
     }
-}
 
-impl Listener {
     /// Removes the socket (as the app exits).
     pub fn remove_socket(path: &std::path::Path) {
         if !path.as_os_str().is_empty() {

@@ -56,11 +56,6 @@ pub fn fill_from_keychain(info: &mut MeetingInfo, name: &str) -> bool {
     }
 }
 
-/// Whether the keychain holds something for `name`.
-pub fn remembered(name: &str) -> bool {
-    matches!(Keychain::default().recall(name), Ok(Some(_)))
-}
-
 /// Stores the meeting's password and chat key under `name`, and notes the
 /// name in the settings so that "Delete all local data" can remove it.
 pub fn remember(info: &MeetingInfo, name: &str) -> Result<(), KeychainError> {

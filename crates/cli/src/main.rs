@@ -579,12 +579,15 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
             } => {
                 if let Some(r) = &recording.0 {
                     for p in &participants {
+                        // We are tile 0; others by their numeric ids.
                         let id = if p.is_self {
-                            0
+                            Some(0)
                         } else {
-                            p.id.parse().unwrap_or(u64::MAX)
+                            p.id.parse().ok()
                         };
-                        r.name(id, &p.nickname);
+                        if let Some(id) = id {
+                            r.name(id, &p.nickname);
+                        }
                     }
                 }
                 break (

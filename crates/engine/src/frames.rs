@@ -33,7 +33,7 @@ use crate::video::FrameSink;
 pub const SELF_TILE: u64 = 0;
 /// Set in a tile id whose picture is a participant's shared screen (their
 /// id with this bit; our own share is `SELF_TILE | SCREEN_TILE`).
-pub const SCREEN_TILE: u64 = 1 << 62;
+pub use conclave_media::SCREEN_TILE;
 
 #[derive(Default)]
 struct Tiles {

@@ -25,3 +25,8 @@ pub mod system_camera;
 
 pub use device::{Camera, DeviceError, DeviceInfo, DeviceKind, Microphone, Speaker};
 pub use frame::{AudioFrame, PixelLayout, VideoFrame, AUDIO_BLOCK, SAMPLE_RATE};
+
+/// Set in a tile id whose picture is a participant's shared screen (their
+/// id with this bit); tiles name the pictures of a meeting wherever they go
+/// (the app's video server, a recording).
+pub const SCREEN_TILE: u64 = 1 << 62;

@@ -453,8 +453,30 @@ pub fn repair<W: Durable + Read>(
     if id != SEGMENT {
         return Err(MkvError::NotARecording("no Segment"));
     }
+    // Our files have an 8-byte Segment size and the SeekHead's reserved
+    // space first: what finishing rewrites in place. Anything else is left
+    // untouched.
+    if segment_header != 12 {
+        return Err(MkvError::NotARecording("not written by Conclave"));
+    }
     let segment_data_at = segment_at + segment_header;
     let segment_size_at = segment_data_at - 8;
+    let mut reserved = 0;
+    for expected in [SEEK_HEAD, VOID] {
+        file.seek(SeekFrom::Start(segment_data_at + reserved))?;
+        match read_element_header(file) {
+            Ok((id, Some(size), header)) if id == expected || id == VOID => {
+                reserved += header + size;
+                if id == VOID {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    if reserved != SEEK_HEAD_SPACE as u64 {
+        return Err(MkvError::NotARecording("not written by Conclave"));
+    }
     let mut layout = Layout {
         segment_size_at,
         segment_data_at,
@@ -802,6 +824,22 @@ mod tests {
                     "{cut}: {report:?}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_file_not_written_here_is_refused_and_left_alone() {
+        // An EBML header and a Segment with a 1-byte size, as other muxers write.
+        let mut foreign = element(EBML, &text(0x4282, "webm"));
+        foreign.extend(element(SEGMENT, &uint(0x2A_D7B1, 1_000_000)));
+        for bytes in [foreign, b"not a recording at all".to_vec(), Vec::new()] {
+            let mut cursor = io::Cursor::new(bytes.clone());
+            let result = repair(&mut cursor, |c, len| {
+                c.get_mut().truncate(len as usize);
+                Ok(())
+            });
+            assert!(result.is_err(), "{bytes:?}");
+            assert_eq!(cursor.into_inner(), bytes, "unchanged");
         }
     }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use conclave_codec::opus::OpusEncoder;
 use conclave_codec::vp8::Vp8Encoder;
 use conclave_codec::EncoderConfig;
-use conclave_media::{AudioFrame, VideoFrame, AUDIO_BLOCK};
+use conclave_media::{AudioFrame, VideoFrame, AUDIO_BLOCK, SCREEN_TILE};
 
 use crate::compositor::{Compositor, Tile};
 use crate::mkv::{MkvError, Track, Writer};
@@ -25,13 +25,14 @@ const FRAME_MS: u64 = 40;
 const VIDEO_BITRATE: u32 = 2_000_000;
 /// Audio queued per person at most (a second); older sound is dropped.
 const MAX_QUEUED: usize = 48_000;
-/// A tile id with this bit is a participant's shared screen.
-pub const SCREEN_TILE: u64 = 1 << 62;
+
+/// Each tile's newest picture: the latest wins, so a slow recorder never
+/// queues pictures (and memory) behind it.
+type LatestFrames = std::sync::Arc<std::sync::Mutex<BTreeMap<u64, VideoFrame>>>;
 
 /// What the recorder is told.
 enum Input {
     Audio(u64, Vec<i16>),
-    Video(u64, VideoFrame),
     Name(u64, String),
     Gone(u64),
     Stop,
@@ -41,6 +42,7 @@ enum Input {
 /// (or dropping the last handle) finalises the file.
 pub struct Recorder {
     tx: mpsc::SyncSender<Input>,
+    frames: LatestFrames,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<Result<(), MkvError>>>>,
     path: PathBuf,
 }
@@ -50,7 +52,6 @@ impl Recorder {
     pub fn start(path: &Path, title: &str) -> Result<Recorder, MkvError> {
         let file = std::fs::OpenOptions::new()
             .write(true)
-            .read(true)
             .create_new(true)
             .open(path)?;
         let tracks = vec![
@@ -68,11 +69,14 @@ impl Recorder {
         let audio = OpusEncoder::new(48_000)
             .map_err(|e| MkvError::Io(std::io::Error::other(e.to_string())))?;
         let (tx, rx) = mpsc::sync_channel(512);
+        let frames = LatestFrames::default();
+        let latest = frames.clone();
         let thread = std::thread::Builder::new()
             .name("recorder".into())
-            .spawn(move || run(rx, writer, video, audio))?;
+            .spawn(move || run(rx, latest, writer, video, audio))?;
         Ok(Recorder {
             tx,
+            frames,
             thread: std::sync::Mutex::new(Some(thread)),
             path: path.to_owned(),
         })
@@ -92,7 +96,9 @@ impl Recorder {
 
     /// A decoded picture of a tile (a participant, or `id | SCREEN_TILE`).
     pub fn video(&self, tile: u64, frame: &VideoFrame) {
-        let _ = self.tx.try_send(Input::Video(tile, frame.clone()));
+        if let Ok(mut frames) = self.frames.lock() {
+            frames.insert(tile, frame.clone());
+        }
     }
 
     /// The name of a participant (shown on their tile).
@@ -102,6 +108,10 @@ impl Recorder {
 
     /// A participant left: their tile goes.
     pub fn gone(&self, participant: u64) {
+        if let Ok(mut frames) = self.frames.lock() {
+            frames.remove(&participant);
+            frames.remove(&(participant | SCREEN_TILE));
+        }
         let _ = self.tx.send(Input::Gone(participant));
     }
 
@@ -136,6 +146,7 @@ struct Person {
 
 fn run(
     rx: mpsc::Receiver<Input>,
+    latest: LatestFrames,
     mut writer: Writer<std::fs::File>,
     mut video: Vp8Encoder,
     mut audio: OpusEncoder,
@@ -154,14 +165,6 @@ fn run(
                 person.queued.extend(samples);
                 while person.queued.len() > MAX_QUEUED {
                     person.queued.pop_front();
-                }
-            }
-            Ok(Input::Video(tile, frame)) => {
-                let person = people.entry(tile & !SCREEN_TILE).or_default();
-                if tile & SCREEN_TILE != 0 {
-                    person.screen = Some(frame);
-                } else {
-                    person.frame = Some(frame);
                 }
             }
             Ok(Input::Name(id, name)) => people.entry(id).or_default().name = name,
@@ -206,6 +209,18 @@ fn run(
         }
         // Picture: 25 frames a second, whoever is there.
         if next_video_ms <= now_ms {
+            let newest = latest
+                .lock()
+                .map(|mut f| std::mem::take(&mut *f))
+                .unwrap_or_default();
+            for (tile, frame) in newest {
+                let person = people.entry(tile & !SCREEN_TILE).or_default();
+                if tile & SCREEN_TILE != 0 {
+                    person.screen = Some(frame);
+                } else {
+                    person.frame = Some(frame);
+                }
+            }
             let at = start + Duration::from_millis(now_ms);
             let mut tiles = Vec::new();
             for (id, person) in &people {

@@ -49,6 +49,11 @@ fn main() -> anyhow::Result<()> {
     conn.map_window(window)?;
     let gc = conn.generate_id()?;
     conn.create_gc(gc, window, &Default::default())?;
+    // Frames are drawn into a pixmap and copied to the window in one
+    // request, so a capture never sees half of one frame and half of the
+    // next (the stamp spans several bands).
+    let back = conn.generate_id()?;
+    conn.create_pixmap(24, back, window, width, height)?;
     conn.flush()?;
     let start = Instant::now();
     let mut pattern = TestPatternCamera::new(usize::from(width), usize::from(height), 10, start);
@@ -63,7 +68,7 @@ fn main() -> anyhow::Result<()> {
             for (i, chunk) in bgra.chunks(row * band).enumerate() {
                 conn.put_image(
                     ImageFormat::Z_PIXMAP,
-                    window,
+                    back,
                     gc,
                     width,
                     (chunk.len() / row) as u16,
@@ -74,6 +79,7 @@ fn main() -> anyhow::Result<()> {
                     chunk,
                 )?;
             }
+            conn.copy_area(back, window, gc, 0, 0, 0, 0, width, height)?;
             conn.sync()?;
             if !announced {
                 println!("ready");

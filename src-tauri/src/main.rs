@@ -32,9 +32,11 @@ fn main() {
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_clipboard_manager::init())
         .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_deep_link::init())
         .manage(commands::AppState::default())
         .setup(move |app| {
             quit_on_sigterm(app.handle().clone());
+            register_link_handler(app);
             let handle = app.handle().clone();
             listener.serve(move |link| {
                 use tauri::{Emitter, Manager};
@@ -101,6 +103,32 @@ fn main() {
             tracing::error!(error = %e, "the app stopped with an error");
             eprintln!("conclave: {e}");
             std::process::exit(1);
+        }
+    }
+}
+
+/// Links the operating system hands to the running app (macOS delivers
+/// `conclave://` links this way) go to the join screen like links from a
+/// later start. An AppImage, which no package installed, registers itself
+/// as the handler of `conclave://`; installed packages ship the handler in
+/// their desktop entry (Linux), bundle registry keys (Windows) or
+/// Info.plist (macOS), all from the `deep-link` section of tauri.conf.json.
+fn register_link_handler(app: &tauri::App) {
+    #[cfg(target_os = "linux")]
+    use tauri::Manager as _;
+    use tauri::Emitter;
+    use tauri_plugin_deep_link::DeepLinkExt;
+    let handle = app.handle().clone();
+    app.deep_link().on_open_url(move |event| {
+        for url in event.urls() {
+            tracing::info!("a link was opened by the system: showing it on the join screen");
+            let _ = handle.emit(OPEN_LINK_EVENT, url.to_string());
+        }
+    });
+    #[cfg(target_os = "linux")]
+    if app.env().appimage.is_some() {
+        if let Err(e) = app.deep_link().register_all() {
+            tracing::warn!(error = %e, "conclave:// links could not be registered");
         }
     }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The .deb, as a user gets it: built by scripts/package, installed with dpkg,
 # started under Xvfb from its desktop entry's command; conclave:// links
-# opened twice (directly and through xdg-open) go to the one running app.
+# opened twice (directly and through xdg-open) go to the one running app;
+# started as an AppImage, it registers itself as the handler of conclave://.
 # Removes the package again at the end. Needs root or sudo.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -60,4 +61,20 @@ fi
 [ "$(count)" = 1 ] || fail "$(count) instances run"
 grep -q "a link was opened" "$dir/app.log" || fail "the running app did not receive the link"
 echo "--- links opened twice went to the one running app"
+
+# A copy no package installed (an AppImage) registers itself as the user's
+# handler of conclave:// links, through Tauri's deep-link plugin.
+if command -v xdg-mime >/dev/null; then
+  kill "$app"; wait "$app" 2>/dev/null || true
+  for _ in $(seq 1 50); do [ "$(count)" = 0 ] && break; sleep 0.2; done
+  APPIMAGE="$dir/Conclave.AppImage" conclave >"$dir/appimage.log" 2>&1 &
+  pids+=($!)
+  entry="$XDG_DATA_HOME/applications/conclave-handler.desktop"
+  for _ in $(seq 1 100); do grep -qs "x-scheme-handler/conclave" "$entry" && break; sleep 0.2; done
+  grep -qs "x-scheme-handler/conclave" "$entry" || { cat "$dir/appimage.log" >&2; fail "no user handler entry for conclave://"; }
+  grep -q "^Exec=\"$dir/Conclave.AppImage\" %u" "$entry" || fail "the handler entry does not start the AppImage"
+  handler=$(XDG_DATA_DIRS=/usr/share xdg-mime query default x-scheme-handler/conclave || true)
+  [ "$handler" = conclave-handler.desktop ] || fail "after registering, conclave:// is handled by '$handler'"
+  echo "--- an AppImage registers itself for conclave:// links"
+fi
 echo "package test passed: $(du -h "$deb" | cut -f1) .deb"

@@ -114,9 +114,9 @@ fn main() {
 /// their desktop entry (Linux), bundle registry keys (Windows) or
 /// Info.plist (macOS), all from the `deep-link` section of tauri.conf.json.
 fn register_link_handler(app: &tauri::App) {
+    use tauri::Emitter;
     #[cfg(target_os = "linux")]
     use tauri::Manager as _;
-    use tauri::Emitter;
     use tauri_plugin_deep_link::DeepLinkExt;
     let handle = app.handle().clone();
     app.deep_link().on_open_url(move |event| {

@@ -316,16 +316,24 @@ fn render() -> String {
 mod tests {
     use super::*;
 
-    const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../ui/src/lib/bindings.ts");
+    /// ui/src/lib/bindings.ts of the checkout the tests run in (read at run
+    /// time: a test binary built in another clone sharing the target
+    /// directory would otherwise look in that clone).
+    fn bindings_path() -> std::path::PathBuf {
+        let manifest = std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned());
+        std::path::Path::new(&manifest).join("../ui/src/lib/bindings.ts")
+    }
 
     #[test]
     fn bindings_are_up_to_date() {
         let generated = render();
+        let path = bindings_path();
         if std::env::var_os("CONCLAVE_WRITE_BINDINGS").is_some() {
-            std::fs::write(PATH, &generated).expect("write bindings");
+            std::fs::write(&path, &generated).expect("write bindings");
             return;
         }
-        let current = std::fs::read_to_string(PATH).unwrap_or_default();
+        let current = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             current == generated,
             "ui/src/lib/bindings.ts is out of date: run \

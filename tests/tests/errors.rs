@@ -106,7 +106,11 @@ async fn server_killed_mid_meeting_gives_disconnect() {
     let ip =
         std::env::var("CONCLAVE_NETNS_IP").expect("run through scripts/test (network namespace)");
     let dir = tempdir();
-    let root = env!("CARGO_MANIFEST_DIR").to_owned() + "/..";
+    // At run time: this binary may have been built in another clone that
+    // shares the target directory.
+    let root = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_owned())
+        + "/..";
     let port = "18999";
     let status = std::process::Command::new(format!("{root}/scripts/meeting-server"))
         .args(["start", &conclave_e2e::backend(), &ip, port, &dir])

@@ -43,6 +43,9 @@ const DURATION: u32 = 0x4489;
 
 /// Bytes reserved at the Segment's start for the SeekHead.
 const SEEK_HEAD_SPACE: usize = 96;
+/// Bytes a track's name may take: names are written zero-padded to this
+/// length, so that [`Writer::rename_track`] can change them in place.
+pub const NAME_SPACE: usize = 64;
 /// The "unknown" size: read until the parent ends (here: the file).
 const UNKNOWN_SIZE: [u8; 8] = [0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
 
@@ -82,6 +85,8 @@ pub struct Track {
     pub codec_delay_ns: u64,
     /// Decoding needed before a seek target, in nanoseconds.
     pub seek_pre_roll_ns: u64,
+    /// Whether players pick this track by default.
+    pub default: bool,
 }
 
 impl Track {
@@ -95,6 +100,7 @@ impl Track {
             codec_private: None,
             codec_delay_ns: 0,
             seek_pre_roll_ns: 0,
+            default: true,
         }
     }
 
@@ -120,15 +126,27 @@ impl Track {
             codec_private: Some(head),
             codec_delay_ns: u64::from(PRE_SKIP) * 1_000_000_000 / 48_000,
             seek_pre_roll_ns: 80_000_000,
+            default: true,
         }
     }
 
-    fn encode(&self) -> Vec<u8> {
+    /// The same track, not picked by players unless asked for (a
+    /// per-person track beside the mix).
+    pub fn not_default(mut self) -> Self {
+        self.default = false;
+        self
+    }
+
+    /// The TrackEntry, and where in it the name's (padded) bytes start.
+    fn encode(&self) -> (Vec<u8>, usize) {
         let mut entry = Vec::new();
         entry.extend(uint(0xD7, self.number));
         entry.extend(uint(0x73C5, self.number));
         entry.extend(uint(0x9C, 0)); // not laced
-        entry.extend(text(0x536E, &self.name));
+        entry.extend(uint(0x88, u64::from(self.default)));
+        let name = padded_text(0x536E, &self.name);
+        let name_in_entry = entry.len() + name.len() - NAME_SPACE;
+        entry.extend(name);
         entry.extend(text(0x86, &self.codec_id));
         if let Some(private) = &self.codec_private {
             entry.extend(element(0x63A2, private));
@@ -156,7 +174,9 @@ impl Track {
                 entry.extend(element(0xE1, &audio));
             }
         }
-        element(0xAE, &entry)
+        let encoded = element(0xAE, &entry);
+        let header = encoded.len() - entry.len();
+        (encoded, header + name_in_entry)
     }
 }
 
@@ -165,16 +185,28 @@ impl Track {
 pub trait Durable: Write + Seek {
     /// Makes what was written survive a crash or power loss.
     fn sync(&mut self) -> io::Result<()>;
+    /// Cuts the storage to `len` bytes (dropping what a failed write left).
+    fn truncate(&mut self, len: u64) -> io::Result<()>;
 }
 
 impl Durable for std::fs::File {
     fn sync(&mut self) -> io::Result<()> {
         self.sync_data()
     }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.set_len(len)
+    }
 }
 
 impl Durable for io::Cursor<Vec<u8>> {
     fn sync(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.get_mut()
+            .truncate(usize::try_from(len).unwrap_or(usize::MAX));
         Ok(())
     }
 }
@@ -219,6 +251,8 @@ pub struct Writer<W: Durable> {
     cluster_cue: bool,
     cues: Vec<Cue>,
     end_ms: u64,
+    /// Each track's number and the absolute position of its name's bytes.
+    names: Vec<(u64, u64)>,
 }
 
 impl<W: Durable> Writer<W> {
@@ -269,8 +303,20 @@ impl<W: Durable> Writer<W> {
         let duration_at = segment_data_at + info_at + info_header + duration_offset + 3;
         bytes.extend(info_element);
         let tracks_at = start + bytes.len() as u64 - segment_data_at;
-        let entries: Vec<u8> = tracks.iter().flat_map(Track::encode).collect();
-        bytes.extend(element(TRACKS, &entries));
+        let mut entries = Vec::new();
+        let mut name_offsets = Vec::new();
+        for track in &tracks {
+            let (entry, name_at) = track.encode();
+            name_offsets.push((track.number, entries.len() + name_at));
+            entries.extend(entry);
+        }
+        let tracks_element = element(TRACKS, &entries);
+        let entries_at = start + bytes.len() as u64 + (tracks_element.len() - entries.len()) as u64;
+        let names = name_offsets
+            .into_iter()
+            .map(|(number, at)| (number, entries_at + at as u64))
+            .collect();
+        bytes.extend(tracks_element);
         out.write_all(&bytes)?;
         out.flush()?;
         out.sync()?;
@@ -297,7 +343,24 @@ impl<W: Durable> Writer<W> {
             cluster_cue: false,
             cues: Vec::new(),
             end_ms: 0,
+            names,
         })
+    }
+
+    /// Changes a track's name in place (to at most [`NAME_SPACE`] bytes):
+    /// a person's track is named once they are known.
+    pub fn rename_track(&mut self, track: u64, name: &str) -> Result<(), MkvError> {
+        let at = self
+            .names
+            .iter()
+            .find(|(number, _)| *number == track)
+            .map(|(_, at)| *at)
+            .ok_or(MkvError::UnknownTrack(track))?;
+        let field = padded_text(0x536E, name);
+        self.out.seek(SeekFrom::Start(at))?;
+        self.out.write_all(&field[field.len() - NAME_SPACE..])?;
+        self.out.seek(SeekFrom::End(0))?;
+        Ok(())
     }
 
     /// Adds one encoded frame of `track` at `time_ms` (from the recording's
@@ -340,12 +403,21 @@ impl<W: Durable> Writer<W> {
         let Some(start) = self.cluster_start_ms.take() else {
             return Ok(());
         };
-        let at = self.out.seek(SeekFrom::End(0))? - self.layout.segment_data_at;
+        let end = self.out.seek(SeekFrom::End(0))?;
+        let at = end - self.layout.segment_data_at;
         let mut payload = uint(TIMESTAMP, start);
         payload.append(&mut self.cluster);
-        self.out.write_all(&element(CLUSTER, &payload))?;
-        self.out.flush()?;
-        self.out.sync()?;
+        let written = self
+            .out
+            .write_all(&element(CLUSTER, &payload))
+            .and_then(|()| self.out.flush())
+            .and_then(|()| self.out.sync());
+        if let Err(e) = written {
+            // A full disk: what was written before stays whole and playable.
+            let _ = self.out.truncate(end);
+            let _ = self.out.seek(SeekFrom::Start(end));
+            return Err(e.into());
+        }
         if self.cluster_cue {
             self.cues.push(Cue {
                 time_ms: start,
@@ -378,7 +450,8 @@ fn finalise<W: Durable>(
     cues: &[Cue],
     end_ms: u64,
 ) -> Result<(), MkvError> {
-    let cues_at = out.seek(SeekFrom::End(0))? - layout.segment_data_at;
+    let clusters_end = out.seek(SeekFrom::End(0))?;
+    let cues_at = clusters_end - layout.segment_data_at;
     let mut points = Vec::new();
     for cue in cues {
         let mut position = uint(0xF7, cue.track);
@@ -388,7 +461,15 @@ fn finalise<W: Durable>(
         points.extend(element(0xBB, &point));
     }
     if !points.is_empty() {
-        out.write_all(&element(CUES, &points))?;
+        let written = out
+            .write_all(&element(CUES, &points))
+            .and_then(|()| out.flush());
+        if written.is_err() {
+            // No room for the index (a full disk): finalised without it.
+            out.truncate(clusters_end)?;
+            out.seek(SeekFrom::Start(clusters_end))?;
+            points.clear();
+        }
     }
     let end = out.stream_position()?;
     let mut seeks = Vec::new();
@@ -682,6 +763,18 @@ fn text(id: u32, value: &str) -> Vec<u8> {
 }
 
 /// A Void element of exactly `total` bytes (at least 2).
+/// A string element of exactly [`NAME_SPACE`] bytes: the text (cut at a
+/// character boundary) and zeros, which readers take as the string's end.
+fn padded_text(id: u32, value: &str) -> Vec<u8> {
+    let mut end = value.len().min(NAME_SPACE);
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut bytes = value.as_bytes()[..end].to_vec();
+    bytes.resize(NAME_SPACE, 0);
+    element(id, &bytes)
+}
+
 fn void(total: usize) -> Vec<u8> {
     // One byte of ID; a 1-byte size up to 126, else an 8-byte size.
     let (size, header) = if total - 2 < 127 {
@@ -841,6 +934,111 @@ mod tests {
             assert!(result.is_err(), "{bytes:?}");
             assert_eq!(cursor.into_inner(), bytes, "unchanged");
         }
+    }
+
+    #[test]
+    fn a_track_is_renamed_in_place() {
+        let tracks = vec![
+            Track::vp8(1, "Gallery", 1280, 720),
+            Track::opus(2, "(nobody)", 1).not_default(),
+        ];
+        let mut writer =
+            Writer::create(io::Cursor::new(Vec::new()), tracks, "", 1000).expect("create");
+        record(&mut writer, 1);
+        writer.rename_track(2, "Ada Lovelace").expect("rename");
+        let long = "Ωμέγα ".repeat(20);
+        writer.rename_track(1, &long).expect("a long name is cut");
+        assert!(matches!(
+            writer.rename_track(9, "x"),
+            Err(MkvError::UnknownTrack(9))
+        ));
+        record(&mut writer, 1);
+        let bytes = writer.finish().expect("finish").into_inner();
+        let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+        assert!(has(b"Ada Lovelace\0"), "the new name, zero-padded");
+        assert!(!has(b"(nobody)") && !has(b"Gallery"), "the old names are gone");
+        // 64 bytes would split a character: cut before it, at 63.
+        assert!(has(&[&long.as_bytes()[..63], &[0u8][..]].concat()));
+        let mut cursor = io::Cursor::new(bytes);
+        repair(&mut cursor, |_, _| Ok(())).expect("the file still reads back");
+    }
+
+    /// Storage that holds `capacity` bytes and then fails like a full disk.
+    struct SmallDisk {
+        data: io::Cursor<Vec<u8>>,
+        capacity: usize,
+    }
+
+    impl Write for SmallDisk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let room = self.capacity.saturating_sub(self.data.position() as usize);
+            if room == 0 && !buf.is_empty() {
+                return Err(io::ErrorKind::StorageFull.into());
+            }
+            self.data.write(&buf[..buf.len().min(room)])
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Seek for SmallDisk {
+        fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+            self.data.seek(to)
+        }
+    }
+
+    impl Durable for SmallDisk {
+        fn sync(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+        fn truncate(&mut self, len: u64) -> io::Result<()> {
+            self.data.get_mut().truncate(len as usize);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_full_disk_keeps_every_whole_cluster_written_before_it() {
+        // Room for the headers and about two and a half seconds.
+        let mut probe =
+            Writer::create(io::Cursor::new(Vec::new()), tracks(), "", 1000).expect("create");
+        let headers = probe.out.get_ref().len();
+        record(&mut probe, 1);
+        probe.flush().expect("flush");
+        let second = probe.out.get_ref().len() - headers;
+        let disk = SmallDisk {
+            data: io::Cursor::new(Vec::new()),
+            capacity: headers + second * 5 / 2,
+        };
+        let mut writer = Writer::create(disk, tracks(), "", 1000).expect("create");
+        let mut failed = None;
+        'frames: for ms in (0..5000).step_by(20) {
+            for (track, key) in [(1, ms % 1000 == 0), (2, true)] {
+                if track == 1 && ms % 40 != 0 {
+                    continue;
+                }
+                if let Err(e) = writer.write_frame(track, ms, key, &[track as u8; 40]) {
+                    failed = Some((ms, e));
+                    break 'frames;
+                }
+            }
+        }
+        let (at_ms, error) = failed.expect("the disk fills up");
+        assert!(matches!(error, MkvError::Io(_)), "{error}");
+        assert!((2000..3100).contains(&at_ms), "failed at {at_ms} ms");
+        // Nothing torn was left at the end.
+        let kept = writer.out.data.get_ref().clone();
+        let report = repair(&mut io::Cursor::new(kept.clone()), |_, _| Ok(())).expect("reads");
+        assert_eq!((report.clusters, report.dropped_bytes), (2, 0));
+        // Finishing with not a byte to spare: no index, but finalised.
+        writer.out.capacity = kept.len();
+        let disk = writer.finish().expect("finalised without cues");
+        let finished = disk.data.into_inner();
+        assert_eq!(finished.len(), kept.len(), "nothing appended");
+        let report = repair(&mut io::Cursor::new(finished), |_, _| Ok(())).expect("reads back");
+        assert_eq!(report.clusters, 2);
+        assert_eq!(report.duration_ms, 1980);
     }
 
     #[test]

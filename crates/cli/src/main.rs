@@ -54,6 +54,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Finalise recordings a crash or power loss cut off (each file in
+    /// place; with a folder, every unfinished recording in it).
+    Repair {
+        /// Recording files or folders.
+        #[arg(required = true)]
+        paths: Vec<std::path::PathBuf>,
+    },
     /// Print the meeting info in a link, ID or invitation text as JSON.
     ParseLink {
         /// A link, a meeting ID, or invitation text.
@@ -139,6 +146,40 @@ struct JoinArgs {
     record: Option<std::path::PathBuf>,
 }
 
+/// Repairs the unfinished recordings among `paths` (files, or folders to
+/// look through).
+fn repair(paths: &[std::path::PathBuf]) -> anyhow::Result<ExitCode> {
+    use conclave_record::files;
+    let mut failed = false;
+    for path in paths {
+        let files = if path.is_dir() {
+            files::find_unfinished(path)
+        } else {
+            vec![path.clone()]
+        };
+        for file in files {
+            match files::repair_file(&file) {
+                Ok(r) => println!(
+                    "{}: finalised, {:.1} s in {} clusters ({} bytes of a cut-off cluster dropped)",
+                    file.display(),
+                    r.duration_ms as f64 / 1000.0,
+                    r.clusters,
+                    r.dropped_bytes
+                ),
+                Err(e) => {
+                    eprintln!("conclave-cli: {}: {e}", file.display());
+                    failed = true;
+                }
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 /// Finalises the recording however the meeting ends.
 struct Recording(Option<std::sync::Arc<conclave_record::recorder::Recorder>>);
 
@@ -147,7 +188,9 @@ impl Drop for Recording {
         if let Some(r) = self.0.take() {
             match r.stop() {
                 Ok(path) => eprintln!("conclave-cli: recording saved to {}", path.display()),
-                Err(e) => eprintln!("conclave-cli: the recording could not be finished: {e}"),
+                Err(e) => eprintln!(
+                    "conclave-cli: the recording ended early ({e}); what was written is kept"
+                ),
             }
         }
     }
@@ -290,6 +333,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Cmd::ParseLink { text } => parse_link(&text),
+        Cmd::Repair { paths } => repair(&paths),
         Cmd::Devices { json } => list_devices(json),
         Cmd::Screens { display, json } => list_screens(display.as_deref(), json),
         Cmd::CreateRoom(args) => block_on(create_room(args)),
@@ -513,9 +557,23 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
                 .map(|d| d.as_secs())
                 .unwrap_or_default();
             let path = dir.join(format!("conclave-{}-{at}.webm", info.room.0));
-            let recorder = conclave_record::recorder::Recorder::start(
+            let json = args.json;
+            let shown = path.display().to_string();
+            let on_failure: conclave_record::recorder::OnFailure = Box::new(move |e| {
+                if json {
+                    println!(
+                        "{}",
+                        json!({"event": "recording_failed", "path": shown, "message": e.to_string()})
+                    );
+                }
+                eprintln!(
+                    "conclave-cli: recording stopped: {e}; what was recorded is kept in {shown}"
+                );
+            });
+            let recorder = conclave_record::recorder::Recorder::start_with(
                 &path,
                 &format!("Meeting {}", info.room),
+                Some(on_failure),
             )
             .with_context(|| format!("recording into {}", path.display()))?;
             if args.json {

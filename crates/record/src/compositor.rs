@@ -67,6 +67,19 @@ pub fn gallery(count: usize, width: usize, height: usize) -> Vec<Rect> {
         .collect()
 }
 
+/// Where `frame` is drawn in a tile at `rect`: centred, at its own size
+/// if it fits, else scaled down to fit.
+pub fn picture_rect(rect: Rect, frame: &VideoFrame) -> Rect {
+    let (w, h) = frame.fit_within(rect.width, rect.height);
+    let (w, h) = (even(w).max(2), even(h).max(2));
+    Rect {
+        x: even(rect.x + rect.width.saturating_sub(w) / 2),
+        y: even(rect.y + rect.height.saturating_sub(h) / 2),
+        width: w,
+        height: h,
+    }
+}
+
 /// The presentation layout: the share large on the left, up to four people
 /// in a column on the right.
 pub fn presentation(people: usize, width: usize, height: usize) -> (Rect, Vec<Rect>) {
@@ -182,20 +195,14 @@ impl Compositor {
     fn draw_tile(&mut self, rect: Rect, tile: &Tile<'_>) {
         fill(&mut self.canvas, rect, (40, 128, 128));
         if let Some(frame) = tile.frame.filter(|f| f.width >= 2 && f.height >= 2) {
-            let (w, h) = frame.fit_within(rect.width, rect.height);
-            let (w, h) = (even(w).max(2), even(h).max(2));
-            let scaled = if (w, h) == (frame.width, frame.height) {
+            let at = picture_rect(rect, frame);
+            let scaled = if (at.width, at.height) == (frame.width, frame.height) {
                 None
             } else {
-                Some(frame.scaled(w, h))
+                Some(frame.scaled(at.width, at.height))
             };
             let picture = scaled.as_ref().unwrap_or(frame);
-            blit(
-                &mut self.canvas,
-                picture,
-                even(rect.x + (rect.width - w) / 2),
-                even(rect.y + (rect.height - h) / 2),
-            );
+            blit(&mut self.canvas, picture, at.x, at.y);
         }
         if tile.talking {
             border(&mut self.canvas, rect, 4, (150, 60, 50));

@@ -956,7 +956,10 @@ mod tests {
         let bytes = writer.finish().expect("finish").into_inner();
         let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
         assert!(has(b"Ada Lovelace\0"), "the new name, zero-padded");
-        assert!(!has(b"(nobody)") && !has(b"Gallery"), "the old names are gone");
+        assert!(
+            !has(b"(nobody)") && !has(b"Gallery"),
+            "the old names are gone"
+        );
         // 64 bytes would split a character: cut before it, at 63.
         assert!(has(&[&long.as_bytes()[..63], &[0u8][..]].concat()));
         let mut cursor = io::Cursor::new(bytes);

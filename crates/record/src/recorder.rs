@@ -1,7 +1,7 @@
 //! The recorder: a thread that takes the meeting's decoded pictures and
 //! sound as they are shown and played, and writes them to a WebM file in
-//! real time: the compositor's canvas in VP8 at 25 frames/s (a keyframe
-//! each second, so that every cluster can be seeked to), the mix of
+//! real time, in half-second clusters: the compositor's canvas in VP8 at
+//! 25 frames/s (a keyframe each second, where seeking lands), the mix of
 //! everyone in Opus, and each person's own sound as a track of its own
 //! (the first [`PERSON_TRACKS`] people who speak; named in place as their
 //! names become known).
@@ -24,6 +24,8 @@ pub const WIDTH: usize = 1280;
 /// The canvas height.
 pub const HEIGHT: usize = 720;
 const FRAME_MS: u64 = 40;
+/// Clusters hold half a second: a crash loses at most about that much.
+const CLUSTER_MS: u64 = 500;
 /// The VP8 bitrate of the canvas.
 const VIDEO_BITRATE: u32 = 2_000_000;
 /// Audio queued per person at most (a second); older sound is dropped.
@@ -85,7 +87,7 @@ impl Recorder {
         for n in 0..PERSON_TRACKS {
             tracks.push(Track::opus(FIRST_PERSON_TRACK + n, "(nobody)", 1).not_default());
         }
-        let writer = match Writer::create(file, tracks, title, 1000) {
+        let writer = match Writer::create(file, tracks, title, CLUSTER_MS) {
             Ok(writer) => writer,
             Err(e) => {
                 // Not even the headers fit: leave no empty file behind.

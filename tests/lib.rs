@@ -31,6 +31,14 @@ pub fn backend() -> String {
 
 /// Creates a fresh meeting with a password and, optionally, a chat key.
 pub async fn new_meeting(with_chat_key: bool) -> MeetingInfo {
+    new_meeting_described(with_chat_key, None).await
+}
+
+/// As [`new_meeting`], with a room description (the host's settings).
+pub async fn new_meeting_described(
+    with_chat_key: bool,
+    description: Option<String>,
+) -> MeetingInfo {
     let room = MeetingId(rand::thread_rng().gen_range(100_000_000..1_000_000_000));
     let password = format!("pw-{}", rand::thread_rng().gen::<u32>());
     admin::create_meeting(
@@ -40,7 +48,7 @@ pub async fn new_meeting(with_chat_key: bool) -> MeetingInfo {
             room,
             password: Some(password.clone()),
             secret: Some("test-secret".into()),
-            description: None,
+            description,
         },
     )
     .await
@@ -73,6 +81,10 @@ pub struct Peer {
     pub joined_with: Vec<Participant>,
     /// Every event seen so far.
     pub seen: Vec<EngineEvent>,
+    /// The topic the server holds for the meeting.
+    pub topic: Option<String>,
+    /// Whether the host allows recording.
+    pub recording_allowed: bool,
 }
 
 /// Starts an engine and returns its first final-or-joined event.
@@ -140,6 +152,8 @@ impl Peer {
         let EngineEvent::Joined {
             self_id,
             participants,
+            topic,
+            recording_allowed,
             ..
         } = first
         else {
@@ -152,6 +166,8 @@ impl Peer {
             events,
             joined_with: participants,
             seen: Vec::new(),
+            topic,
+            recording_allowed,
         }
     }
 

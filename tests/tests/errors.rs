@@ -141,6 +141,8 @@ async fn server_killed_mid_meeting_gives_disconnect() {
         events,
         joined_with: vec![],
         seen: vec![],
+        topic: None,
+        recording_allowed: true,
     };
     let pid = std::fs::read_to_string(format!("{dir}/server.pid")).expect("pid");
     let killed = std::process::Command::new("kill")

@@ -11,9 +11,10 @@ use clap::{Parser, Subcommand};
 use conclave_engine::admin::{self, RoomSpec};
 use conclave_engine::{
     CameraChoice, Command, EngineEvent, JoinOptions, MediaOptions, MicrophoneChoice, Participant,
-    ProcessingSettings, SpeakerChoice,
+    ProcessingSettings, RecordingState, SpeakerChoice,
 };
 use conclave_protocol::link::{MeetingId, Password};
+use conclave_protocol::videoroom::RoomDescription;
 use conclave_protocol::MeetingInfo;
 use rand::Rng;
 use serde_json::json;
@@ -180,12 +181,30 @@ fn repair(paths: &[std::path::PathBuf]) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Finalises the recording however the meeting ends.
-struct Recording(Option<std::sync::Arc<conclave_record::recorder::Recorder>>);
+type Recorder = std::sync::Arc<conclave_record::recorder::Recorder>;
 
-impl Drop for Recording {
-    fn drop(&mut self) {
-        if let Some(r) = self.0.take() {
+/// The running recording, if any, shared with the engine's frame sink and
+/// audio tap; finalised however the meeting ends.
+#[derive(Default)]
+struct Recording {
+    slot: std::sync::Arc<std::sync::RwLock<Option<Recorder>>>,
+}
+
+impl Recording {
+    fn current(&self) -> Option<Recorder> {
+        self.slot.read().ok().and_then(|r| r.clone())
+    }
+
+    fn set(&self, recorder: Option<Recorder>) {
+        if let Ok(mut slot) = self.slot.write() {
+            *slot = recorder;
+        }
+    }
+
+    /// Stops and finalises the recording, if one runs.
+    fn stop(&self) {
+        let taken = self.slot.write().ok().and_then(|mut r| r.take());
+        if let Some(r) = taken {
             match r.stop() {
                 Ok(path) => eprintln!("conclave-cli: recording saved to {}", path.display()),
                 Err(e) => eprintln!(
@@ -194,6 +213,52 @@ impl Drop for Recording {
             }
         }
     }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Starts recording into a new file in `dir`; `failed` hears if it has to
+/// stop by itself.
+fn start_recording(
+    dir: &std::path::Path,
+    room: MeetingId,
+    json: bool,
+    failed: tokio::sync::mpsc::UnboundedSender<()>,
+) -> anyhow::Result<Recorder> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let path = dir.join(format!("conclave-{}-{at}.webm", room.0));
+    let shown = path.display().to_string();
+    let on_failure: conclave_record::recorder::OnFailure = Box::new(move |e| {
+        if json {
+            println!(
+                "{}",
+                json!({"event": "recording_failed", "path": shown, "message": e.to_string()})
+            );
+        }
+        eprintln!("conclave-cli: recording stopped: {e}; what was recorded is kept in {shown}");
+        let _ = failed.send(());
+    });
+    let recorder = conclave_record::recorder::Recorder::start_with(
+        &path,
+        &format!("Meeting {room}"),
+        Some(on_failure),
+    )
+    .with_context(|| format!("recording into {}", path.display()))?;
+    if json {
+        println!(
+            "{}",
+            json!({"event": "recording_started", "path": path.display().to_string()})
+        );
+    }
+    Ok(std::sync::Arc::new(recorder))
 }
 
 fn parse_camera(spec: &str) -> anyhow::Result<CameraChoice> {
@@ -312,6 +377,10 @@ struct CreateArgs {
     /// Meeting topic.
     #[arg(long)]
     topic: Option<String>,
+    /// Ask everyone not to record the meeting on their devices (Conclave
+    /// clients honour it and say why).
+    #[arg(long)]
+    no_recording: bool,
     /// SHA-256 fingerprint (64 hex digits) of a self-signed wss:// server
     /// certificate, as conclave-server prints it. It is pinned, and put in the
     /// link (`fp=`) so that everyone joining pins it too.
@@ -380,7 +449,11 @@ async fn create_room(args: CreateArgs) -> anyhow::Result<ExitCode> {
         room,
         password: args.password.clone(),
         secret: args.secret.clone(),
-        description: args.topic.clone(),
+        description: RoomDescription {
+            topic: args.topic.clone(),
+            recording_allowed: !args.no_recording,
+        }
+        .to_description(),
     };
     let fingerprint = args
         .fingerprint
@@ -432,8 +505,10 @@ fn event_json(event: &EngineEvent) -> serde_json::Value {
             nickname,
             chat_encrypted,
             participants,
+            topic,
+            recording_allowed,
         } => json!({"event": "joined", "room": room, "id": self_id, "nickname": nickname,
-            "encrypted": chat_encrypted,
+            "encrypted": chat_encrypted, "topic": topic, "recording_allowed": recording_allowed,
             "participants": participants.iter().map(|p| &p.nickname).collect::<Vec<_>>()}),
         EngineEvent::JoinFailed { message } => json!({"event": "error", "message": message}),
         EngineEvent::ParticipantJoined { participant } => {
@@ -451,6 +526,11 @@ fn event_json(event: &EngineEvent) -> serde_json::Value {
             json!({"event": "disconnected", "message": message})
         }
         EngineEvent::Left => json!({"event": "left"}),
+        EngineEvent::Recording {
+            participant,
+            nickname,
+            state,
+        } => json!({"event": "recording", "id": participant, "nickname": nickname, "state": state}),
         EngineEvent::RawTextRoom { text } => json!({"event": "raw_textroom", "text": text}),
         EngineEvent::TrackAdded {
             participant,
@@ -507,6 +587,13 @@ fn event_text(event: &EngineEvent) -> String {
         EngineEvent::Error { message } => format!("error: {message}"),
         EngineEvent::Disconnected { message } => format!("Disconnected: {message}"),
         EngineEvent::Left => "Left the meeting".into(),
+        EngineEvent::Recording {
+            nickname, state, ..
+        } => match state {
+            RecordingState::Recording => format!("● {nickname} is recording this meeting"),
+            RecordingState::Paused => format!("● {nickname} paused recording"),
+            RecordingState::Stopped => format!("○ {nickname} stopped recording"),
+        },
         EngineEvent::RawTextRoom { text } => format!("raw: {text}"),
         EngineEvent::TrackAdded { nickname, kind, .. } => {
             format!("~ receiving {kind} from {nickname}")
@@ -548,53 +635,31 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
         say_to.push((nick.to_owned(), text.to_owned()));
     }
     let printer = Printer { json: args.json };
-    let recording = match &args.record {
-        None => Recording(None),
-        Some(dir) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            let at = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or_default();
-            let path = dir.join(format!("conclave-{}-{at}.webm", info.room.0));
-            let json = args.json;
-            let shown = path.display().to_string();
-            let on_failure: conclave_record::recorder::OnFailure = Box::new(move |e| {
-                if json {
-                    println!(
-                        "{}",
-                        json!({"event": "recording_failed", "path": shown, "message": e.to_string()})
-                    );
-                }
-                eprintln!(
-                    "conclave-cli: recording stopped: {e}; what was recorded is kept in {shown}"
-                );
-            });
-            let recorder = conclave_record::recorder::Recorder::start_with(
-                &path,
-                &format!("Meeting {}", info.room),
-                Some(on_failure),
-            )
-            .with_context(|| format!("recording into {}", path.display()))?;
-            if args.json {
-                println!(
-                    "{}",
-                    json!({"event": "recording_started", "path": path.display().to_string()})
-                );
-            }
-            Recording(Some(std::sync::Arc::new(recorder)))
-        }
-    };
-    let frame_sink = recording.0.clone().map(|r| {
+    // The recorder starts once we are in and the host allows it; until
+    // then (and after it stops) pictures and sound go nowhere.
+    let recording = Recording::default();
+    let (failed_tx, mut failed_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let frame_sink = args.record.is_some().then(|| {
+        let slot = recording.slot.clone();
         conclave_engine::video::FrameSink(std::sync::Arc::new(
-            move |tile, frame: &conclave_media::VideoFrame| r.video(tile, frame),
+            move |tile, frame: &conclave_media::VideoFrame| {
+                if let Some(r) = slot.read().ok().and_then(|r| r.clone()) {
+                    r.video(tile, frame);
+                }
+            },
         ))
     });
-    let audio_tap = recording.0.clone().map(|r| {
+    let audio_tap = args.record.is_some().then(|| {
+        let slot = recording.slot.clone();
         conclave_engine::AudioTap(std::sync::Arc::new(
-            move |id, block: &conclave_media::AudioFrame| r.audio(id, block),
+            move |id, block: &conclave_media::AudioFrame| {
+                if let Some(r) = slot.read().ok().and_then(|r| r.clone()) {
+                    r.audio(id, block);
+                }
+            },
         ))
     });
+    let room = info.room;
     let (meeting, mut events) = conclave_engine::start(JoinOptions {
         frame_sink,
         info,
@@ -633,9 +698,22 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
             EngineEvent::Joined {
                 participants,
                 self_id,
+                recording_allowed,
                 ..
             } => {
-                if let Some(r) = &recording.0 {
+                match &args.record {
+                    Some(_) if !recording_allowed => eprintln!(
+                        "conclave-cli: not recording: the host does not allow recording this meeting"
+                    ),
+                    Some(dir) => {
+                        recording.set(Some(start_recording(dir, room, args.json, failed_tx.clone())?));
+                        meeting.command(Command::SetRecording {
+                            state: RecordingState::Recording,
+                        });
+                    }
+                    None => {}
+                }
+                if let Some(r) = recording.current() {
                     for p in &participants {
                         // We are tile 0; others by their numeric ids.
                         let id = if p.is_self {
@@ -718,14 +796,14 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
                 printer.print(&event);
                 match &event {
                     EngineEvent::ParticipantJoined { participant } => {
-                        if let (Some(r), Ok(id)) = (&recording.0, participant.id.parse()) {
+                        if let (Some(r), Ok(id)) = (recording.current(), participant.id.parse()) {
                             r.name(id, &participant.nickname);
                         }
                         roster.push(participant.clone());
                         flush(&roster, &meeting);
                     }
                     EngineEvent::ParticipantLeft { participant } => {
-                        if let (Some(r), Ok(id)) = (&recording.0, participant.id.parse()) {
+                        if let (Some(r), Ok(id)) = (recording.current(), participant.id.parse()) {
                             r.gone(id);
                         }
                         roster.retain(|p| p.id != participant.id)
@@ -734,6 +812,10 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
                     EngineEvent::Left => return Ok(ExitCode::SUCCESS),
                     _ => {}
                 }
+            }
+            Some(()) = failed_rx.recv() => {
+                recording.stop();
+                meeting.command(Command::SetRecording { state: RecordingState::Stopped });
             }
             _ = sleep, if !leaving => {
                 leaving = true;

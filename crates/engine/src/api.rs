@@ -19,6 +19,20 @@ pub struct Participant {
     pub is_self: bool,
 }
 
+/// Whether someone records the meeting on their device.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingState {
+    /// Not recording.
+    #[default]
+    Stopped,
+    /// Recording.
+    Recording,
+    /// Recording, paused.
+    Paused,
+}
+
 /// A chat message as shown to the user. Exists only in memory.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -146,6 +160,10 @@ pub enum EngineEvent {
         chat_encrypted: bool,
         /// Everyone in the meeting, including the local user.
         participants: Vec<Participant>,
+        /// The meeting's topic, as the host set it on the server.
+        topic: Option<String>,
+        /// Whether the host allows recording the meeting on a device.
+        recording_allowed: bool,
     },
     /// Joining failed; nothing else follows.
     JoinFailed {
@@ -210,6 +228,17 @@ pub enum EngineEvent {
         participant: String,
         /// Whether they talk now.
         talking: bool,
+    },
+    /// Someone (the local user too) started, paused or stopped recording
+    /// the meeting on their device. Also sent for everyone who records
+    /// when we join, and as `stopped` when someone recording leaves.
+    Recording {
+        /// Who (participant id).
+        participant: String,
+        /// Their nickname.
+        nickname: String,
+        /// Whether they record now.
+        state: RecordingState,
     },
     /// Media figures, about once a second.
     Stats {
@@ -279,6 +308,12 @@ pub enum Command {
         /// Device id or name.
         device: Option<String>,
     },
+    /// Tell everyone (and whoever joins later) that we record, paused or
+    /// stopped. Refused with an error where the host forbids recording.
+    SetRecording {
+        /// The new state.
+        state: RecordingState,
+    },
     /// Leave the meeting.
     Leave,
 }
@@ -297,6 +332,7 @@ impl std::fmt::Debug for Command {
             Command::StopShare => f.write_str("StopShare"),
             Command::SwitchMicrophone { device } => write!(f, "SwitchMicrophone({device:?})"),
             Command::SwitchSpeaker { device } => write!(f, "SwitchSpeaker({device:?})"),
+            Command::SetRecording { state } => write!(f, "SetRecording({state:?})"),
             Command::Leave => f.write_str("Leave"),
         }
     }

@@ -11,6 +11,11 @@
 //!
 //! Without a key, chat travels as plain TextRoom text (encrypted in transit by
 //! DTLS only), which keeps Janus's own TextRoom clients interoperable.
+//!
+//! App messages (recording notices) travel the same way, sealed like chat
+//! when there is a key: their text is [`APP_PREFIX`], one line of JSON, and
+//! a sentence for people in other TextRoom clients. Users cannot send chat
+//! that starts with the prefix.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -20,7 +25,37 @@ use conclave_protocol::link::ChatKey;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::api::ChatMessage;
+use crate::api::{ChatMessage, RecordingState};
+
+/// Start of an app message's text.
+pub const APP_PREFIX: &str = "cvapp1:";
+
+/// A message from one Conclave client to others that is not chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AppMessage {
+    /// The sender records the meeting on their device (or paused, or stopped).
+    Recording {
+        /// The sender's recording state.
+        state: RecordingState,
+    },
+}
+
+impl AppMessage {
+    /// The text to send: prefix, JSON, and `sentence` for other clients.
+    pub fn to_text(&self, sentence: &str) -> String {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        format!("{APP_PREFIX}{json}\n{sentence}")
+    }
+
+    /// Reads an app message; `None` if `text` is not one, `Some(Err)` if it
+    /// is one this version does not understand.
+    pub fn parse(text: &str) -> Option<Result<AppMessage, ChatDropReason>> {
+        let rest = text.strip_prefix(APP_PREFIX)?;
+        let json = rest.split('\n').next().unwrap_or_default();
+        Some(serde_json::from_str(json).map_err(|_| ChatDropReason::Malformed))
+    }
+}
 
 /// Prefix of an end-to-end encrypted envelope.
 pub const ENCRYPTED_PREFIX: &str = "cv1e:";
@@ -57,6 +92,9 @@ pub enum ChatSendError {
     /// The text is longer than [`MAX_CHAT_CHARS`].
     #[error("the message is longer than {MAX_CHAT_CHARS} characters")]
     TooLong,
+    /// The text starts like an app message.
+    #[error("a message cannot start with \"{APP_PREFIX}\"")]
+    Reserved,
 }
 
 /// The sealed body of an encrypted message.
@@ -105,6 +143,8 @@ impl ChatCodec {
             Err(ChatSendError::Empty)
         } else if text.chars().count() > MAX_CHAT_CHARS {
             Err(ChatSendError::TooLong)
+        } else if text.trim_start().starts_with(APP_PREFIX) {
+            Err(ChatSendError::Reserved)
         } else {
             Ok(())
         }

@@ -15,7 +15,9 @@ use conclave_protocol::janus::{self, Jsep, JsepKind, Request, ServerMessage, Tri
 use conclave_protocol::textroom::{
     self, TextRoomApiRequest, TextRoomEvent, TextRoomParticipant, TextRoomRequest,
 };
-use conclave_protocol::videoroom::{self, ParticipantType, VideoRoomEvent, VideoRoomRequest};
+use conclave_protocol::videoroom::{
+    self, ParticipantType, RoomDescription, VideoRoomEvent, VideoRoomRequest,
+};
 use conclave_protocol::MeetingInfo;
 use serde_json::Value;
 use str0m::change::SdpOffer;
@@ -24,8 +26,8 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Rtc};
 use tracing::{debug, info, warn};
 
-use crate::api::{ChatMessage, Command, EngineEvent, Participant};
-use crate::chat::ChatCodec;
+use crate::api::{ChatMessage, Command, EngineEvent, Participant, RecordingState};
+use crate::chat::{AppMessage, ChatCodec};
 
 mod publisher;
 mod subscriber;
@@ -260,6 +262,7 @@ impl Tx {
 enum DcTx {
     Join,
     Message { to_name: Option<String> },
+    AppMessage,
     Leave,
 }
 
@@ -297,6 +300,12 @@ pub struct Client {
     /// Roster entries known only from the VideoRoom (publishers that are not
     /// in the chat room, such as other Janus clients).
     video_only: HashSet<String>,
+    /// What the host set for the meeting (from the room's description).
+    room: RoomDescription,
+    /// Whether we record (others are told, late joiners too).
+    own_recording: RecordingState,
+    /// Who else records (participant id → state).
+    others_recording: BTreeMap<String, RecordingState>,
 }
 
 impl Client {
@@ -333,6 +342,9 @@ impl Client {
             sub: Subscriber::default(),
             publisher: Publisher::default(),
             video_only: HashSet::new(),
+            room: RoomDescription::default(),
+            own_recording: RecordingState::Stopped,
+            others_recording: BTreeMap::new(),
         };
         let transaction = client.transaction(Tx::CreateSession);
         client.send(Request::Create { transaction });
@@ -665,8 +677,18 @@ impl Client {
             }
         };
         match event {
-            VideoRoomEvent::Joined { id, publishers, .. } => {
+            VideoRoomEvent::Joined {
+                id,
+                publishers,
+                description,
+                ..
+            } => {
                 debug!(id, "joined the VideoRoom");
+                self.room = RoomDescription::parse(description.as_deref());
+                // Janus names rooms created without a description "Room <id>".
+                if self.room.topic.as_deref() == Some(&format!("Room {}", self.cfg.info.room.0)) {
+                    self.room.topic = None;
+                }
                 self.videoroom_joined = true;
                 self.on_publishers(publishers);
                 self.start_publishing();
@@ -1004,6 +1026,9 @@ impl Client {
                         let msg = self.room_error_message(error_code, &error, true);
                         self.fail(msg);
                     }
+                    Some(DcTx::AppMessage) => {
+                        debug!(code = error_code, "app message not delivered")
+                    }
                     Some(DcTx::Message { to_name }) => {
                         let message = match to_name {
                             Some(name) if error_code == textroom::error_code::NO_SUCH_USER => {
@@ -1020,7 +1045,17 @@ impl Client {
                 username, display, ..
             } => {
                 self.video_only.remove(&username);
-                self.add_participant(TextRoomParticipant { username, display }, true);
+                self.add_participant(
+                    TextRoomParticipant {
+                        username: username.clone(),
+                        display,
+                    },
+                    true,
+                );
+                // Someone who joins learns that we record.
+                if self.own_recording != RecordingState::Stopped && username != self.self_id {
+                    self.send_recording_notice(Some(username));
+                }
             }
             TextRoomEvent::Leave { username, .. } | TextRoomEvent::Kicked { username, .. } => {
                 if username == self.self_id {
@@ -1028,6 +1063,7 @@ impl Client {
                         self.fail("You were removed from the meeting".into());
                     }
                 } else if let Some(p) = self.roster.remove(&username) {
+                    self.forget_recording(&p);
                     if self.phase == Phase::InMeeting {
                         self.emit(EngineEvent::ParticipantLeft { participant: p });
                     }
@@ -1089,6 +1125,7 @@ impl Client {
         let key = id.to_string();
         if self.video_only.remove(&key) {
             if let Some(participant) = self.roster.remove(&key) {
+                self.forget_recording(&participant);
                 if self.phase == Phase::InMeeting {
                     self.emit(EngineEvent::ParticipantLeft { participant });
                 }
@@ -1118,9 +1155,20 @@ impl Client {
             nickname: self.cfg.nickname.clone(),
             chat_encrypted: self.codec.is_encrypted(),
             participants,
+            topic: self.room.topic.clone(),
+            recording_allowed: self.room.recording_allowed,
         });
         for event in std::mem::take(&mut self.sub.held) {
             self.emit(event);
+        }
+        // Notices that arrived while we were joining.
+        let recording: Vec<(String, RecordingState)> = self
+            .others_recording
+            .iter()
+            .map(|(id, state)| (id.clone(), *state))
+            .collect();
+        for (id, state) in recording {
+            self.emit_recording(&id, state);
         }
     }
 
@@ -1133,6 +1181,9 @@ impl Client {
         }
         let to = whisper.then_some(self.self_id.as_str());
         match self.codec.open(from, to, wire) {
+            Ok(opened) if opened.text.starts_with(crate::chat::APP_PREFIX) => {
+                self.on_app_message(from, &opened.text);
+            }
             Ok(opened) => {
                 let from_name = self
                     .roster
@@ -1161,9 +1212,100 @@ impl Client {
         }
     }
 
+    /// An app message from `from` (already opened).
+    fn on_app_message(&mut self, from: &str, text: &str) {
+        match AppMessage::parse(text) {
+            Some(Ok(AppMessage::Recording { state })) => {
+                let before = self.others_recording.insert(from.to_owned(), state);
+                info!(from, ?state, "recording notice");
+                if self.phase == Phase::InMeeting && before != Some(state) {
+                    self.emit_recording(from, state);
+                }
+            }
+            Some(Err(_)) | None => debug!(from, "an app message this version does not know"),
+        }
+    }
+
+    fn emit_recording(&mut self, id: &str, state: RecordingState) {
+        let nickname = self
+            .roster
+            .get(id)
+            .map(|p| p.nickname.clone())
+            .unwrap_or_else(|| "Someone".into());
+        self.emit(EngineEvent::Recording {
+            participant: id.to_owned(),
+            nickname,
+            state,
+        });
+    }
+
+    /// Someone left: if they recorded, that recording is over for us.
+    fn forget_recording(&mut self, participant: &Participant) {
+        let was = self.others_recording.remove(&participant.id);
+        if was.is_some_and(|s| s != RecordingState::Stopped) && self.phase == Phase::InMeeting {
+            self.emit(EngineEvent::Recording {
+                participant: participant.id.clone(),
+                nickname: participant.nickname.clone(),
+                state: RecordingState::Stopped,
+            });
+        }
+    }
+
+    fn set_recording(&mut self, state: RecordingState) {
+        if self.phase != Phase::InMeeting {
+            return self.emit(EngineEvent::Error {
+                message: "Not in a meeting".into(),
+            });
+        }
+        if state != RecordingState::Stopped && !self.room.recording_allowed {
+            return self.emit(EngineEvent::Error {
+                message: "The host does not allow recording this meeting".into(),
+            });
+        }
+        if state == self.own_recording {
+            return;
+        }
+        self.own_recording = state;
+        info!(?state, "our recording notice");
+        self.send_recording_notice(None);
+        let id = self.self_id.clone();
+        self.emit(EngineEvent::Recording {
+            participant: id,
+            nickname: self.cfg.nickname.clone(),
+            state,
+        });
+    }
+
+    /// Tells everyone (or one newcomer) our recording state.
+    fn send_recording_notice(&mut self, to: Option<String>) {
+        let name = &self.cfg.nickname;
+        let sentence = match self.own_recording {
+            RecordingState::Recording => {
+                format!("{name} is recording this meeting on their device.")
+            }
+            RecordingState::Paused => format!("{name} paused recording this meeting."),
+            RecordingState::Stopped => format!("{name} stopped recording this meeting."),
+        };
+        let text = AppMessage::Recording {
+            state: self.own_recording,
+        }
+        .to_text(&sentence);
+        let wire = self.codec.seal(&self.self_id, to.as_deref(), &text);
+        let room = self.cfg.info.room.0;
+        self.dc_request(DcTx::AppMessage, |transaction| TextRoomRequest::Message {
+            transaction,
+            room,
+            text: wire,
+            to,
+            tos: None,
+            ack: true,
+        });
+    }
+
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::SendChat { to, text } => self.send_chat(to, text),
+            Command::SetRecording { state } => self.set_recording(state),
             Command::Leave => self.leave(),
             // The runtime started or stopped the capture; the offer follows.
             Command::StartShare { audio, .. } => self.set_sharing(true, audio),

@@ -23,7 +23,8 @@ pub mod tls;
 pub mod video;
 
 pub use api::{
-    ChatMessage, Command, EngineEvent, MediaStats, NetworkStats, Participant, RemoteMediaStats,
+    ChatMessage, Command, EngineEvent, MediaStats, NetworkStats, Participant, RecordingState,
+    RemoteMediaStats,
 };
 pub use conclave_codec::VideoCodec;
 pub use conclave_media::processing::ProcessingSettings;

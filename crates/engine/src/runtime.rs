@@ -507,7 +507,7 @@ fn apply_media_command(
             media.stop_share();
             Ok(())
         }
-        Command::SendChat { .. } | Command::Leave => return false,
+        Command::SendChat { .. } | Command::SetRecording { .. } | Command::Leave => return false,
     };
     if let Err(message) = result {
         let _ = events.send(EngineEvent::Error { message });

@@ -278,6 +278,49 @@ pub struct RoomParticipant {
     pub talking: Option<bool>,
 }
 
+/// What the host set for a meeting, kept by the server as the room's
+/// description so that everyone who joins learns it from the server (not
+/// from a link that could be edited): the topic, and whether local
+/// recording is allowed. A room whose description ends with
+/// [`NO_RECORDING_TAG`] forbids it; other clients see the tag as text.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoomDescription {
+    /// The meeting topic, if any.
+    pub topic: Option<String>,
+    /// Whether participants may record the meeting on their devices.
+    pub recording_allowed: bool,
+}
+
+/// The end of a room description that forbids local recording.
+pub const NO_RECORDING_TAG: &str = "[no local recording]";
+
+impl RoomDescription {
+    /// Reads a room's description (none: no topic, recording allowed).
+    pub fn parse(description: Option<&str>) -> Self {
+        let text = description.unwrap_or_default().trim();
+        let (topic, recording_allowed) = match text.strip_suffix(NO_RECORDING_TAG) {
+            Some(rest) => (rest.trim(), false),
+            None => (text, true),
+        };
+        RoomDescription {
+            topic: (!topic.is_empty()).then(|| topic.to_owned()),
+            recording_allowed,
+        }
+    }
+
+    /// The description to create a room with (none when there is nothing
+    /// to say).
+    pub fn to_description(&self) -> Option<String> {
+        let topic = self.topic.as_deref().map(str::trim).unwrap_or_default();
+        match (topic.is_empty(), self.recording_allowed) {
+            (true, true) => None,
+            (false, true) => Some(topic.to_owned()),
+            (true, false) => Some(NO_RECORDING_TAG.to_owned()),
+            (false, false) => Some(format!("{topic} {NO_RECORDING_TAG}")),
+        }
+    }
+}
+
 /// A VideoRoom answer or event, classified.
 #[derive(Debug, Clone, PartialEq)]
 pub enum VideoRoomEvent {
@@ -293,6 +336,8 @@ pub enum VideoRoomEvent {
         publishers: Vec<RoomParticipant>,
         /// Participants that do not publish (with `notify_joining`).
         attendees: Vec<RoomParticipant>,
+        /// The room's description (see [`RoomDescription`]).
+        description: Option<String>,
     },
     /// We joined as subscriber (`attached`).
     Attached {
@@ -375,6 +420,10 @@ impl VideoRoomEvent {
                 private_id: u64_of("private_id"),
                 publishers: list_of("publishers")?,
                 attendees: list_of("attendees")?,
+                description: obj
+                    .get("description")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
             },
             "attached" => VideoRoomEvent::Attached { room },
             "destroyed" => VideoRoomEvent::Destroyed(room),
@@ -468,6 +517,29 @@ mod tests {
                 feed: None,
             }
         );
+    }
+
+    #[test]
+    fn room_descriptions_carry_the_topic_and_the_recording_rule() {
+        for (topic, allowed) in [
+            (None, true),
+            (None, false),
+            (Some("Weekly"), true),
+            (Some("Weekly"), false),
+        ] {
+            let d = RoomDescription {
+                topic: topic.map(str::to_owned),
+                recording_allowed: allowed,
+            };
+            assert_eq!(RoomDescription::parse(d.to_description().as_deref()), d);
+        }
+        assert_eq!(
+            RoomDescription::parse(Some("Plans [no local recording]"))
+                .topic
+                .as_deref(),
+            Some("Plans")
+        );
+        assert!(RoomDescription::parse(Some("Janus room")).recording_allowed);
     }
 
     #[test]

@@ -175,7 +175,15 @@ chat_encrypted: boolean,
 /**
  * Everyone in the meeting, including the local user.
  */
-participants: Array<Participant>, } | { "type": "join_failed", 
+participants: Array<Participant>, 
+/**
+ * The meeting's topic, as the host set it on the server.
+ */
+topic: string | null, 
+/**
+ * Whether the host allows recording the meeting on a device.
+ */
+recording_allowed: boolean, } | { "type": "join_failed", 
 /**
  * A message for the user.
  */
@@ -235,7 +243,19 @@ participant: string,
 /**
  * Whether they talk now.
  */
-talking: boolean, } | { "type": "stats", 
+talking: boolean, } | { "type": "recording", 
+/**
+ * Who (participant id).
+ */
+participant: string, 
+/**
+ * Their nickname.
+ */
+nickname: string, 
+/**
+ * Whether they record now.
+ */
+state: RecordingState, } | { "type": "stats", 
 /**
  * The figures.
  */

@@ -37,6 +37,13 @@ fn main() {
             "delete_all_local_data",
             "diagnostics_preview",
             "save_diagnostics",
+            "recording_folder",
+            "choose_recording_folder",
+            "start_recording",
+            "pause_recording",
+            "stop_recording",
+            "unfinished_recordings",
+            "repair_recordings",
         ]),
     ))
     .expect("tauri build configuration");

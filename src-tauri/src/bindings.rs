@@ -5,7 +5,8 @@
 //! `CONCLAVE_WRITE_BINDINGS=1` with the same command rewrites it.
 
 use conclave_engine::{
-    ChatMessage, EngineEvent, MediaStats, NetworkStats, Participant, RemoteMediaStats,
+    ChatMessage, EngineEvent, MediaStats, NetworkStats, Participant, RecordingState,
+    RemoteMediaStats,
 };
 use ts_rs::TS;
 
@@ -15,6 +16,7 @@ use crate::commands::{
 };
 use crate::history::HistoryEntry;
 use crate::privacy::DiagnosticsFile;
+use crate::recording::{RecordingEnded, RepairOutcome, RECORDING_ENDED_EVENT};
 use crate::settings::Settings;
 
 /// Renders a TypeScript type.
@@ -214,6 +216,41 @@ const COMMANDS: &[CommandSignature] = &[
         args: &[],
         returns: ts::<Option<String>>,
     },
+    CommandSignature {
+        name: "recording_folder",
+        args: &[],
+        returns: ts::<String>,
+    },
+    CommandSignature {
+        name: "choose_recording_folder",
+        args: &[],
+        returns: ts::<Option<String>>,
+    },
+    CommandSignature {
+        name: "start_recording",
+        args: &[("consent", ts::<bool>), ("localTime", ts::<String>)],
+        returns: ts::<String>,
+    },
+    CommandSignature {
+        name: "pause_recording",
+        args: &[("paused", ts::<bool>)],
+        returns: void,
+    },
+    CommandSignature {
+        name: "stop_recording",
+        args: &[],
+        returns: ts::<Option<String>>,
+    },
+    CommandSignature {
+        name: "unfinished_recordings",
+        args: &[],
+        returns: ts::<Vec<String>>,
+    },
+    CommandSignature {
+        name: "repair_recordings",
+        args: &[("paths", ts::<Vec<String>>)],
+        returns: ts::<Vec<RepairOutcome>>,
+    },
 ];
 
 fn camel_case(name: &str) -> String {
@@ -246,6 +283,7 @@ fn render() -> String {
         RemoteMediaStats::decl(),
         NetworkStats::decl(),
         MediaStats::decl(),
+        RecordingState::decl(),
         EngineEvent::decl(),
         LinkSummary::decl(),
         JoinRequest::decl(),
@@ -254,6 +292,8 @@ fn render() -> String {
         ClipboardOffer::decl(),
         HistoryEntry::decl(),
         DiagnosticsFile::decl(),
+        RecordingEnded::decl(),
+        RepairOutcome::decl(),
         Settings::decl(),
     ] {
         out.push_str("export ");
@@ -307,7 +347,12 @@ fn render() -> String {
          export const PREVIEW_LEVEL_EVENT = \"{PREVIEW_LEVEL_EVENT}\";\n\n\
          /** Subscribes to the device preview's microphone level over Tauri IPC. */\n\
          export function listenPreviewLevel(handler: (level: number) => void): Promise<UnlistenFn> {{\n  \
-         return listen<number>(PREVIEW_LEVEL_EVENT, (e) => handler(e.payload));\n}}\n"
+         return listen<number>(PREVIEW_LEVEL_EVENT, (e) => handler(e.payload));\n}}\n\n\
+         /** The name of the event that says a recording ended without being stopped. */\n\
+         export const RECORDING_ENDED_EVENT = \"{RECORDING_ENDED_EVENT}\";\n\n\
+         /** Subscribes to recordings that end by themselves over Tauri IPC. */\n\
+         export function listenRecordingEnded(handler: (ended: RecordingEnded) => void): Promise<UnlistenFn> {{\n  \
+         return listen<RecordingEnded>(RECORDING_ENDED_EVENT, (e) => handler(e.payload));\n}}\n"
     ));
     out
 }
@@ -358,7 +403,8 @@ mod tests {
                 c.name
             );
             assert!(
-                main.contains(&format!("commands::{},", c.name)),
+                main.contains(&format!("commands::{},", c.name))
+                    || main.contains(&format!("recording::{},", c.name)),
                 "{} not registered",
                 c.name
             );

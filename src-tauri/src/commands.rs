@@ -45,9 +45,20 @@ pub struct AppState {
     history: std::sync::Arc<std::sync::Mutex<Option<crate::history::History>>>,
     /// What the app put on the clipboard, cleared on exit if still there.
     pub paste_guard: privacy::PasteGuard,
+    /// The local recording, if one runs.
+    pub recording: crate::recording::RecordingControl,
 }
 
 impl AppState {
+    /// The running meeting, if any.
+    pub(crate) async fn meeting(&self) -> Option<MeetingHandle> {
+        self.session
+            .lock()
+            .await
+            .as_ref()
+            .map(|s| s.meeting.clone())
+    }
+
     /// The local video server, started on first use (`None` if it could not
     /// start: the meeting then runs without pictures).
     async fn frames(&self) -> Option<&FrameServer> {
@@ -330,13 +341,17 @@ async fn enter_meeting(
     if let Some(f) = frames {
         f.clear();
     }
+    let control = state.recording.clone();
     let (meeting, mut events) = conclave_engine::start(JoinOptions {
-        frame_sink: frames.map(FrameServer::sink),
+        frame_sink: Some(control.frame_sink(frames.map(FrameServer::sink))),
         info: info.clone(),
         nickname: nickname.clone(),
         server,
         tap_textroom: false,
-        media: media_options(&stored),
+        media: MediaOptions {
+            audio_tap: Some(control.audio_tap()),
+            ..media_options(&stored)
+        },
     })
     .map_err(|e| capitalise(&e.to_string()))?;
     // The first outcome decides the command; every event also goes to the UI.
@@ -365,9 +380,13 @@ async fn enter_meeting(
         meeting: None,
     };
     recorder.on(&joined);
+    control.on_event(&joined);
     tauri::async_runtime::spawn(async move {
         while let Some(event) = events.recv().await {
             recorder.on(&event);
+            if let Some(ended) = control.on_event(&event) {
+                let _ = forward.emit(crate::recording::RECORDING_ENDED_EVENT, &ended);
+            }
             let _ = forward.emit(ENGINE_EVENT, &event);
         }
     });

@@ -13,6 +13,7 @@ mod history;
 mod instance;
 mod logging;
 mod privacy;
+mod recording;
 mod settings;
 
 /// The event carrying a link that a later start of the app handed over.
@@ -87,6 +88,13 @@ fn main() {
             commands::delete_all_local_data,
             commands::diagnostics_preview,
             commands::save_diagnostics,
+            recording::recording_folder,
+            recording::choose_recording_folder,
+            recording::start_recording,
+            recording::pause_recording,
+            recording::stop_recording,
+            recording::unfinished_recordings,
+            recording::repair_recordings,
         ])
         .build(tauri::generate_context!());
     match result {

@@ -46,6 +46,9 @@ pub struct Settings {
     /// Keep meeting content inside the app (D5): chat text copies to an
     /// app-internal clipboard, other programs get a placeholder.
     pub keep_content_in_app: bool,
+    /// The folder the user chose for recordings (empty: the OS videos
+    /// folder).
+    pub recording_folder: String,
 }
 
 impl Default for Settings {
@@ -66,6 +69,7 @@ impl Default for Settings {
             microphone_allowed: true,
             remembered: Vec::new(),
             keep_content_in_app: false,
+            recording_folder: String::new(),
         }
     }
 }

@@ -3,7 +3,14 @@
  * in a plain browser during development, a demo backend.
  */
 import { listen } from "@tauri-apps/api/event";
-import { listenEngineEvents, tauriCommands, type Commands, type EngineEvent } from "./bindings";
+import {
+  listenEngineEvents,
+  listenRecordingEnded,
+  tauriCommands,
+  type Commands,
+  type EngineEvent,
+  type RecordingEnded,
+} from "./bindings";
 
 /** Commands plus the engine event stream. */
 export interface Backend {
@@ -11,6 +18,8 @@ export interface Backend {
   onEngineEvent(handler: (event: EngineEvent) => void): Promise<() => void>;
   /** A meeting link opened while the app runs (a `conclave://` link). */
   onOpenLink(handler: (link: string) => void): Promise<() => void>;
+  /** A recording that ended without being stopped (a full disk, leaving). */
+  onRecordingEnded(handler: (ended: RecordingEnded) => void): Promise<() => void>;
 }
 
 /** Whether the UI runs inside the app. */
@@ -23,6 +32,7 @@ export const tauriBackend: Backend = {
   commands: tauriCommands,
   onEngineEvent: listenEngineEvents,
   onOpenLink: (handler) => listen<string>("open-link", (e) => handler(e.payload)),
+  onRecordingEnded: listenRecordingEnded,
 };
 
 /** Turns a rejected command into a message for the user. */

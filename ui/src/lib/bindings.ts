@@ -155,6 +155,8 @@ remotes: Array<RemoteMediaStats>,
  */
 network: NetworkStats, };
 
+export type RecordingState = "stopped" | "recording" | "paused";
+
 export type EngineEvent = { "type": "joined", 
 /**
  * Meeting ID (decimal).
@@ -392,6 +394,30 @@ name: string,
  */
 contents: string, };
 
+export type RecordingEnded = { 
+/**
+ * The file.
+ */
+path: string, 
+/**
+ * What went wrong (`None`: finished normally).
+ */
+problem: string | null, };
+
+export type RepairOutcome = { 
+/**
+ * The file.
+ */
+path: string, 
+/**
+ * Seconds of recording kept (when repaired).
+ */
+seconds: number | null, 
+/**
+ * Why it could not be repaired.
+ */
+problem: string | null, };
+
 export type Settings = { 
 /**
  * Last nickname used.
@@ -457,7 +483,12 @@ remembered: Array<string>,
  * Keep meeting content inside the app (D5): chat text copies to an
  * app-internal clipboard, other programs get a placeholder.
  */
-keep_content_in_app: boolean, };
+keep_content_in_app: boolean, 
+/**
+ * The folder the user chose for recordings (empty: the OS videos
+ * folder).
+ */
+recording_folder: string, };
 
 /** The commands of the app, as an interface so tests and demos can supply their own. */
 export interface Commands {
@@ -495,6 +526,13 @@ export interface Commands {
   deleteAllLocalData(): Promise<Array<string>>;
   diagnosticsPreview(): Promise<Array<DiagnosticsFile>>;
   saveDiagnostics(): Promise<string | null>;
+  recordingFolder(): Promise<string>;
+  chooseRecordingFolder(): Promise<string | null>;
+  startRecording(consent: boolean, localTime: string): Promise<string>;
+  pauseRecording(paused: boolean): Promise<void>;
+  stopRecording(): Promise<string | null>;
+  unfinishedRecordings(): Promise<Array<string>>;
+  repairRecordings(paths: Array<string>): Promise<Array<RepairOutcome>>;
 }
 
 /** The commands, invoked over Tauri IPC. */
@@ -533,6 +571,13 @@ export const tauriCommands: Commands = {
   deleteAllLocalData: () => invoke<Array<string>>("delete_all_local_data"),
   diagnosticsPreview: () => invoke<Array<DiagnosticsFile>>("diagnostics_preview"),
   saveDiagnostics: () => invoke<string | null>("save_diagnostics"),
+  recordingFolder: () => invoke<string>("recording_folder"),
+  chooseRecordingFolder: () => invoke<string | null>("choose_recording_folder"),
+  startRecording: (consent: boolean, localTime: string) => invoke<string>("start_recording", { consent, localTime }),
+  pauseRecording: (paused: boolean) => invoke<void>("pause_recording", { paused }),
+  stopRecording: () => invoke<string | null>("stop_recording"),
+  unfinishedRecordings: () => invoke<Array<string>>("unfinished_recordings"),
+  repairRecordings: (paths: Array<string>) => invoke<Array<RepairOutcome>>("repair_recordings", { paths }),
 };
 
 /** The name of the event that carries every [`EngineEvent`]. */
@@ -549,4 +594,12 @@ export const PREVIEW_LEVEL_EVENT = "preview-level";
 /** Subscribes to the device preview's microphone level over Tauri IPC. */
 export function listenPreviewLevel(handler: (level: number) => void): Promise<UnlistenFn> {
   return listen<number>(PREVIEW_LEVEL_EVENT, (e) => handler(e.payload));
+}
+
+/** The name of the event that says a recording ended without being stopped. */
+export const RECORDING_ENDED_EVENT = "recording-ended";
+
+/** Subscribes to recordings that end by themselves over Tauri IPC. */
+export function listenRecordingEnded(handler: (ended: RecordingEnded) => void): Promise<UnlistenFn> {
+  return listen<RecordingEnded>(RECORDING_ENDED_EVENT, (e) => handler(e.payload));
 }

@@ -9,8 +9,9 @@ import type { ChatMessage, EngineEvent, LinkSummary, Participant, Settings } fro
 export function demoBackend(): Backend {
   const handlers = new Set<(e: EngineEvent) => void>();
   const emit = (e: EngineEvent) => handlers.forEach((h) => h(e));
-  let settings: Settings = { nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "default", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [], keep_content_in_app: false };
+  let settings: Settings = { nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "default", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [], keep_content_in_app: false, recording_folder: "" };
   let self: Participant = { id: "1", nickname: "", is_self: true };
+  let recording = false;
   const others: Participant[] = [
     { id: "2", nickname: "Ada Lovelace", is_self: false },
     { id: "3", nickname: "李雷", is_self: false },
@@ -47,6 +48,7 @@ export function demoBackend(): Backend {
         self = { id: "1", nickname: request.nickname, is_self: true };
         emit({ type: "joined", room: "123456789", self_id: "1", nickname: request.nickname, chat_encrypted: true, participants: [self, others[0]], topic: "Weekly planning", recording_allowed: true });
         setTimeout(() => emit({ type: "participant_joined", participant: others[1] }), 1500);
+        setTimeout(() => emit({ type: "recording", participant: others[0].id, nickname: others[0].nickname, state: "recording" }), 2000);
         setTimeout(() => emit({ type: "chat", message: say(others[0], "Hello! Can everyone see the agenda?") }), 2500);
         return null;
       },
@@ -92,8 +94,28 @@ export function demoBackend(): Backend {
         { name: "recent-errors.txt", contents: "" },
       ],
       saveDiagnostics: async () => "/home/you/conclave-diagnostics.zip",
+      recordingFolder: async () => "/home/you/Videos",
+      chooseRecordingFolder: async () => null,
+      async startRecording(consent) {
+        if (!consent) throw "Confirm that everyone in the meeting agreed to be recorded.";
+        recording = true;
+        emit({ type: "recording", participant: "1", nickname: self.nickname, state: "recording" });
+        return "/home/you/Videos/Weekly planning 2026-11-24 10.00.webm";
+      },
+      async pauseRecording(paused) {
+        emit({ type: "recording", participant: "1", nickname: self.nickname, state: paused ? "paused" : "recording" });
+      },
+      async stopRecording() {
+        if (!recording) return null;
+        recording = false;
+        emit({ type: "recording", participant: "1", nickname: self.nickname, state: "stopped" });
+        return "/home/you/Videos/Weekly planning 2026-11-24 10.00.webm";
+      },
+      unfinishedRecordings: async () => [],
+      repairRecordings: async (paths) => paths.map((path) => ({ path, seconds: 42, problem: null })),
     },
     onOpenLink: async () => () => {},
+    onRecordingEnded: async () => () => {},
     async onEngineEvent(handler) {
       handlers.add(handler);
       return () => handlers.delete(handler);

@@ -24,6 +24,33 @@ const msg = (from: Participant, text: string, at_ms = 0, to: Participant | null 
 });
 
 describe("meeting state", () => {
+  it("keeps who records, tells when others start and stop, and forgets those who leave", () => {
+    let s = joined([me, ada, bob]);
+    const rec = (who: Participant, state: "recording" | "paused" | "stopped"): EngineEvent => ({
+      type: "recording",
+      participant: who.id,
+      nickname: who.nickname,
+      state,
+    });
+    let r = applyEvent(s, rec(ada, "recording"));
+    expect(r.state.recorders).toEqual([{ id: "2", nickname: "Ada", state: "recording" }]);
+    expect(r.notice).toEqual({ kind: "warning", key: "record.startedToast", params: { name: "Ada" } });
+    r = applyEvent(r.state, rec(ada, "paused"));
+    expect(r.state.recorders[0].state).toBe("paused");
+    expect(r.notice).toBeNull();
+    r = applyEvent(r.state, rec(me, "recording"));
+    expect(r.notice).toBeNull();
+    expect(r.state.recorders.map((x) => x.id)).toEqual(["2", "1"]);
+    r = applyEvent(r.state, rec(ada, "stopped"));
+    expect(r.notice?.key).toBe("record.stoppedToast");
+    expect(r.state.recorders.map((x) => x.id)).toEqual(["1"]);
+    s = applyEvent(r.state, rec(bob, "recording")).state;
+    s = applyEvent(s, { type: "participant_left", participant: bob }).state;
+    expect(s.recorders.map((x) => x.id)).toEqual(["1"]);
+    // A stop for someone not recording says nothing.
+    expect(applyEvent(s, rec(ada, "stopped")).notice).toBeNull();
+  });
+
   it("starts with the roster, self first", () => {
     const s = joined([bob, me, ada]);
     expect(s.participants.map((p) => p.id)).toEqual(["1", "2", "3"]);

@@ -2,7 +2,14 @@
  * The meeting as the UI shows it, built only from engine events. Pure
  * functions, so the whole screen state can be tested without a backend.
  */
-import type { ChatMessage, EngineEvent, Participant } from "./bindings";
+import type { ChatMessage, EngineEvent, Participant, RecordingState } from "./bindings";
+
+/** Someone recording the meeting on their device. */
+export interface Recorder {
+  id: string;
+  nickname: string;
+  state: Exclude<RecordingState, "stopped">;
+}
 
 /** Whether the meeting is going on for us. */
 export type MeetingStatus = "live" | "disconnected" | "left";
@@ -40,13 +47,19 @@ export interface MeetingState {
   hasCamera: boolean;
   /** Whether we have a microphone at all. */
   hasMicrophone: boolean;
+  /** The topic the host set, if any. */
+  topic: string | null;
+  /** Whether the host allows recording this meeting. */
+  recordingAllowed: boolean;
+  /** Who records (us too), in the order they started. */
+  recorders: Recorder[];
 }
 
 /** A short-lived notice for the user. */
 export interface Notice {
   kind: "info" | "warning" | "error";
   /** Either a translation key with params, or a message from the engine. */
-  key?: "meeting.joinedToast" | "meeting.leftToast";
+  key?: "meeting.joinedToast" | "meeting.leftToast" | "record.startedToast" | "record.stoppedToast";
   params?: Record<string, string>;
   text?: string;
 }
@@ -73,6 +86,9 @@ export function fromJoined(event: Extract<EngineEvent, { type: "joined" }>, now:
     micLevel: 127,
     hasCamera: false,
     hasMicrophone: false,
+    topic: event.topic,
+    recordingAllowed: event.recording_allowed,
+    recorders: [],
   };
 }
 
@@ -114,6 +130,7 @@ export function applyEvent(
           withAudio: without(state.withAudio, id),
           withVideo: without(state.withVideo, id),
           sharing: without(state.sharing, id),
+          recorders: state.recorders.filter((r) => r.id !== id),
         },
         notice: known
           ? { kind: "info", key: "meeting.leftToast", params: { name: event.participant.nickname } }
@@ -142,6 +159,26 @@ export function applyEvent(
       const key = event.kind === "video" ? "withVideo" : event.kind === "screen" ? "sharing" : "withAudio";
       const list = event.type === "track_added" ? withId(state[key], event.participant) : without(state[key], event.participant);
       return { state: { ...state, [key]: list }, notice: null };
+    }
+    case "recording": {
+      const others = state.recorders.filter((r) => r.id !== event.participant);
+      const was = state.recorders.find((r) => r.id === event.participant);
+      const recorders =
+        event.state === "stopped"
+          ? others
+          : was
+            ? state.recorders.map((r) => (r.id === event.participant ? { ...r, state: event.state } : r))
+            : [...others, { id: event.participant, nickname: event.nickname, state: event.state }];
+      const self = event.participant === state.selfId;
+      const notice: Notice | null =
+        self || (event.state === "stopped") === !was
+          ? null
+          : event.state === "stopped"
+            ? { kind: "info", key: "record.stoppedToast", params: { name: event.nickname } }
+            : was
+              ? null
+              : { kind: "warning", key: "record.startedToast", params: { name: event.nickname } };
+      return { state: { ...state, recorders: recorders as Recorder[] }, notice };
     }
     case "stats":
       return {

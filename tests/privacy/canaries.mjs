@@ -24,6 +24,8 @@ export const planted = {
   /** A meeting in the local history, and a name in its attendance (D1). */
   historyRoom: `history-room-canary-${seed}`,
   historyName: `history-name-canary-${seed}`,
+  /** The folder recordings are saved to (R1: a recording never leaves the device). */
+  recordingFolder: join(tmp, `recording-canary-${seed}`),
   /** The folder annotated screenshots are saved to (M4). */
   screenshotFolder: join(tmp, `screenshot-canary-${seed}`),
   /** The meeting password: only a PIN derived from it goes to the server. */

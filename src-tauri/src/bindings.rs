@@ -73,7 +73,11 @@ const COMMANDS: &[CommandSignature] = &[
     },
     CommandSignature {
         name: "host_meeting",
-        args: &[("nickname", ts::<String>), ("topic", ts::<Option<String>>)],
+        args: &[
+            ("nickname", ts::<String>),
+            ("topic", ts::<Option<String>>),
+            ("allowRecording", ts::<bool>),
+        ],
         returns: ts::<String>,
     },
     CommandSignature {

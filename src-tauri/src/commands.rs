@@ -407,6 +407,7 @@ pub async fn host_meeting(
     state: State<'_, AppState>,
     nickname: String,
     topic: Option<String>,
+    allow_recording: bool,
 ) -> Result<String, String> {
     end_hosting(&state).await;
     let ip = conclave_server::runtime::lan_ip();
@@ -427,7 +428,12 @@ pub async fn host_meeting(
     .await
     .map_err(|e| format!("Could not start the meeting server: {e}"))?;
     let url = server.url();
-    let spec = conclave_engine::admin::random_room_spec(topic.filter(|t| !t.trim().is_empty()));
+    // The host's rules travel with the room: everyone learns them on joining.
+    let description = conclave_protocol::videoroom::RoomDescription {
+        topic: topic.filter(|t| !t.trim().is_empty()),
+        recording_allowed: allow_recording,
+    };
+    let spec = conclave_engine::admin::random_room_spec(description.to_description());
     let fingerprint = server.fingerprint.clone();
     let info = match conclave_engine::admin::host_meeting(&url, fingerprint.as_deref(), &spec).await
     {

@@ -22,6 +22,15 @@ export async function joinFromScreen(session, link, nickname) {
   await session.clear('[data-testid="nickname-input"]');
   await session.type('[data-testid="nickname-input"]', nickname);
   await session.click('[data-testid="join-button"]');
+  // A click that lands while the join screen re-lays itself out (a
+  // clipboard offer appearing) starts nothing: then it is clicked again.
+  const started = () =>
+    session.execute(
+      "return !!document.querySelector('[data-testid=\"meeting-screen\"]') || /…/.test(document.querySelector('[data-testid=\"join-button\"]')?.textContent ?? '') || !!document.querySelector('[data-testid=\"join-error\"]')?.textContent",
+    );
+  if (!(await waitFor("the join to start", started, 3000).catch(() => false))) {
+    await session.click('[data-testid="join-button"]');
+  }
   await waitJoined(session);
 }
 

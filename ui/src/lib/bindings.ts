@@ -497,7 +497,7 @@ export interface Commands {
   getSettings(): Promise<Settings>;
   saveSettings(settings: Settings): Promise<void>;
   join(request: JoinRequest): Promise<string | null>;
-  hostMeeting(nickname: string, topic: string | null): Promise<string>;
+  hostMeeting(nickname: string, topic: string | null, allowRecording: boolean): Promise<string>;
   leave(): Promise<void>;
   sendChat(to: string | null, text: string): Promise<void>;
   copyInvitation(): Promise<string>;
@@ -542,7 +542,7 @@ export const tauriCommands: Commands = {
   getSettings: () => invoke<Settings>("get_settings"),
   saveSettings: (settings: Settings) => invoke<void>("save_settings", { settings }),
   join: (request: JoinRequest) => invoke<string | null>("join", { request }),
-  hostMeeting: (nickname: string, topic: string | null) => invoke<string>("host_meeting", { nickname, topic }),
+  hostMeeting: (nickname: string, topic: string | null, allowRecording: boolean) => invoke<string>("host_meeting", { nickname, topic, allowRecording }),
   leave: () => invoke<void>("leave"),
   sendChat: (to: string | null, text: string) => invoke<void>("send_chat", { to, text }),
   copyInvitation: () => invoke<string>("copy_invitation"),

@@ -77,8 +77,16 @@ describe("JoinScreen", () => {
     expect(screen.getByTestId("nickname-error").textContent).toContain("Enter the name others will see.");
     await userEvent.type(screen.getByTestId("nickname-input"), " Ada ");
     await userEvent.click(screen.getByTestId("host-button"));
-    expect(onhost).toHaveBeenCalledWith("Ada");
+    expect(onhost).toHaveBeenCalledWith("Ada", true);
     expect(screen.queryByTestId("link-error")).toBeNull();
+  });
+
+  it("lets the host forbid recording the meeting", async () => {
+    const onhost = vi.fn(async () => {});
+    render(JoinScreen, { commands: fakeCommands(), settings, onhost });
+    await userEvent.click(screen.getByTestId("host-allow-recording"));
+    await userEvent.click(screen.getByTestId("host-button"));
+    expect(onhost).toHaveBeenCalledWith("Ada", false);
   });
 
   it("offers to remember a typed password in the keychain, and passes the choice on", async () => {

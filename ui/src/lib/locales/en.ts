@@ -26,6 +26,7 @@ const en = {
   "join.host": "Start a new meeting",
   "join.hosting": "Starting…",
   "join.host.hint": "Hosted by this app on your network: no server needed. Enter your name first.",
+  "join.host.allowRecording": "Participants may record this meeting on their devices",
   "join.privacy": "Nothing leaves this device except what the meeting needs. Chat is kept only in memory.",
 
   "validation.link.required": "Enter a meeting link or ID.",

@@ -28,6 +28,7 @@ const zhCN: Record<MessageKey, string> = {
   "join.host": "发起新会议",
   "join.hosting": "正在发起…",
   "join.host.hint": "由本应用在你的网络上主持，无需服务器。请先输入你的名字。",
+  "join.host.allowRecording": "参会者可以在自己的设备上录制此会议",
   "join.privacy": "除会议必需的数据外，任何内容都不会离开本设备。聊天记录只保存在内存中。",
 
   "validation.link.required": "请输入会议链接或会议号。",

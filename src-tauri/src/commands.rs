@@ -47,6 +47,10 @@ pub struct AppState {
     pub paste_guard: privacy::PasteGuard,
     /// The local recording, if one runs.
     pub recording: crate::recording::RecordingControl,
+    /// Counts meetings entered: events of a meeting that is no longer the
+    /// current one (its `left` arriving after the next meeting began) are
+    /// kept from the UI and the recorder.
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl AppState {
@@ -342,6 +346,8 @@ async fn enter_meeting(
         f.clear();
     }
     let control = state.recording.clone();
+    let generations = state.generation.clone();
+    let generation = generations.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
     let (meeting, mut events) = conclave_engine::start(JoinOptions {
         frame_sink: Some(control.frame_sink(frames.map(FrameServer::sink))),
         info: info.clone(),
@@ -358,7 +364,10 @@ async fn enter_meeting(
     let outcome = loop {
         match events.recv().await {
             Some(e @ EngineEvent::Joined { .. }) => {
-                let _ = app.emit(ENGINE_EVENT, &e);
+                if let Err(error) = app.emit(ENGINE_EVENT, &e) {
+                    tracing::warn!(%error, "the meeting screen could not be told of joining");
+                }
+                tracing::debug!("joined; the meeting screen is told");
                 break Ok(e);
             }
             Some(EngineEvent::JoinFailed { message }) => break Err(message),
@@ -383,7 +392,11 @@ async fn enter_meeting(
     control.on_event(&joined);
     tauri::async_runtime::spawn(async move {
         while let Some(event) = events.recv().await {
+            // The history follows this meeting to its end, whatever came after.
             recorder.on(&event);
+            if generations.load(std::sync::atomic::Ordering::SeqCst) != generation {
+                continue;
+            }
             if let Some(ended) = control.on_event(&event) {
                 let _ = forward.emit(crate::recording::RECORDING_ENDED_EVENT, &ended);
             }

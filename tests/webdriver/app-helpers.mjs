@@ -1,6 +1,6 @@
 // Helpers shared by the app's WebDriver tests.
 import { execFileSync, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { readWav } from "../audio/wav.mjs";
 import { waitFor } from "./webdriver.mjs";
@@ -21,6 +21,7 @@ export async function joinFromScreen(session, link, nickname) {
   await waitFor("link preview", () => session.text('[data-testid="link-preview"]'));
   await session.clear('[data-testid="nickname-input"]');
   await session.type('[data-testid="nickname-input"]', nickname);
+  await installPageProbes(session);
   await session.click('[data-testid="join-button"]');
   // A click that lands while the join screen re-lays itself out (a
   // clipboard offer appearing) starts nothing: then it is clicked again.
@@ -34,14 +35,66 @@ export async function joinFromScreen(session, link, nickname) {
   await waitJoined(session);
 }
 
+/** Collects the page's errors, console warnings and which screen shows
+ * (with times) into `window.__joinErrors`, for failure messages. */
+export async function installPageProbes(session) {
+  await session.execute(`
+    if (!window.__joinErrors) {
+      window.__joinErrors = [];
+      window.addEventListener("error", (e) => window.__joinErrors.push(String(e.message)));
+      window.addEventListener("unhandledrejection", (e) => window.__joinErrors.push(String(e.reason)));
+      const seen = () => (document.querySelector('[data-testid="meeting-screen"]') ? "meeting" : "join:" + (document.querySelector('[data-testid="join-button"]')?.textContent ?? "?").trim());
+      let last = seen();
+      new MutationObserver(() => {
+        const now = seen();
+        if (now !== last) window.__joinErrors.push(new Date().toISOString().slice(11, 23) + " " + now);
+        last = now;
+      }).observe(document.body, { subtree: true, childList: true, characterData: true });
+      // The engine events that change screens, as the page receives them.
+      const internals = window.__TAURI_INTERNALS__;
+      if (internals) {
+        const handler = internals.transformCallback((e) => {
+          const type = e?.payload?.type;
+          if (["joined", "left", "disconnected", "error", "join_failed"].includes(type)) {
+            window.__joinErrors.push(new Date().toISOString().slice(11, 23) + " event " + type + (e.payload.room ? " " + e.payload.room : ""));
+          }
+        });
+        internals.invoke("plugin:event|listen", { event: "engine-event", target: { kind: "Any" }, handler }).catch((e) => window.__joinErrors.push("listen: " + e));
+      }
+      for (const level of ["error", "warn"]) {
+        const original = console[level];
+        console[level] = (...args) => {
+          window.__joinErrors.push(level + ": " + args.map(String).join(" ").slice(0, 300));
+          original(...args);
+        };
+      }
+    }
+  `);
+}
+
 /** Waits for the meeting screen; a failure says what the join screen shows. */
 export async function waitJoined(session, timeoutMs = 20000) {
   try {
     await session.waitFind('[data-testid="meeting-screen"]', timeoutMs);
   } catch (e) {
-    const shown = await session.execute(
-      "return [document.querySelector('[data-testid=\"join-error\"]')?.textContent, document.querySelector('[data-testid=\"join-button\"]')?.textContent].join(' | ')",
+    const shown = await session.execute(`
+      const q = (id) => document.querySelector('[data-testid="' + id + '"]');
+      const texts = ["join-error", "link-error", "nickname-error", "password-error", "server-error", "join-button"]
+        .map((id) => id + ": " + (q(id)?.textContent ?? "-"));
+      return [
+        ...texts,
+        "nickname: " + q("nickname-input")?.value,
+        "link: " + q("link-input")?.value,
+        "button disabled: " + q("join-button")?.disabled,
+        "dialogs: " + [...document.querySelectorAll("[role=dialog]")].map((d) => d.dataset.testid).join(","),
+        "page errors: " + (window.__joinErrors ?? []).slice(-40).join(" / "),
+      ].join(" | ");
+    `,
     ).catch(() => "?");
+    if (process.env.CONCLAVE_SCREENSHOTS) {
+      const png = await session.screenshot().catch(() => null);
+      if (png) writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, `join-failed-${Date.now()}.png`), png);
+    }
     throw new Error(`${e.message}; the join screen shows: ${shown}`);
   }
 }

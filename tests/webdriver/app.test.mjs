@@ -12,7 +12,7 @@ import { Keys, Session, waitFor } from "./webdriver.mjs";
 import { DemoPages } from "../demos/pages.mjs";
 import { toDb } from "../audio/wav.mjs";
 import { planted as canary, nickname as auditedNickname } from "../privacy/canaries.mjs";
-import { answerSaveDialog, canvasSpread, clipboardText, joinFromScreen, leaveIfInMeeting, waitJoined, recordSink, tonePower, toneWav } from "./app-helpers.mjs";
+import { answerSaveDialog, installPageProbes, canvasSpread, clipboardText, joinFromScreen, leaveIfInMeeting, waitJoined, recordSink, tonePower, toneWav } from "./app-helpers.mjs";
 
 const env = (name) => {
   const v = process.env[name];
@@ -126,6 +126,8 @@ const peers = [];
 
 before(async () => {
   session = await Session.start(driver, app);
+  await session.waitFind('[data-testid="join-screen"]', 20000).catch(() => {});
+  await installPageProbes(session);
 });
 
 after(async () => {
@@ -550,6 +552,91 @@ test("host a meeting from the app (no recording allowed): a cli joins with its l
   assert.equal(await guest.exited, 2);
 });
 
+test("record a meeting in the app: consent first, everyone told (late joiners too), pause, stop; a cut-off recording is offered for repair", async () => {
+  await leaveIfInMeeting(session);
+  const folder = canary.recordingFolder;
+  rmSync(folder, { recursive: true, force: true });
+  mkdirSync(folder, { recursive: true });
+  const settingsFile = join(env("CONCLAVE_APP_CONFIG"), "conclave", "settings.json");
+  const stored = existsSync(settingsFile) ? JSON.parse(readFileSync(settingsFile, "utf8")) : {};
+  mkdirSync(join(env("CONCLAVE_APP_CONFIG"), "conclave"), { recursive: true });
+  writeFileSync(settingsFile, JSON.stringify({ ...stored, recording_folder: folder }));
+
+  const room = createMeeting(`pw-${Date.now()}`);
+  const guest = new CliPeer(room.link, "Rosa (cli)", ["--camera", "synthetic:320x180@15", "--mic", "tone:440"]);
+  await guest.waitEvent("cli joined", (e) => e.event === "joined");
+  await joinFromScreen(session, room.link, auditedNickname);
+
+  // Consent first: the dialog names the folder; Start waits for the box.
+  await session.click('[data-testid="record-button"]');
+  await session.waitFind('[data-testid="record-consent"]');
+  assert.equal(await waitFor("the folder", () => session.text('[data-testid="record-folder"]')), folder);
+  assert.equal(await session.property('[data-testid="record-start"]', "disabled"), true, "no recording without consent");
+  await screenshot(session, "record-consent");
+  await session.click('[data-testid="record-agreed"]');
+  await session.click('[data-testid="record-start"]');
+  await waitFor("the indicator", async () => /You are recording/.test(await session.text('[data-testid="recording-indicator"]')));
+  await guest.waitEvent("told", (e) => e.event === "recording" && e.state === "recording" && e.nickname === auditedNickname);
+  // Someone who joins later learns it.
+  const late = new CliPeer(room.link, "Lee (late)");
+  await late.waitEvent("told on joining", (e) => e.event === "recording" && e.state === "recording" && e.nickname === auditedNickname);
+  await new Promise((r) => setTimeout(r, 2500));
+  await screenshot(session, "meeting-recording");
+
+  await session.click('[data-testid="record-pause"]');
+  await guest.waitEvent("paused", (e) => e.event === "recording" && e.state === "paused");
+  assert.match(await session.text('[data-testid="recording-indicator"]'), /paused/);
+  await session.click('[data-testid="record-resume"]');
+  await guest.waitEvent("resumed", (e) => e.event === "recording" && e.state === "recording" && guest.events.some((x) => x.state === "paused"));
+  await new Promise((r) => setTimeout(r, 2500));
+  await session.click('[data-testid="record-stop"]');
+  for (const p of [guest, late]) await p.waitEvent("stopped", (e) => e.event === "recording" && e.state === "stopped");
+  await waitFor("the indicator gone", async () => (await session.findAll('[data-testid="recording-indicator"]')).length === 0);
+  await session.waitFind('[data-testid="record-button"]');
+
+  const files = readdirSync(folder).filter((f) => f.endsWith(".webm"));
+  assert.equal(files.length, 1, `one recording in the chosen folder: ${files}`);
+  const file = join(folder, files[0]);
+  const probe = execFileSync("ffprobe", ["-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "compact", file], { encoding: "utf8" });
+  assert.match(probe, /codec_name=vp8/);
+  assert.match(probe, /codec_name=opus/);
+  const seconds = Number(/format\|duration=([\d.]+)/.exec(probe)?.[1] ?? 0);
+  assert.ok(seconds > 3, `the recording lasts (${seconds} s), less the pause`);
+  const errors = execFileSync("ffmpeg", ["-v", "error", "-i", file, "-map", "0", "-f", "null", "-"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+  assert.equal(errors, "", "decodes without errors");
+  await session.click('[data-testid="leave-button"]');
+  await session.waitFind('[data-testid="join-screen"]');
+  await late.stop();
+
+  // A meeting whose host forbids recording: the button is off and says why.
+  const forbidden = JSON.parse(execFileSync(cli, ["create-room", "--server", server, "--no-recording", "--json"], { encoding: "utf8" }).trim().split("\n").pop());
+  await joinFromScreen(session, forbidden.link, auditedNickname);
+  assert.equal(await session.property('[data-testid="record-button"]', "disabled"), true);
+  assert.equal(await session.property('[data-testid="record-button"]', "title"), "The host does not allow recording this meeting");
+  await session.click('[data-testid="leave-button"]');
+  await session.waitFind('[data-testid="join-screen"]');
+  await guest.stop();
+
+  // A recording a crash cut off (the Segment's size still "unknown", the
+  // file ending mid-cluster) is offered for repair when the app starts
+  // (the window reloads as at a start).
+  const bytes = readFileSync(file);
+  const segment = 5 + (bytes[4] & 0x7f) + 4;
+  Buffer.from([0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).copy(bytes, segment);
+  const cut = join(folder, "cut-off.webm");
+  writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
+  await session.execute("location.reload()");
+  await session.waitFind('[data-testid="repair-offer"]', 15000);
+  assert.deepEqual(await session.texts('[data-testid="repair-file"]'), [cut]);
+  await screenshot(session, "repair-offer");
+  await session.click('[data-testid="repair-now"]');
+  await waitFor("the offer gone", async () => (await session.findAll('[data-testid="repair-offer"]')).length === 0);
+  const repaired = execFileSync("ffprobe", ["-v", "error", "-show_entries", "format=duration", "-of", "compact", cut], { encoding: "utf8" });
+  assert.ok(Number(/duration=([\d.]+)/.exec(repaired)?.[1] ?? 0) > 1, `the repaired file has its length: ${repaired}`);
+  assert.equal(execFileSync("ffmpeg", ["-v", "error", "-i", cut, "-map", "0", "-f", "null", "-"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }), "");
+  await session.waitFind('[data-testid="join-screen"]');
+});
+
 test("a conclave:// link opened while the app runs goes to it: one instance, its join screen filled", async () => {
   await leaveIfInMeeting(session);
   const config = env("CONCLAVE_APP_CONFIG");
@@ -723,91 +810,6 @@ test("privacy canaries: clipboard text, a history entry, a chat export and the p
   } finally {
     clip.kill();
   }
-});
-
-test("record a meeting in the app: consent first, everyone told (late joiners too), pause, stop; a cut-off recording is offered for repair", async () => {
-  await leaveIfInMeeting(session);
-  const folder = canary.recordingFolder;
-  rmSync(folder, { recursive: true, force: true });
-  mkdirSync(folder, { recursive: true });
-  const settingsFile = join(env("CONCLAVE_APP_CONFIG"), "conclave", "settings.json");
-  const stored = existsSync(settingsFile) ? JSON.parse(readFileSync(settingsFile, "utf8")) : {};
-  mkdirSync(join(env("CONCLAVE_APP_CONFIG"), "conclave"), { recursive: true });
-  writeFileSync(settingsFile, JSON.stringify({ ...stored, recording_folder: folder }));
-
-  const room = createMeeting(`pw-${Date.now()}`);
-  const guest = new CliPeer(room.link, "Rosa (cli)", ["--camera", "synthetic:320x180@15", "--mic", "tone:440"]);
-  await guest.waitEvent("cli joined", (e) => e.event === "joined");
-  await joinFromScreen(session, room.link, auditedNickname);
-
-  // Consent first: the dialog names the folder; Start waits for the box.
-  await session.click('[data-testid="record-button"]');
-  await session.waitFind('[data-testid="record-consent"]');
-  assert.equal(await waitFor("the folder", () => session.text('[data-testid="record-folder"]')), folder);
-  assert.equal(await session.property('[data-testid="record-start"]', "disabled"), true, "no recording without consent");
-  await screenshot(session, "record-consent");
-  await session.click('[data-testid="record-agreed"]');
-  await session.click('[data-testid="record-start"]');
-  await waitFor("the indicator", async () => /You are recording/.test(await session.text('[data-testid="recording-indicator"]')));
-  await guest.waitEvent("told", (e) => e.event === "recording" && e.state === "recording" && e.nickname === auditedNickname);
-  // Someone who joins later learns it.
-  const late = new CliPeer(room.link, "Lee (late)");
-  await late.waitEvent("told on joining", (e) => e.event === "recording" && e.state === "recording" && e.nickname === auditedNickname);
-  await new Promise((r) => setTimeout(r, 2500));
-  await screenshot(session, "meeting-recording");
-
-  await session.click('[data-testid="record-pause"]');
-  await guest.waitEvent("paused", (e) => e.event === "recording" && e.state === "paused");
-  assert.match(await session.text('[data-testid="recording-indicator"]'), /paused/);
-  await session.click('[data-testid="record-resume"]');
-  await guest.waitEvent("resumed", (e) => e.event === "recording" && e.state === "recording" && guest.events.some((x) => x.state === "paused"));
-  await new Promise((r) => setTimeout(r, 2500));
-  await session.click('[data-testid="record-stop"]');
-  for (const p of [guest, late]) await p.waitEvent("stopped", (e) => e.event === "recording" && e.state === "stopped");
-  await waitFor("the indicator gone", async () => (await session.findAll('[data-testid="recording-indicator"]')).length === 0);
-  await session.waitFind('[data-testid="record-button"]');
-
-  const files = readdirSync(folder).filter((f) => f.endsWith(".webm"));
-  assert.equal(files.length, 1, `one recording in the chosen folder: ${files}`);
-  const file = join(folder, files[0]);
-  const probe = execFileSync("ffprobe", ["-v", "error", "-show_entries", "stream=codec_name:format=duration", "-of", "compact", file], { encoding: "utf8" });
-  assert.match(probe, /codec_name=vp8/);
-  assert.match(probe, /codec_name=opus/);
-  const seconds = Number(/format\|duration=([\d.]+)/.exec(probe)?.[1] ?? 0);
-  assert.ok(seconds > 3, `the recording lasts (${seconds} s), less the pause`);
-  const errors = execFileSync("ffmpeg", ["-v", "error", "-i", file, "-map", "0", "-f", "null", "-"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
-  assert.equal(errors, "", "decodes without errors");
-  await session.click('[data-testid="leave-button"]');
-  await session.waitFind('[data-testid="join-screen"]');
-  await late.stop();
-
-  // A meeting whose host forbids recording: the button is off and says why.
-  const forbidden = JSON.parse(execFileSync(cli, ["create-room", "--server", server, "--no-recording", "--json"], { encoding: "utf8" }).trim().split("\n").pop());
-  await joinFromScreen(session, forbidden.link, auditedNickname);
-  assert.equal(await session.property('[data-testid="record-button"]', "disabled"), true);
-  assert.equal(await session.property('[data-testid="record-button"]', "title"), "The host does not allow recording this meeting");
-  await session.click('[data-testid="leave-button"]');
-  await session.waitFind('[data-testid="join-screen"]');
-  await guest.stop();
-
-  // A recording a crash cut off (the Segment's size still "unknown", the
-  // file ending mid-cluster) is offered for repair when the app starts
-  // (the window reloads as at a start).
-  const bytes = readFileSync(file);
-  const segment = 5 + (bytes[4] & 0x7f) + 4;
-  Buffer.from([0x01, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).copy(bytes, segment);
-  const cut = join(folder, "cut-off.webm");
-  writeFileSync(cut, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
-  await session.execute("location.reload()");
-  await session.waitFind('[data-testid="repair-offer"]', 15000);
-  assert.deepEqual(await session.texts('[data-testid="repair-file"]'), [cut]);
-  await screenshot(session, "repair-offer");
-  await session.click('[data-testid="repair-now"]');
-  await waitFor("the offer gone", async () => (await session.findAll('[data-testid="repair-offer"]')).length === 0);
-  const repaired = execFileSync("ffprobe", ["-v", "error", "-show_entries", "format=duration", "-of", "compact", cut], { encoding: "utf8" });
-  assert.ok(Number(/duration=([\d.]+)/.exec(repaired)?.[1] ?? 0) > 1, `the repaired file has its length: ${repaired}`);
-  assert.equal(execFileSync("ffmpeg", ["-v", "error", "-i", cut, "-map", "0", "-f", "null", "-"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }), "");
-  await session.waitFind('[data-testid="join-screen"]');
 });
 
 test("the app's log holds no chat text, passwords or keys; on exit the app clears its invitation from the clipboard", async () => {

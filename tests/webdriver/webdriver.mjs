@@ -98,7 +98,23 @@ export class Session {
   }
 
   async click(css) {
-    await this.cmd("POST", `/element/${await this.waitFind(css)}/click`, {});
+    try {
+      await this.cmd("POST", `/element/${await this.waitFind(css)}/click`, {});
+    } catch (e) {
+      if (!/intercepted/.test(String(e.message))) throw e;
+      // Say what lies over the element.
+      const over = await this.execute(`
+        const el = document.querySelector(${JSON.stringify(css)});
+        const r = el?.getBoundingClientRect();
+        const top = r && document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2);
+        return (top ? top.outerHTML.slice(0, 300) : "nothing") + " | page: " + (window.__joinErrors ?? []).slice(-40).join(" / ");
+      `).catch(() => "?");
+      if (process.env.CONCLAVE_SCREENSHOTS) {
+        const { writeFileSync } = await import("node:fs");
+        writeFileSync(`${process.env.CONCLAVE_SCREENSHOTS}/intercepted-${Date.now()}.png`, await this.screenshot());
+      }
+      throw new Error(`${e.message}; over ${css}: ${over}`);
+    }
   }
 
   async type(css, text) {

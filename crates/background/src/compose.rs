@@ -136,19 +136,35 @@ impl Compositor {
         {
             return;
         }
-        // Alpha per luma pixel, 0..=256 (person).
-        let alpha = self.alpha(w, h);
+        let (cw, ch) = (w / 2, h / 2);
+        // The mask as 0..=256 (person) at its own size; scaled per row.
+        let mask: Vec<u16> = self
+            .smoothed
+            .iter()
+            .map(|m| (m * 256.0).round().clamp(0.0, 256.0) as u16)
+            .collect();
+        let (mw, mh) = if mask.is_empty() { (1, 1) } else { self.size };
+        let mask = if mask.is_empty() { vec![0] } else { mask };
         match backdrop {
             Backdrop::Blur(strength) => {
                 let f = strength.factor();
-                let (cw, ch) = (w / 2, h / 2);
-                let y_bg = blurred(frame.y, w, h, f);
-                let u_bg = blurred(frame.u, cw, ch, f / 2);
-                let v_bg = blurred(frame.v, cw, ch, f / 2);
-                blend_plane(frame.y, w, h, &alpha, w, |x, y| y_bg.sample(x, y));
-                let chroma_alpha = halve(&alpha, w, h);
-                blend_plane(frame.u, cw, ch, &chroma_alpha, cw, |x, y| u_bg.sample(x, y));
-                blend_plane(frame.v, cw, ch, &chroma_alpha, cw, |x, y| v_bg.sample(x, y));
+                let planes = [
+                    (&mut *frame.y, w, h, f),
+                    (&mut *frame.u, cw, ch, f / 2),
+                    (&mut *frame.v, cw, ch, f / 2),
+                ];
+                for (plane, pw, ph, factor) in planes {
+                    let small = blurred(plane, pw, ph, factor);
+                    let mut alpha = Scaler::new(&mask, mw, mh, pw, ph);
+                    let mut background = Scaler::new(&small.data, small.w, small.h, pw, ph);
+                    for y in 0..ph {
+                        blend_row(
+                            &mut plane[y * pw..(y + 1) * pw],
+                            alpha.row(y),
+                            background.row(y),
+                        );
+                    }
+                }
             }
             Backdrop::Image {
                 width,
@@ -164,101 +180,132 @@ impl Compositor {
                 {
                     return;
                 }
-                let (cw, ch) = (w / 2, h / 2);
-                blend_plane(frame.y, w, h, &alpha, w, |x, yy| y[yy * w + x]);
-                let chroma_alpha = halve(&alpha, w, h);
-                blend_plane(frame.u, cw, ch, &chroma_alpha, cw, |x, yy| u[yy * cw + x]);
-                blend_plane(frame.v, cw, ch, &chroma_alpha, cw, |x, yy| v[yy * cw + x]);
+                let planes = [
+                    (&mut *frame.y, &y[..], w, h),
+                    (&mut *frame.u, &u[..], cw, ch),
+                    (&mut *frame.v, &v[..], cw, ch),
+                ];
+                for (plane, image, pw, ph) in planes {
+                    let mut alpha = Scaler::new(&mask, mw, mh, pw, ph);
+                    let mut row = vec![0u16; pw];
+                    for y in 0..ph {
+                        for (r, p) in row.iter_mut().zip(&image[y * pw..(y + 1) * pw]) {
+                            *r = u16::from(*p);
+                        }
+                        blend_row(&mut plane[y * pw..(y + 1) * pw], alpha.row(y), &row);
+                    }
+                }
             }
         }
     }
+}
 
-    /// The mask scaled (bilinearly) to `w × h`, as 0..=256.
-    fn alpha(&self, w: usize, h: usize) -> Vec<u16> {
-        let (mw, mh) = self.size;
-        if self.smoothed.is_empty() || mw == 0 || mh == 0 {
-            return vec![0; w * h];
+/// Bilinear positions along one axis: for each output index the two
+/// source indices and the weight of the second (0..=256).
+struct Taps {
+    first: Vec<usize>,
+    second: Vec<usize>,
+    weight: Vec<u32>,
+}
+
+fn taps(out: usize, src: usize) -> Taps {
+    let mut t = Taps {
+        first: Vec::with_capacity(out),
+        second: Vec::with_capacity(out),
+        weight: Vec::with_capacity(out),
+    };
+    let last = src.saturating_sub(1);
+    for i in 0..out {
+        let f = ((i as f32 + 0.5) * src as f32 / out as f32 - 0.5).clamp(0.0, last as f32);
+        let i0 = f as usize;
+        t.first.push(i0);
+        t.second.push((i0 + 1).min(last));
+        t.weight.push(((f - i0 as f32) * 256.0).round() as u32);
+    }
+    t
+}
+
+/// Scales a small plane up to `w × h`, one row at a time, in fixed point.
+struct Scaler<'a, T> {
+    source: &'a [T],
+    width: usize,
+    across: Taps,
+    down: Taps,
+    vertical: Vec<u32>,
+    out: Vec<u16>,
+}
+
+impl<'a, T: Copy + Into<u32>> Scaler<'a, T> {
+    fn new(source: &'a [T], sw: usize, sh: usize, w: usize, h: usize) -> Self {
+        Scaler {
+            source,
+            width: sw,
+            across: taps(w, sw),
+            down: taps(h, sh),
+            vertical: vec![0; sw],
+            out: vec![0; w],
         }
-        let mut out = vec![0u16; w * h];
-        let sx = mw as f32 / w as f32;
-        let sy = mh as f32 / h as f32;
-        for y in 0..h {
-            let fy = ((y as f32 + 0.5) * sy - 0.5).clamp(0.0, (mh - 1) as f32);
-            let y0 = fy as usize;
-            let y1 = (y0 + 1).min(mh - 1);
-            let dy = fy - y0 as f32;
-            for x in 0..w {
-                let fx = ((x as f32 + 0.5) * sx - 0.5).clamp(0.0, (mw - 1) as f32);
-                let x0 = fx as usize;
-                let x1 = (x0 + 1).min(mw - 1);
-                let dx = fx - x0 as f32;
-                let m = &self.smoothed;
-                let top = m[y0 * mw + x0] * (1.0 - dx) + m[y0 * mw + x1] * dx;
-                let bottom = m[y1 * mw + x0] * (1.0 - dx) + m[y1 * mw + x1] * dx;
-                out[y * w + x] = ((top * (1.0 - dy) + bottom * dy) * 256.0)
-                    .round()
-                    .clamp(0.0, 256.0) as u16;
-            }
+    }
+
+    /// Output row `y`.
+    fn row(&mut self, y: usize) -> &[u16] {
+        let sw = self.width;
+        let (r0, r1, wy) = (self.down.first[y], self.down.second[y], self.down.weight[y]);
+        let (top, bottom) = (
+            &self.source[r0 * sw..(r0 + 1) * sw],
+            &self.source[r1 * sw..(r1 + 1) * sw],
+        );
+        for ((v, t), b) in self.vertical.iter_mut().zip(top).zip(bottom) {
+            *v = (*t).into() * (256 - wy) + (*b).into() * wy;
         }
-        out
+        for (x, o) in self.out.iter_mut().enumerate() {
+            let (a, b, wx) = (
+                self.across.first[x],
+                self.across.second[x],
+                self.across.weight[x],
+            );
+            *o = ((self.vertical[a] * (256 - wx) + self.vertical[b] * wx + 32_768) >> 16) as u16;
+        }
+        &self.out
     }
 }
 
-/// Alpha at half size (for chroma): the mean of each 2×2 block.
-fn halve(alpha: &[u16], w: usize, h: usize) -> Vec<u16> {
-    let (cw, ch) = (w / 2, h / 2);
-    let mut out = vec![0u16; cw * ch];
-    for y in 0..ch {
-        for x in 0..cw {
-            let a = |dx: usize, dy: usize| u32::from(alpha[(2 * y + dy) * w + 2 * x + dx]);
-            out[y * cw + x] = ((a(0, 0) + a(1, 0) + a(0, 1) + a(1, 1)) / 4) as u16;
-        }
+/// p = (a·p + (256 − a)·background) / 256 along a row (a in 0..=256).
+fn blend_row(plane: &mut [u8], alpha: &[u16], background: &[u16]) {
+    for ((p, a), b) in plane.iter_mut().zip(alpha).zip(background) {
+        let a = u32::from(*a);
+        *p = ((a * u32::from(*p) + (256 - a) * u32::from(*b) + 128) >> 8) as u8;
     }
-    out
 }
 
-/// out = (a·out + (256 − a)·background) / 256, per pixel.
-fn blend_plane(
-    plane: &mut [u8],
-    w: usize,
-    h: usize,
-    alpha: &[u16],
-    stride: usize,
-    background: impl Fn(usize, usize) -> u8,
-) {
-    for y in 0..h {
+/// One pass of a 3×3 box blur, separable, edges repeated.
+fn box3(data: &mut [u8], w: usize, h: usize) {
+    let mut across = vec![0u16; w * h];
+    for (row, out) in data.chunks_exact(w).zip(across.chunks_exact_mut(w)) {
         for x in 0..w {
-            let a = u32::from(alpha[y * stride + x]);
-            let p = &mut plane[y * w + x];
-            *p = ((a * u32::from(*p) + (256 - a) * u32::from(background(x, y)) + 128) >> 8) as u8;
+            let left = row[x.saturating_sub(1)];
+            let right = row[(x + 1).min(w - 1)];
+            out[x] = u16::from(left) + u16::from(row[x]) + u16::from(right);
+        }
+    }
+    for y in 0..h {
+        let (up, down) = (y.saturating_sub(1), (y + 1).min(h - 1));
+        let (a, b, c) = (
+            &across[up * w..][..w],
+            &across[y * w..][..w],
+            &across[down * w..][..w],
+        );
+        for (x, out) in data[y * w..(y + 1) * w].iter_mut().enumerate() {
+            *out = ((u32::from(a[x]) + u32::from(b[x]) + u32::from(c[x]) + 4) / 9) as u8;
         }
     }
 }
 
-/// A plane shrunk by a factor and box-blurred, sampled back at full size.
+/// A plane shrunk by a factor and blurred.
 struct Small {
     w: usize,
     h: usize,
-    factor: usize,
     data: Vec<u8>,
-}
-
-impl Small {
-    /// The value at full-size (x, y), bilinear between the small pixels.
-    #[inline]
-    fn sample(&self, x: usize, y: usize) -> u8 {
-        let f = self.factor as f32;
-        let fx = ((x as f32 + 0.5) / f - 0.5).clamp(0.0, (self.w - 1) as f32);
-        let fy = ((y as f32 + 0.5) / f - 0.5).clamp(0.0, (self.h - 1) as f32);
-        let (x0, y0) = (fx as usize, fy as usize);
-        let (x1, y1) = ((x0 + 1).min(self.w - 1), (y0 + 1).min(self.h - 1));
-        let (dx, dy) = (fx - x0 as f32, fy - y0 as f32);
-        let d = &self.data;
-        let top = f32::from(d[y0 * self.w + x0]) * (1.0 - dx) + f32::from(d[y0 * self.w + x1]) * dx;
-        let bottom =
-            f32::from(d[y1 * self.w + x0]) * (1.0 - dx) + f32::from(d[y1 * self.w + x1]) * dx;
-        (top * (1.0 - dy) + bottom * dy).round() as u8
-    }
 }
 
 /// `plane` (w × h) shrunk by `factor` (area average) and blurred with two
@@ -267,41 +314,26 @@ fn blurred(plane: &[u8], w: usize, h: usize, factor: usize) -> Small {
     let factor = factor.max(1);
     let (sw, sh) = ((w / factor).max(1), (h / factor).max(1));
     let mut data = vec![0u8; sw * sh];
+    // Area average: add `factor` rows up (vectorised), then `factor` columns.
+    let mut sums = vec![0u32; w];
     for sy in 0..sh {
-        for sx in 0..sw {
-            let mut sum = 0u32;
-            let mut n = 0u32;
-            for y in sy * factor..((sy + 1) * factor).min(h) {
-                for x in sx * factor..((sx + 1) * factor).min(w) {
-                    sum += u32::from(plane[y * w + x]);
-                    n += 1;
-                }
+        sums.iter_mut().for_each(|s| *s = 0);
+        let rows = (sy * factor..((sy + 1) * factor).min(h)).len() as u32;
+        for y in sy * factor..((sy + 1) * factor).min(h) {
+            for (s, p) in sums.iter_mut().zip(&plane[y * w..(y + 1) * w]) {
+                *s += u32::from(*p);
             }
-            data[sy * sw + sx] = (sum / n.max(1)) as u8;
+        }
+        for (sx, out) in data[sy * sw..(sy + 1) * sw].iter_mut().enumerate() {
+            let columns = &sums[sx * factor..((sx + 1) * factor).min(w)];
+            let n = (columns.len() as u32 * rows).max(1);
+            *out = (columns.iter().sum::<u32>() / n) as u8;
         }
     }
     for _ in 0..2 {
-        let source = data.clone();
-        for y in 0..sh {
-            for x in 0..sw {
-                let mut sum = 0u32;
-                let mut n = 0u32;
-                for yy in y.saturating_sub(1)..(y + 2).min(sh) {
-                    for xx in x.saturating_sub(1)..(x + 2).min(sw) {
-                        sum += u32::from(source[yy * sw + xx]);
-                        n += 1;
-                    }
-                }
-                data[y * sw + x] = (sum / n) as u8;
-            }
-        }
+        box3(&mut data, sw, sh);
     }
-    Small {
-        w: sw,
-        h: sh,
-        factor,
-        data,
-    }
+    Small { w: sw, h: sh, data }
 }
 
 #[cfg(test)]

@@ -4,13 +4,15 @@
 //! Apache-2.0) and [`net`] runs them with kernels written for exactly
 //! their operators (float16 weights widened on loading; MediaPipe's custom
 //! `Convolution2DTransposeBias`). [`compose`] puts a blurred or replaced
-//! background behind the person, in YUV, from the mask.
+//! background behind the person, in YUV, from the mask; [`effect`] runs
+//! both on camera pictures within a time budget.
 //!
 //! Must not: open network connections, read files other than the model and
 //! background images it is given, or let anything but composited frames
 //! out.
 
 pub mod compose;
+pub mod effect;
 pub mod net;
 pub mod tflite;
 

@@ -112,3 +112,94 @@ fn damaged_models_are_refused_without_panicking() {
         let _ = Net::load(&flipped);
     }
 }
+
+/// RGB bytes → I420 planes (BT.601, limited range).
+fn to_i420(w: usize, h: usize, rgb: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let px = |x: usize, y: usize| {
+        let i = (y * w + x) * 3;
+        (
+            f32::from(rgb[i]),
+            f32::from(rgb[i + 1]),
+            f32::from(rgb[i + 2]),
+        )
+    };
+    let mut luma = vec![0u8; w * h];
+    for y in 0..h {
+        for x in 0..w {
+            let (r, g, b) = px(x, y);
+            luma[y * w + x] = (16.0 + 0.257 * r + 0.504 * g + 0.098 * b).round() as u8;
+        }
+    }
+    let (mut u, mut v) = (vec![0u8; w * h / 4], vec![0u8; w * h / 4]);
+    for y in 0..h / 2 {
+        for x in 0..w / 2 {
+            let (r, g, b) = px(2 * x, 2 * y);
+            u[y * (w / 2) + x] = (128.0 - 0.148 * r - 0.291 * g + 0.439 * b).round() as u8;
+            v[y * (w / 2) + x] = (128.0 + 0.439 * r - 0.368 * g - 0.071 * b).round() as u8;
+        }
+    }
+    (luma, u, v)
+}
+
+#[test]
+fn the_effect_keeps_the_person_and_replaces_the_rest_of_a_camera_picture() {
+    use conclave_background::compose::{Backdrop, I420};
+    use conclave_background::effect::BackgroundEffect;
+    let bytes =
+        std::fs::read(models().join("selfie_segmentation_landscape.tflite")).expect("model");
+    let (w, h, _, rgb) = png("astronaut-256x144.png");
+    let (mut y, mut u, mut v) = to_i420(w, h, &rgb);
+    let original = y.clone();
+    let backdrop = Backdrop::Image {
+        width: w,
+        height: h,
+        y: vec![41; w * h],
+        u: vec![240; w * h / 4],
+        v: vec![110; w * h / 4],
+    };
+    let mut effect = BackgroundEffect::new(&bytes, backdrop).expect("effect");
+    let mut frame = I420 {
+        width: w,
+        height: h,
+        y: &mut y,
+        u: &mut u,
+        v: &mut v,
+    };
+    effect
+        .apply(&mut frame, std::time::Duration::from_millis(33))
+        .expect("applied");
+    let (_, _, _, reference) = png("mask-landscape.png");
+    let (mut person, mut person_kept, mut room, mut room_replaced) = (0, 0, 0, 0);
+    for i in 0..w * h {
+        if reference[i] > 240 {
+            person += 1;
+            person_kept += usize::from(y[i].abs_diff(original[i]) <= 4);
+        } else if reference[i] < 15 {
+            room += 1;
+            room_replaced += usize::from(y[i].abs_diff(41) <= 4);
+        }
+    }
+    assert!(
+        person > 1000 && room > 1000,
+        "{person} person, {room} room pixels"
+    );
+    assert!(
+        person_kept * 100 >= person * 95,
+        "person kept: {person_kept} of {person}"
+    );
+    assert!(
+        room_replaced * 100 >= room * 95,
+        "room replaced: {room_replaced} of {room}"
+    );
+    let mut frame = I420 {
+        width: w,
+        height: h,
+        y: &mut [],
+        u: &mut [],
+        v: &mut [],
+    };
+    assert!(effect
+        .apply(&mut frame, std::time::Duration::from_millis(33))
+        .is_err());
+    assert_eq!(effect.cost().mask_every, 1);
+}

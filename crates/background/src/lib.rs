@@ -5,7 +5,8 @@
 //! their operators (float16 weights widened on loading; MediaPipe's custom
 //! `Convolution2DTransposeBias`). [`compose`] puts a blurred or replaced
 //! background behind the person, in YUV, from the mask; [`effect`] runs
-//! both on camera pictures within a time budget.
+//! both on camera pictures within a time budget; [`image`] checks and
+//! converts background pictures.
 //!
 //! Must not: open network connections, read files other than the model and
 //! background images it is given, or let anything but composited frames
@@ -13,6 +14,7 @@
 
 pub mod compose;
 pub mod effect;
+pub mod image;
 pub mod net;
 pub mod tflite;
 

@@ -141,6 +141,14 @@ struct JoinArgs {
     /// plays, less this meeting's own playback.
     #[arg(long, requires = "share_screen")]
     share_audio: bool,
+    /// A virtual background for the camera: `blur`, `blur-light` or a PNG
+    /// picture. Needs the segmentation model (`--segmentation-model`).
+    #[arg(long, value_name = "BACKGROUND", requires = "camera")]
+    background: Option<String>,
+    /// The segmentation model: `selfie_segmentation_landscape.tflite` of
+    /// the npm package `@mediapipe/selfie_segmentation`.
+    #[arg(long, value_name = "FILE", env = "CONCLAVE_SEGMENTATION_MODEL")]
+    segmentation_model: Option<std::path::PathBuf>,
     /// Record the meeting into a new WebM file in DIR (the gallery in VP8,
     /// everyone's sound in Opus), written crash-safely; finalised on leaving.
     #[arg(long, value_name = "DIR")]
@@ -259,6 +267,33 @@ fn start_recording(
         );
     }
     Ok(std::sync::Arc::new(recorder))
+}
+
+/// The virtual background asked for, with its model and picture loaded.
+fn parse_background(
+    spec: Option<&str>,
+    model: Option<&std::path::Path>,
+) -> anyhow::Result<Option<conclave_engine::BackgroundOptions>> {
+    use conclave_background::compose::BlurStrength;
+    use conclave_engine::BackdropChoice;
+    let Some(spec) = spec else { return Ok(None) };
+    let model =
+        model.context("--background needs the segmentation model (--segmentation-model FILE)")?;
+    let bytes = std::fs::read(model).with_context(|| format!("reading {}", model.display()))?;
+    let backdrop = match spec {
+        "blur" => BackdropChoice::Blur(BlurStrength::Strong),
+        "blur-light" => BackdropChoice::Blur(BlurStrength::Light),
+        path => {
+            let file = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+            let picture = conclave_background::image::decode(&file)
+                .map_err(|e| anyhow::anyhow!("{path}: {e}"))?;
+            BackdropChoice::Picture(std::sync::Arc::new(picture))
+        }
+    };
+    Ok(Some(conclave_engine::BackgroundOptions {
+        model: std::sync::Arc::new(bytes),
+        backdrop,
+    }))
 }
 
 fn parse_camera(spec: &str) -> anyhow::Result<CameraChoice> {
@@ -685,6 +720,10 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
                 }),
             share_audio: args.share_audio,
             audio_tap,
+            background: parse_background(
+                args.background.as_deref(),
+                args.segmentation_model.as_deref(),
+            )?,
         },
     })?;
 

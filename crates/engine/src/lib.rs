@@ -29,6 +29,7 @@ pub use api::{
 pub use conclave_codec::VideoCodec;
 pub use conclave_media::processing::ProcessingSettings;
 pub use media::{
-    open_camera, AudioTap, CameraChoice, MediaOptions, MicrophoneChoice, SpeakerChoice,
+    open_camera, AudioTap, BackdropChoice, BackgroundOptions, CameraChoice, MediaOptions,
+    MicrophoneChoice, SpeakerChoice,
 };
 pub use runtime::{start, JoinOptions, MeetingHandle, StartError};

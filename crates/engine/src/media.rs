@@ -200,6 +200,44 @@ pub struct MediaOptions {
     /// participant's, by id) and as it is sent (ours, as participant 0):
     /// for a local recording.
     pub audio_tap: Option<AudioTap>,
+    /// A virtual background for the camera (not for shared screens).
+    pub background: Option<BackgroundOptions>,
+}
+
+/// A virtual background: the segmentation model and what goes behind the
+/// person. Applied on the device before encoding; only the composite is
+/// sent.
+#[derive(Clone, PartialEq)]
+pub struct BackgroundOptions {
+    /// The `.tflite` segmentation model.
+    pub model: std::sync::Arc<Vec<u8>>,
+    /// Blur or a picture.
+    pub backdrop: BackdropChoice,
+}
+
+impl std::fmt::Debug for BackgroundOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the picture's bytes.
+        write!(f, "BackgroundOptions({:?})", self.backdrop)
+    }
+}
+
+/// What replaces the camera's background.
+#[derive(Clone, PartialEq)]
+pub enum BackdropChoice {
+    /// The room, blurred.
+    Blur(conclave_background::compose::BlurStrength),
+    /// A picture (decoded and checked).
+    Picture(std::sync::Arc<conclave_background::image::Picture>),
+}
+
+impl std::fmt::Debug for BackdropChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackdropChoice::Blur(s) => write!(f, "Blur({s:?})"),
+            BackdropChoice::Picture(p) => write!(f, "Picture({}x{})", p.width, p.height),
+        }
+    }
 }
 
 /// What an [`AudioTap`] calls: (participant id, 10 ms block).
@@ -389,6 +427,7 @@ impl MediaIo {
                 now,
                 video_out.clone(),
                 frame_sink.clone(),
+                options.background.clone(),
             )?),
         };
         let mut notices = Vec::new();
@@ -470,6 +509,7 @@ impl MediaIo {
                 now,
                 video_out.clone(),
                 frame_sink.clone(),
+                None,
             )?),
         };
         let share_audio = if share.is_some() && options.share_audio {
@@ -572,6 +612,7 @@ impl MediaIo {
             self.epoch,
             self.video_out.clone(),
             self.frame_sink.clone(),
+            None,
         )?);
         Ok(())
     }
@@ -1063,6 +1104,7 @@ mod tests {
             false,
             Instant::now(),
             tx,
+            None,
             None,
         )
         .expect("started");

@@ -98,6 +98,63 @@ enum SendControl {
     Switch(CameraChoice, mpsc::Sender<Result<(), String>>),
 }
 
+/// A virtual background on the camera's pictures.
+struct Effect {
+    effect: conclave_background::effect::BackgroundEffect,
+    choice: crate::media::BackdropChoice,
+    /// The picture backdrop is made for this size.
+    size: (usize, usize),
+}
+
+impl Effect {
+    fn new(
+        options: &crate::media::BackgroundOptions,
+    ) -> Result<Self, conclave_background::ModelError> {
+        let backdrop = match &options.backdrop {
+            crate::media::BackdropChoice::Blur(s) => {
+                conclave_background::compose::Backdrop::Blur(*s)
+            }
+            // Made for the first picture's size.
+            crate::media::BackdropChoice::Picture(_) => {
+                conclave_background::compose::Backdrop::Blur(
+                    conclave_background::compose::BlurStrength::Strong,
+                )
+            }
+        };
+        Ok(Effect {
+            effect: conclave_background::effect::BackgroundEffect::new(&options.model, backdrop)?,
+            choice: options.backdrop.clone(),
+            size: (0, 0),
+        })
+    }
+
+    fn apply(
+        &mut self,
+        frame: &mut VideoFrame,
+        interval: Duration,
+    ) -> Result<(), conclave_background::ModelError> {
+        if let crate::media::BackdropChoice::Picture(p) = &self.choice {
+            if self.size != (frame.width, frame.height) {
+                self.size = (frame.width, frame.height);
+                self.effect
+                    .set_backdrop(conclave_background::image::backdrop(
+                        p,
+                        frame.width,
+                        frame.height,
+                    ));
+            }
+        }
+        let mut view = conclave_background::compose::I420 {
+            width: frame.width,
+            height: frame.height,
+            y: &mut frame.y,
+            u: &mut frame.u,
+            v: &mut frame.v,
+        };
+        self.effect.apply(&mut view, interval)
+    }
+}
+
 /// What the capture-and-encode thread shares with the meeting.
 #[derive(Default)]
 struct Shared {
@@ -286,7 +343,12 @@ impl VideoSender {
         epoch: Instant,
         out: tokio::sync::mpsc::UnboundedSender<Encoded>,
         self_view: Option<FrameSink>,
+        background: Option<crate::media::BackgroundOptions>,
     ) -> Result<Self, String> {
+        let mut effect = match background.map(|b| Effect::new(&b)).transpose() {
+            Ok(e) => e,
+            Err(e) => return Err(format!("Could not start the virtual background: {e}")),
+        };
         let shared = Arc::new(Shared::default());
         let mut slot = CameraSlot {
             camera: None,
@@ -375,6 +437,14 @@ impl VideoSender {
                     };
                     if !enabled {
                         continue;
+                    }
+                    let mut frame = frame;
+                    if let Some(e) = &mut effect {
+                        if let Err(error) = e.apply(&mut frame, Duration::from_secs(1) / fps.max(1))
+                        {
+                            warn!(%error, "virtual background off");
+                            effect = None;
+                        }
                     }
                     if let Some(view) = &self_view {
                         (view.0)(own_tile, &frame);

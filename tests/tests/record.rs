@@ -73,8 +73,9 @@ fn voice(dir: &Path, name: &str, text: &str, filter: &str) -> PathBuf {
     out
 }
 
-/// A participant with the test pattern and a microphone playing `wav`.
-fn participant(link: &str, name: &str, mic: &Path, stay: u32) -> Child {
+/// A participant with the test pattern and the microphone `mic` (a WAV
+/// file or `tone:HZ`).
+fn participant(link: &str, name: &str, mic: impl AsRef<std::ffi::OsStr>, stay: u32) -> Child {
     Command::new(cli())
         .args(["join", link, "--name", name])
         .args(["--camera", "synthetic:320x180@15", "--mic"])
@@ -370,19 +371,7 @@ async fn a_recording_killed_at_a_random_moment_plays_and_is_repaired() {
     let dir = scratch("kill");
     let info = new_meeting(false).await;
     let link = info.to_app_link();
-    let mut speaker = Command::new(cli())
-        .args([
-            "join",
-            &link,
-            "--name",
-            "Speaker",
-            "--camera",
-            "synthetic:320x180@15",
-        ])
-        .args(["--mic", "tone:440", "--stay", "30"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("speaker");
+    let mut speaker = participant(&link, "Speaker", "tone:440", 30);
     let (mut recorder, started, _out) = start_recorder(&link, &dir, 30);
     let after = Duration::from_millis(3000 + rand::random::<u64>() % 5000);
     tokio::time::sleep(after).await;
@@ -464,19 +453,7 @@ async fn a_full_disk_stops_the_recording_cleanly_and_keeps_what_was_written() {
     std::fs::create_dir_all(&small).expect("mount point");
     let info = new_meeting(false).await;
     let link = info.to_app_link();
-    let mut speaker = Command::new(cli())
-        .args([
-            "join",
-            &link,
-            "--name",
-            "Speaker",
-            "--camera",
-            "synthetic:320x180@15",
-        ])
-        .args(["--mic", "tone:440", "--stay", "30"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("speaker");
+    let mut speaker = participant(&link, "Speaker", "tone:440", 30);
     let script = r#"mount -t tmpfs -o size=500k tmpfs "$1" || exit 90
 "$2" join "$3" --name Recorder --json --stay 12 --record "$1" > "$4/events.jsonl" 2> "$4/stderr.txt"
 code=$?

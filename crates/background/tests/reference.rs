@@ -113,34 +113,6 @@ fn damaged_models_are_refused_without_panicking() {
     }
 }
 
-/// RGB bytes → I420 planes (BT.601, limited range).
-fn to_i420(w: usize, h: usize, rgb: &[u8]) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
-    let px = |x: usize, y: usize| {
-        let i = (y * w + x) * 3;
-        (
-            f32::from(rgb[i]),
-            f32::from(rgb[i + 1]),
-            f32::from(rgb[i + 2]),
-        )
-    };
-    let mut luma = vec![0u8; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let (r, g, b) = px(x, y);
-            luma[y * w + x] = (16.0 + 0.257 * r + 0.504 * g + 0.098 * b).round() as u8;
-        }
-    }
-    let (mut u, mut v) = (vec![0u8; w * h / 4], vec![0u8; w * h / 4]);
-    for y in 0..h / 2 {
-        for x in 0..w / 2 {
-            let (r, g, b) = px(2 * x, 2 * y);
-            u[y * (w / 2) + x] = (128.0 - 0.148 * r - 0.291 * g + 0.439 * b).round() as u8;
-            v[y * (w / 2) + x] = (128.0 + 0.439 * r - 0.368 * g - 0.071 * b).round() as u8;
-        }
-    }
-    (luma, u, v)
-}
-
 #[test]
 fn the_effect_keeps_the_person_and_replaces_the_rest_of_a_camera_picture() {
     use conclave_background::compose::{Backdrop, I420};
@@ -148,7 +120,22 @@ fn the_effect_keeps_the_person_and_replaces_the_rest_of_a_camera_picture() {
     let bytes =
         std::fs::read(models().join("selfie_segmentation_landscape.tflite")).expect("model");
     let (w, h, _, rgb) = png("astronaut-256x144.png");
-    let (mut y, mut u, mut v) = to_i420(w, h, &rgb);
+    // The photo as a camera picture: the same conversion backgrounds use,
+    // at the photo's own size.
+    let picture = conclave_background::image::Picture {
+        width: w,
+        height: h,
+        rgb,
+    };
+    let Backdrop::Image {
+        mut y,
+        mut u,
+        mut v,
+        ..
+    } = conclave_background::image::backdrop(&picture, w, h)
+    else {
+        unreachable!("a picture backdrop")
+    };
     let original = y.clone();
     let backdrop = Backdrop::Image {
         width: w,

@@ -44,6 +44,10 @@ fn main() {
             "stop_recording",
             "unfinished_recordings",
             "repair_recordings",
+            "list_backgrounds",
+            "add_background",
+            "remove_background",
+            "set_video_effects",
         ]),
     ))
     .expect("tauri build configuration");

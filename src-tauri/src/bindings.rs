@@ -5,11 +5,12 @@
 //! `CONCLAVE_WRITE_BINDINGS=1` with the same command rewrites it.
 
 use conclave_engine::{
-    ChatMessage, EngineEvent, MediaStats, NetworkStats, Participant, RecordingState,
+    ChatMessage, EffectsStats, EngineEvent, MediaStats, NetworkStats, Participant, RecordingState,
     RemoteMediaStats,
 };
 use ts_rs::TS;
 
+use crate::backgrounds::{BackgroundImage, PREVIEW_EFFECTS_EVENT};
 use crate::commands::{
     ClipboardOffer, DeviceOption, JoinRequest, LinkSummary, ShareSource, ENGINE_EVENT,
     PREVIEW_LEVEL_EVENT,
@@ -255,6 +256,30 @@ const COMMANDS: &[CommandSignature] = &[
         args: &[("paths", ts::<Vec<String>>)],
         returns: ts::<Vec<RepairOutcome>>,
     },
+    CommandSignature {
+        name: "list_backgrounds",
+        args: &[],
+        returns: ts::<Vec<BackgroundImage>>,
+    },
+    CommandSignature {
+        name: "add_background",
+        args: &[("path", ts::<Option<String>>)],
+        returns: ts::<Option<BackgroundImage>>,
+    },
+    CommandSignature {
+        name: "remove_background",
+        args: &[("id", ts::<String>)],
+        returns: void,
+    },
+    CommandSignature {
+        name: "set_video_effects",
+        args: &[
+            ("background", ts::<String>),
+            ("enabled", ts::<bool>),
+            ("touchUp", ts::<bool>),
+        ],
+        returns: void,
+    },
 ];
 
 fn camel_case(name: &str) -> String {
@@ -286,6 +311,7 @@ fn render() -> String {
         ChatMessage::decl(),
         RemoteMediaStats::decl(),
         NetworkStats::decl(),
+        EffectsStats::decl(),
         MediaStats::decl(),
         RecordingState::decl(),
         EngineEvent::decl(),
@@ -298,6 +324,7 @@ fn render() -> String {
         DiagnosticsFile::decl(),
         RecordingEnded::decl(),
         RepairOutcome::decl(),
+        BackgroundImage::decl(),
         Settings::decl(),
     ] {
         out.push_str("export ");
@@ -356,7 +383,12 @@ fn render() -> String {
          export const RECORDING_ENDED_EVENT = \"{RECORDING_ENDED_EVENT}\";\n\n\
          /** Subscribes to recordings that end by themselves over Tauri IPC. */\n\
          export function listenRecordingEnded(handler: (ended: RecordingEnded) => void): Promise<UnlistenFn> {{\n  \
-         return listen<RecordingEnded>(RECORDING_ENDED_EVENT, (e) => handler(e.payload));\n}}\n"
+         return listen<RecordingEnded>(RECORDING_ENDED_EVENT, (e) => handler(e.payload));\n}}\n\n\
+         /** The name of the event that carries what the preview's camera effects cost. */\n\
+         export const PREVIEW_EFFECTS_EVENT = \"{PREVIEW_EFFECTS_EVENT}\";\n\n\
+         /** Subscribes to the preview's effects cost over Tauri IPC. */\n\
+         export function listenPreviewEffects(handler: (cost: EffectsStats | null) => void): Promise<UnlistenFn> {{\n  \
+         return listen<EffectsStats | null>(PREVIEW_EFFECTS_EVENT, (e) => handler(e.payload));\n}}\n"
     ));
     out
 }
@@ -408,7 +440,8 @@ mod tests {
             );
             assert!(
                 main.contains(&format!("commands::{},", c.name))
-                    || main.contains(&format!("recording::{},", c.name)),
+                    || main.contains(&format!("recording::{},", c.name))
+                    || main.contains(&format!("backgrounds::{},", c.name)),
                 "{} not registered",
                 c.name
             );

@@ -39,6 +39,8 @@ pub struct AppState {
     session: Mutex<Option<Session>>,
     hosted: Mutex<Option<Hosted>>,
     frames: tokio::sync::OnceCell<Option<FrameServer>>,
+    /// The camera effects the device preview applies.
+    pub(crate) preview_effects: crate::backgrounds::PreviewControl,
     /// Set to stop the running device preview.
     preview_stop: std::sync::Mutex<Option<std::sync::Arc<std::sync::atomic::AtomicBool>>>,
     /// The local history, opened on first use.
@@ -123,6 +125,7 @@ fn media_options(stored: &Settings) -> MediaOptions {
             .filter(|_| stored.microphone_allowed)
             .map(MicrophoneChoice::Device),
         speaker: device_setting(&stored.speaker).map_or(SpeakerChoice::Null, SpeakerChoice::Device),
+        effects: crate::backgrounds::effects_for_join(stored),
         ..Default::default()
     }
 }
@@ -761,9 +764,15 @@ pub async fn start_preview(
         Some(Err(e)) => (None, Some(format!("Could not open the camera: {e}"))),
     };
     let camera = camera.zip(sink);
+    // The effects as the settings have them; changes arrive while it runs.
+    let effects = state.preview_effects.clone();
+    if let Ok(mut e) = effects.lock() {
+        e.version += 1;
+        e.effects = crate::backgrounds::effects_for_join(&stored);
+    }
     std::thread::Builder::new()
         .name("device-preview".into())
-        .spawn(move || preview(app, stop, microphone, camera, epoch))
+        .spawn(move || preview(app, stop, microphone, camera, effects, epoch))
         .map_err(|e| format!("Could not start the preview: {e}"))?;
     Ok(camera_error)
 }
@@ -776,6 +785,7 @@ fn preview(
         Box<dyn conclave_media::Camera>,
         conclave_engine::video::FrameSink,
     )>,
+    effects: crate::backgrounds::PreviewControl,
     epoch: std::time::Instant,
 ) {
     use conclave_media::Microphone;
@@ -791,8 +801,19 @@ fn preview(
     });
     let mut loudest = 127u8;
     let mut next_level = Instant::now() + Duration::from_millis(100);
+    let mut next_cost = Instant::now() + Duration::from_secs(1);
+    let mut camera_effects = conclave_engine::video::CameraEffects::default();
+    let mut effects_version = 0;
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
+        if let Ok(e) = effects.lock() {
+            if e.version != effects_version {
+                effects_version = e.version;
+                if let Err(error) = camera_effects.set(&e.effects) {
+                    tracing::warn!(%error, "preview effects");
+                }
+            }
+        }
         if let Some(m) = &mut mic {
             while let Ok(Some(block)) = m.poll_block(now) {
                 loudest = loudest.min(block.level_dbov());
@@ -800,13 +821,31 @@ fn preview(
         }
         if let Some((cam, sink)) = &mut camera {
             match cam.poll_frame(now) {
-                Ok(Some(frame)) => (sink.0)(conclave_engine::frames::SELF_TILE, &frame),
+                Ok(Some(mut frame)) => {
+                    // The camera's own rate is unknown here: 30 frames/s.
+                    if let Err(error) =
+                        camera_effects.apply(&mut frame, Duration::from_secs(1) / 30)
+                    {
+                        tracing::warn!(%error, "preview effects");
+                    }
+                    (sink.0)(conclave_engine::frames::SELF_TILE, &frame);
+                }
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "the previewed camera stopped");
                     camera = None;
                 }
             }
+        }
+        if now >= next_cost {
+            next_cost = now + Duration::from_secs(1);
+            let cost = camera_effects
+                .cost()
+                .map(|c| conclave_engine::EffectsStats {
+                    us_per_frame: (c.ms_per_frame * 1000.0).round() as u32,
+                    mask_every: c.mask_every,
+                });
+            let _ = app.emit(crate::backgrounds::PREVIEW_EFFECTS_EVENT, cost);
         }
         if now >= next_level {
             next_level = now + Duration::from_millis(100);
@@ -874,7 +913,7 @@ pub async fn set_camera_on(state: State<'_, AppState>, on: bool) -> Result<(), S
     send_command(&state, Command::SetCameraOn { on }).await
 }
 
-async fn send_command(state: &AppState, cmd: Command) -> Result<(), String> {
+pub(crate) async fn send_command(state: &AppState, cmd: Command) -> Result<(), String> {
     match state.session.lock().await.as_ref() {
         Some(s) if s.meeting.command(cmd) => Ok(()),
         _ => Err("Not in a meeting".into()),

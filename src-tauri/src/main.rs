@@ -6,6 +6,7 @@
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
+mod backgrounds;
 #[cfg(test)]
 mod bindings;
 mod commands;
@@ -95,6 +96,10 @@ fn main() {
             recording::stop_recording,
             recording::unfinished_recordings,
             recording::repair_recordings,
+            backgrounds::list_backgrounds,
+            backgrounds::add_background,
+            backgrounds::remove_background,
+            backgrounds::set_video_effects,
         ])
         .build(tauri::generate_context!());
     match result {

@@ -49,6 +49,13 @@ pub struct Settings {
     /// The folder the user chose for recordings (empty: the OS videos
     /// folder).
     pub recording_folder: String,
+    /// The virtual background: `blur` (strong), `blur-light`, or
+    /// `picture:<id>` of the gallery in the data directory.
+    pub background: String,
+    /// Whether the virtual background is on.
+    pub background_enabled: bool,
+    /// Face touch-up (skin smoothing, light correction) on the camera.
+    pub touch_up: bool,
 }
 
 impl Default for Settings {
@@ -70,6 +77,9 @@ impl Default for Settings {
             remembered: Vec::new(),
             keep_content_in_app: false,
             recording_folder: String::new(),
+            background: "blur".into(),
+            background_enabled: false,
+            touch_up: false,
         }
     }
 }

@@ -125,6 +125,14 @@ test("speech from A's microphone is played on B's speaker; A hears B's silence; 
   await waitFor("A receives B's audio", async () =>
     a.events.some((e) => e.event === "track_added" && e.nickname === "B" && e.kind === "audio"), 20000);
   await sleep(1000);
+  // Our streams carry the phone role (headsets switch to their call
+  // profile; other programs' music pauses where the OS does that).
+  for (const kind of ["source-outputs", "sink-inputs"]) {
+    const ours = JSON.parse(pactl("-f", "json", "list", kind))
+      .filter((s) => s.properties?.["application.name"] === "Conclave");
+    assert.ok(ours.length >= 2, `our ${kind}: ${ours.length}`);
+    for (const s of ours) assert.equal(s.properties["media.role"], "phone", `${kind}: ${JSON.stringify(s.properties)}`);
+  }
 
   const atB = record("b_out");
   const atA = record("a_out");

@@ -32,6 +32,10 @@ export const planted = {
   password: `password-canary-${seed}`,
   /** Chat text in an end-to-end encrypted meeting. */
   chat: `chat-canary-${seed} the quarterly numbers are bad`,
+  /** A background picture the user adds (V1: kept in the app's data
+   * directory, never uploaded): its file's path and the text inside it. */
+  backgroundPicture: join(tmp, `background-canary-${seed}.png`),
+  backgroundText: `background-text-canary-${seed} taken at 12 Example Road`,
   /** The title of a window on screen, listed by the share picker. */
   windowTitle: "Conclave test pattern",
 };

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use conclave_background::image::Picture;
 use conclave_e2e::{new_meeting, Peer};
-use conclave_engine::{BackdropChoice, BackgroundOptions, CameraChoice, EngineEvent, MediaOptions};
+use conclave_engine::{
+    BackdropChoice, BackgroundOptions, CameraChoice, EngineEvent, MediaOptions, VideoEffects,
+};
 
 fn model() -> Vec<u8> {
     let root =
@@ -48,10 +50,13 @@ async fn the_others_receive_the_composite_and_never_the_camera_s_room() {
                 height: 180,
                 fps: 15,
             }),
-            background: Some(BackgroundOptions {
-                model: Arc::new(model()),
-                backdrop: BackdropChoice::Picture(Arc::new(blue)),
-            }),
+            effects: VideoEffects {
+                background: Some(BackgroundOptions {
+                    model: Arc::new(model()),
+                    backdrop: BackdropChoice::Picture(Arc::new(blue)),
+                }),
+                touch_up: false,
+            },
             ..Default::default()
         },
     )
@@ -86,6 +91,160 @@ async fn the_others_receive_the_composite_and_never_the_camera_s_room() {
     assert!(
         frames.iter().all(|n| *n < 0),
         "no frame shows the camera's pattern: {frames:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A PNG's pixels as RGB (grey expanded): (width, height, rgb).
+fn read_png(path: &std::path::Path) -> (usize, usize, Vec<u8>) {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let picture = conclave_background::image::decode(&bytes).expect("a PNG");
+    (picture.width, picture.height, picture.rgb)
+}
+
+fn testdata(name: &str) -> PathBuf {
+    let root =
+        std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").into());
+    PathBuf::from(root)
+        .join("../crates/background/testdata")
+        .join(name)
+}
+
+/// The camera shows a photo of a person whose outline is known (MediaPipe's
+/// own mask of it, committed with the segmentation's test data). What the
+/// other side decodes is the person where the mask says person, and the
+/// picture behind where it says background.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_others_see_the_person_in_front_of_the_picture() {
+    let info = new_meeting(false).await;
+    let dir = std::env::temp_dir().join(format!(
+        "conclave-background-person-{}-{}",
+        conclave_e2e::backend(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut receiver = Peer::join_saving(&info, "Receiver", &dir).await;
+    let blue = [20u8, 40, 220];
+    let photo = testdata("astronaut-256x144.png");
+    let sender = Peer::join_media(
+        &info,
+        "Sender",
+        false,
+        MediaOptions {
+            camera: Some(CameraChoice::Picture(photo.clone())),
+            effects: VideoEffects {
+                background: Some(BackgroundOptions {
+                    model: Arc::new(model()),
+                    backdrop: BackdropChoice::Picture(Arc::new(Picture {
+                        width: 4,
+                        height: 4,
+                        rgb: blue.repeat(16),
+                    })),
+                }),
+                touch_up: false,
+            },
+            ..Default::default()
+        },
+    )
+    .await;
+    receiver
+        .wait_for(
+            "the video",
+            |e| matches!(e, EngineEvent::TrackAdded { kind, .. } if kind == "video"),
+        )
+        .await;
+    // The encoder's quality settles on a still picture within seconds.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let tile = sender.id.clone();
+    sender.leave().await;
+    receiver.leave().await;
+
+    let (w, h, got) = read_png(&dir.join(format!("{tile}-frame.png")));
+    assert_eq!((w, h), (640, 360), "the picture camera's size");
+    // What the camera showed: the photo scaled to 640x360, as the camera
+    // makes it (through I420).
+    let (pw, ph, photo_rgb) = read_png(&photo);
+    let conclave_background::compose::Backdrop::Image { y, u, v, .. } =
+        conclave_background::image::backdrop(
+            &Picture {
+                width: pw,
+                height: ph,
+                rgb: photo_rgb,
+            },
+            w,
+            h,
+        )
+    else {
+        unreachable!("a picture")
+    };
+    let shown = conclave_background::image::from_i420(w, h, &y, &u, &v).rgb;
+    let (mw, mh, mask) = read_png(&testdata("mask-landscape.png"));
+    let mask_at = |x: usize, y: usize| mask[((y * mh / h) * mw + x * mw / w) * 3];
+    // Well inside either region: the mask and its neighbours agree.
+    let sure = |x: usize, y: usize, person: bool| {
+        let (mx, my) = ((x * mw / w) as i64, (y * mh / h) as i64);
+        (-3..=3).all(|dy| {
+            (-3..=3).all(|dx| {
+                let (nx, ny) = (mx + dx, my + dy);
+                if nx < 0 || ny < 0 || nx >= mw as i64 || ny >= mh as i64 {
+                    return !person;
+                }
+                let m = mask[(ny as usize * mw + nx as usize) * 3];
+                if person {
+                    m > 240
+                } else {
+                    m < 15
+                }
+            })
+        })
+    };
+    let difference = |a: &[u8], b: &[u8]| -> u32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| u32::from(x.abs_diff(*y)))
+            .sum::<u32>()
+            / 3
+    };
+    let (mut person, mut person_kept, mut room, mut room_replaced) = (0u32, 0u32, 0u32, 0u32);
+    // Person/picture by which the received pixel is nearer to, for the
+    // IoU with the reference mask (where the photo differs from the blue).
+    let (mut both, mut either) = (0u32, 0u32);
+    for yy in 0..h {
+        for x in 0..w {
+            let i = (yy * w + x) * 3;
+            let received = &got[i..i + 3];
+            let original = &shown[i..i + 3];
+            if sure(x, yy, true) {
+                person += 1;
+                person_kept += u32::from(difference(received, original) <= 24);
+            } else if sure(x, yy, false) {
+                room += 1;
+                room_replaced += u32::from(difference(received, &blue) <= 24);
+            }
+            if difference(original, &blue) > 80 {
+                let seen_person = difference(received, original) < difference(received, &blue);
+                let is_person = mask_at(x, yy) > 127;
+                both += u32::from(seen_person && is_person);
+                either += u32::from(seen_person || is_person);
+            }
+        }
+    }
+    assert!(
+        person > 10_000 && room > 10_000,
+        "{person} person, {room} room pixels"
+    );
+    assert!(
+        person_kept * 100 >= person * 90,
+        "the person arrives: {person_kept} of {person} pixels"
+    );
+    assert!(
+        room_replaced * 100 >= room * 90,
+        "the picture arrives behind: {room_replaced} of {room} pixels"
+    );
+    let iou = f64::from(both) / f64::from(either.max(1));
+    assert!(
+        iou >= 0.9,
+        "IoU of the received person with the reference: {iou:.3}"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }

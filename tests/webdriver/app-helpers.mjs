@@ -2,6 +2,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { deflateSync } from "node:zlib";
 import { readWav } from "../audio/wav.mjs";
 import { waitFor } from "./webdriver.mjs";
 
@@ -189,4 +190,97 @@ export function clipboardText() {
   } catch {
     return "";
   }
+}
+
+const crcTable = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+function crc32(bytes) {
+  let c = 0xffffffff;
+  for (const b of bytes) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** Writes an 8-bit RGB PNG of one colour, with a text chunk if given. */
+export function writeColourPng(path, width, height, [r, g, b], text = null) {
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type, "latin1"), data]);
+    const out = Buffer.alloc(8 + data.length + 4);
+    out.writeUInt32BE(data.length, 0);
+    body.copy(out, 4);
+    out.writeUInt32BE(crc32(body), 8 + data.length);
+    return out;
+  };
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header.set([8, 2, 0, 0, 0], 8);
+  const row = Buffer.concat([Buffer.from([0]), Buffer.from(Array.from({ length: width }, () => [r, g, b]).flat())]);
+  const pixels = deflateSync(Buffer.concat(Array.from({ length: height }, () => row)));
+  const parts = [Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", header)];
+  if (text) parts.push(chunk("tEXt", Buffer.from(`Comment\0${text}`, "latin1")));
+  parts.push(chunk("IDAT", pixels), chunk("IEND", Buffer.alloc(0)));
+  writeFileSync(path, Buffer.concat(parts));
+}
+
+/** A picture file's pixels scaled to `width × height`, as RGB bytes (ffmpeg). */
+export function pictureRgb(path, width, height) {
+  return execFileSync("ffmpeg", ["-v", "error", "-i", path, "-vf", `scale=${width}:${height}:flags=area`,
+    "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], { maxBuffer: 64 << 20 });
+}
+
+/** A canvas scaled to `width × height`, as RGB bytes (null if it is not there). */
+export async function canvasRgb(session, css, width, height) {
+  const values = await session.execute(`
+    const c = document.querySelector(${JSON.stringify(css)});
+    if (!c || c.width < 16) return null;
+    const probe = document.createElement('canvas');
+    probe.width = ${width}; probe.height = ${height};
+    const g = probe.getContext('2d');
+    g.drawImage(c, 0, 0, ${width}, ${height});
+    const d = g.getImageData(0, 0, ${width}, ${height}).data;
+    const out = [];
+    for (let i = 0; i < d.length; i += 4) out.push(d[i], d[i + 1], d[i + 2]);
+    return out;`);
+  return values ? Buffer.from(values) : null;
+}
+
+/**
+ * How a picture (RGB, `width × height`) matches a person in front of a
+ * backdrop colour, by a reference mask (grey, same size): the share of
+ * sure-person pixels that are not the colour, and of sure-background pixels
+ * that are.
+ */
+export function backdropShares(rgb, mask, [r, g, b]) {
+  let person = 0, personKept = 0, room = 0, roomReplaced = 0;
+  for (let i = 0; i < mask.length / 3; i++) {
+    const m = mask[i * 3];
+    const d = (Math.abs(rgb[i * 3] - r) + Math.abs(rgb[i * 3 + 1] - g) + Math.abs(rgb[i * 3 + 2] - b)) / 3;
+    if (m > 240) {
+      person++;
+      if (d > 40) personKept++;
+    } else if (m < 15) {
+      room++;
+      if (d < 30) roomReplaced++;
+    }
+  }
+  return { person: personKept / Math.max(1, person), room: roomReplaced / Math.max(1, room) };
+}
+
+/** Answers a GTK "open file" dialog titled `title` with `path`. */
+export async function answerOpenDialog(title, path) {
+  const dialog = await waitFor(`the ${title} dialog`, () => {
+    try {
+      return execFileSync("xdotool", ["search", "--onlyvisible", "--name", title], { encoding: "utf8" }).trim().split("\n")[0];
+    } catch {
+      return null;
+    }
+  }, 10000);
+  execFileSync("xdotool", ["windowfocus", "--sync", dialog]);
+  // Ctrl+L opens the location field of GTK's file chooser.
+  execFileSync("xdotool", ["key", "--window", dialog, "ctrl+l"]);
+  execFileSync("xdotool", ["type", "--window", dialog, "--delay", "5", path]);
+  execFileSync("xdotool", ["key", "--window", dialog, "Return"]);
 }

@@ -8,11 +8,12 @@ import { createInterface } from "node:readline";
 import { existsSync, mkdirSync, rmSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import https from "node:https";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Keys, Session, waitFor } from "./webdriver.mjs";
 import { DemoPages } from "../demos/pages.mjs";
 import { toDb } from "../audio/wav.mjs";
 import { planted as canary, nickname as auditedNickname } from "../privacy/canaries.mjs";
-import { answerSaveDialog, installPageProbes, canvasSpread, clipboardText, joinFromScreen, leaveIfInMeeting, waitJoined, recordSink, tonePower, toneWav } from "./app-helpers.mjs";
+import { answerOpenDialog, answerSaveDialog, backdropShares, canvasRgb, installPageProbes, pictureRgb, writeColourPng, canvasSpread, clipboardText, joinFromScreen, leaveIfInMeeting, waitJoined, recordSink, tonePower, toneWav } from "./app-helpers.mjs";
 
 const env = (name) => {
   const v = process.env[name];
@@ -366,6 +367,101 @@ test("switching the camera mid-call: the other side gets the new picture; no cam
   await session.click('[data-testid="leave-button"]');
   await session.waitFind('[data-testid="join-screen"]');
   await receiver.stop();
+});
+
+test("virtual background: a picture or blur behind the person in the preview and for the others, toggled in the meeting; bad pictures refused", async () => {
+  await leaveIfInMeeting(session);
+  const testdata = (name) => fileURLToPath(new URL(`../../crates/background/testdata/${name}`, import.meta.url));
+  const blue = [20, 40, 220];
+  // A camera showing a person whose outline is known (MediaPipe's own mask).
+  const mask = pictureRgb(testdata("mask-landscape.png"), 64, 36);
+  const settingsFile = join(env("CONCLAVE_APP_CONFIG"), "conclave", "settings.json");
+  const stored = JSON.parse(readFileSync(settingsFile, "utf8"));
+  writeFileSync(settingsFile, JSON.stringify({ ...stored, camera: `picture:${testdata("astronaut-256x144.png")}`, background_enabled: false }));
+  // The picture to add is a canary: its file name and the text inside it
+  // must never reach the server (tests/privacy).
+  writeColourPng(canary.backgroundPicture, 320, 180, blue, canary.backgroundText);
+  const damaged = join(process.env.TMPDIR ?? "/tmp", `damaged-${process.pid}.png`);
+  writeFileSync(damaged, readFileSync(canary.backgroundPicture).subarray(0, 60));
+  const preview = '[data-testid="camera-preview"]';
+  const previewShares = async () => {
+    const rgb = await canvasRgb(session, preview, 64, 36);
+    return rgb ? backdropShares(rgb, mask, blue) : { person: 0, room: 0 };
+  };
+
+  await session.click('[data-testid="devices-disclosure"]');
+  await waitFor("the person in the camera preview", async () => (await canvasSpread(session, preview)) > 60, 10000);
+  assert.ok((await previewShares()).room < 0.1, "no blue before a background is chosen");
+  // Add the picture through the file dialog: it is chosen, the preview shows it behind the person.
+  await session.click('[data-testid="background-add"]');
+  await answerOpenDialog("Background picture", canary.backgroundPicture);
+  await waitFor("the picture in the gallery", async () => (await session.findAll('[data-testid="background-picture"]')).length === 1, 10000);
+  const shares = await waitFor("the picture behind the person in the preview", async () => {
+    const s = await previewShares();
+    return s.room > 0.8 && s.person > 0.8 ? s : null;
+  }, 15000);
+  assert.ok(shares, `preview: ${JSON.stringify(shares)}`);
+  assert.match(await waitFor("the effects' cost", () => session.text('[data-testid="effects-cost"]')), /ms a frame/);
+  await screenshot(session, "join-background");
+  // A damaged picture is refused with a reason; the gallery stays as it was.
+  await session.click('[data-testid="background-add"]');
+  await answerOpenDialog("Background picture", damaged);
+  assert.match(await waitFor("the error", () => session.text('[data-testid="background-error"]')), /damaged/i);
+  assert.equal((await session.findAll('[data-testid="background-picture"]')).length, 1, "the gallery is intact");
+  // Blur instead: the blue is gone at once, the picture stays.
+  await session.click('[data-testid="background-blur"]');
+  await waitFor("the blur in the preview", async () => (await previewShares()).room < 0.05, 10000);
+  assert.ok((await canvasSpread(session, preview)) > 40, "still a picture");
+  await screenshot(session, "join-background-blur");
+  // The picture again, for the meeting.
+  await session.click('[data-testid="background-picture"]');
+  await waitFor("the picture again", async () => (await previewShares()).room > 0.8, 10000);
+  await session.click('[data-testid="devices-disclosure"]');
+
+  // In a meeting, the others receive the composite; the toggle turns it off.
+  const room = createMeeting("backdrop-pw");
+  planted.push("backdrop-pw");
+  const dirs = ["a", "b"].map((n) => {
+    const d = join(process.env.TMPDIR ?? "/tmp", `background-received-${process.pid}-${n}`);
+    rmSync(d, { recursive: true, force: true });
+    mkdirSync(d, { recursive: true });
+    return d;
+  });
+  const receivers = dirs.map((d, i) => new CliPeer(room.link, `Receiver ${i + 1}`, ["--save-received", d]));
+  for (const r of receivers) await r.waitEvent("cli joined", (e) => e.event === "joined");
+  await joinFromScreen(session, room.link, "Ada (app)");
+  const receiving = (r) => r.events.filter((e) => e.event === "stats").at(-1)?.remotes.some((v) => v.video_frames > 30);
+  await waitFor("the app's video at both clis", async () => receivers.every(receiving), 20000);
+  await waitFor("the cost in the header", () => session.text('[data-testid="header-effects-cost"]'), 10000);
+  await screenshot(session, "meeting-background");
+  const received = async (r, dir) => {
+    await r.stop();
+    const file = readdirSync(dir).find((f) => f.endsWith("-frame.png"));
+    assert.ok(file, `a received picture in ${dir}`);
+    return backdropShares(pictureRgb(join(dir, file), 64, 36), mask, blue);
+  };
+  const withBackground = await received(receivers[0], dirs[0]);
+  assert.ok(withBackground.room > 0.8 && withBackground.person > 0.8, `received with the background: ${JSON.stringify(withBackground)}`);
+  // Off during the meeting, at once: the room is back for the others.
+  assert.equal(await session.execute("return document.querySelector('[data-testid=\"background-toggle\"]').getAttribute('aria-pressed')"), "true");
+  await session.click('[data-testid="background-toggle"]');
+  await waitFor("the toggle off", async () => (await session.execute(
+    "return document.querySelector('[data-testid=\"background-toggle\"]').getAttribute('aria-pressed')")) === "false");
+  await new Promise((r) => setTimeout(r, 3000));
+  const without = await received(receivers[1], dirs[1]);
+  assert.ok(without.room < 0.1, `received without the background: ${JSON.stringify(without)}`);
+  await session.click('[data-testid="leave-button"]');
+  await session.waitFind('[data-testid="join-screen"]');
+
+  // Removing the picture empties the gallery; the camera goes back.
+  await session.click('[data-testid="devices-disclosure"]');
+  await session.click('[data-testid="background-remove"]');
+  await waitFor("the gallery empty", async () => (await session.findAll('[data-testid="background-picture"]')).length === 0);
+  await session.click('[data-testid="camera-select"] option[value="default"]');
+  await session.click('[data-testid="devices-disclosure"]');
+  const after = JSON.parse(readFileSync(settingsFile, "utf8"));
+  writeFileSync(settingsFile, JSON.stringify({ ...after, background_enabled: false }));
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
 test("a Chromium participant (Janus's demo page) and the app see and hear each other", async () => {

@@ -1,8 +1,10 @@
-//! The whole effect on a camera picture: every so many frames the picture
-//! is shrunk to the model's input and segmented; every frame is composed
-//! with the latest mask. The mask rate adapts: when segmenting plus
-//! composing takes more than 15 % of the frame interval, masks are
-//! made less often (down to one in six frames) before the video suffers.
+//! The whole effect on a camera picture: every frame is composed with the
+//! latest person mask, and segmentation runs in the time left of the
+//! frame's budget (15 % of the frame interval), an operator at a time, so
+//! that one model run is spread over as many frames as it needs. A new run
+//! starts on the next camera picture when one ends. The mask rate thus
+//! adapts by itself: on a slower machine masks come less often, and no
+//! frame waits for a whole model run before the video goes on.
 
 use std::time::{Duration, Instant};
 
@@ -13,15 +15,16 @@ use crate::ModelError;
 /// The share of a frame interval the effect may take on average (5 ms of
 /// a 30 frames/s camera's 33 ms).
 const BUDGET_SHARE: f64 = 0.15;
-/// Masks are made at least once in this many frames.
-const SLOWEST_MASK_EVERY: u32 = 6;
+/// Each frame gives segmentation at least this long (or one operator),
+/// so masks keep coming when composing alone uses up the budget.
+const MIN_SLICE: Duration = Duration::from_micros(500);
 
 /// What the effect cost recently, for the stats panel.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct EffectCost {
     /// Milliseconds per frame, averaged (segmentation amortised).
     pub ms_per_frame: f64,
-    /// A mask is made every this many frames.
+    /// A mask takes this many frames (the last one made).
     pub mask_every: u32,
 }
 
@@ -31,7 +34,8 @@ pub struct BackgroundEffect {
     compositor: Compositor,
     backdrop: Backdrop,
     input: Vec<f32>,
-    frame: u64,
+    /// Frames since the running segmentation started.
+    frames_in_run: u32,
     mask_every: u32,
     /// Exponential average of the time per frame, in seconds.
     average: f64,
@@ -47,7 +51,7 @@ impl BackgroundEffect {
             compositor: Compositor::default(),
             backdrop,
             input: vec![0.0; w * h * 3],
-            frame: 0,
+            frames_in_run: 0,
             mask_every: 1,
             average: 0.0,
         })
@@ -81,33 +85,43 @@ impl BackgroundEffect {
             )));
         }
         let start = Instant::now();
-        if self.frame.is_multiple_of(u64::from(self.mask_every)) || !self.compositor.has_mask() {
+        let (mw, mh) = self.net.input_size();
+        if !self.compositor.has_mask() {
+            // The first mask is made at once: nothing of the room may show
+            // before it exists.
             self.fill_input(frame);
-            let (w, h) = self.net.input_size();
             let values = self.net.run(&self.input)?;
             self.compositor.update_mask(&Mask {
-                width: w,
-                height: h,
+                width: mw,
+                height: mh,
                 values,
             });
+        } else if !self.net.is_running() {
+            // The model's input comes from the camera's own picture.
+            self.fill_input(frame);
+            self.net.start(&self.input)?;
+            self.frames_in_run = 0;
         }
         self.compositor.compose(frame, &self.backdrop);
-        self.frame += 1;
+        if self.net.is_running() {
+            self.frames_in_run += 1;
+            let budget = interval.mul_f64(BUDGET_SHARE);
+            let deadline = (start + budget).max(Instant::now() + MIN_SLICE);
+            if let Some(values) = self.net.resume(deadline) {
+                self.compositor.update_mask(&Mask {
+                    width: mw,
+                    height: mh,
+                    values,
+                });
+                self.mask_every = self.frames_in_run;
+            }
+        }
         let took = start.elapsed().as_secs_f64();
         self.average = if self.average == 0.0 {
             took
         } else {
             0.9 * self.average + 0.1 * took
         };
-        // Adapt once a full mask cycle has been averaged in.
-        if self.frame.is_multiple_of(30) {
-            let budget = interval.as_secs_f64() * BUDGET_SHARE;
-            if self.average > budget && self.mask_every < SLOWEST_MASK_EVERY {
-                self.mask_every += 1;
-            } else if self.average < budget * 0.5 && self.mask_every > 1 {
-                self.mask_every -= 1;
-            }
-        }
         Ok(())
     }
 

@@ -121,6 +121,82 @@ pub fn backdrop(picture: &Picture, width: usize, height: usize) -> Backdrop {
     }
 }
 
+/// A picture from I420 planes (BT.601 limited range, chroma shared by
+/// 2×2 pixels), for saving a video frame as PNG.
+pub fn from_i420(width: usize, height: usize, y: &[u8], u: &[u8], v: &[u8]) -> Picture {
+    let cw = width.div_ceil(2);
+    let mut rgb = Vec::with_capacity(width * height * 3);
+    for row in 0..height {
+        for col in 0..width {
+            let luma = 1.164 * (f32::from(y.get(row * width + col).copied().unwrap_or(16)) - 16.0);
+            let c = (row / 2) * cw + col / 2;
+            let cb = f32::from(u.get(c).copied().unwrap_or(128)) - 128.0;
+            let cr = f32::from(v.get(c).copied().unwrap_or(128)) - 128.0;
+            rgb.push((luma + 1.596 * cr).round().clamp(0.0, 255.0) as u8);
+            rgb.push((luma - 0.392 * cb - 0.813 * cr).round().clamp(0.0, 255.0) as u8);
+            rgb.push((luma + 2.017 * cb).round().clamp(0.0, 255.0) as u8);
+        }
+    }
+    Picture { width, height, rgb }
+}
+
+/// The picture shrunk to fit in `max_width × max_height` (keeping its
+/// shape; area average), for a gallery's thumbnails. A smaller picture is
+/// kept as it is.
+pub fn thumbnail(picture: &Picture, max_width: usize, max_height: usize) -> Picture {
+    let scale = f64::max(
+        picture.width as f64 / max_width.max(1) as f64,
+        picture.height as f64 / max_height.max(1) as f64,
+    );
+    if scale <= 1.0 {
+        return picture.clone();
+    }
+    let width = ((picture.width as f64 / scale).round() as usize).max(1);
+    let height = ((picture.height as f64 / scale).round() as usize).max(1);
+    let mut rgb = Vec::with_capacity(width * height * 3);
+    for ty in 0..height {
+        let (y0, y1) = (
+            ty * picture.height / height,
+            ((ty + 1) * picture.height / height).max(ty * picture.height / height + 1),
+        );
+        for tx in 0..width {
+            let (x0, x1) = (
+                tx * picture.width / width,
+                ((tx + 1) * picture.width / width).max(tx * picture.width / width + 1),
+            );
+            let mut sum = [0u64; 3];
+            for sy in y0..y1.min(picture.height) {
+                for sx in x0..x1.min(picture.width) {
+                    let i = (sy * picture.width + sx) * 3;
+                    for (s, c) in sum.iter_mut().zip(&picture.rgb[i..i + 3]) {
+                        *s += u64::from(*c);
+                    }
+                }
+            }
+            let n = ((y1.min(picture.height) - y0) * (x1.min(picture.width) - x0)).max(1) as u64;
+            rgb.extend(sum.iter().map(|s| (s / n) as u8));
+        }
+    }
+    Picture { width, height, rgb }
+}
+
+/// Encodes a picture as PNG (8-bit RGB).
+pub fn encode_png(picture: &Picture) -> Result<Vec<u8>, ImageError> {
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, picture.width as u32, picture.height as u32);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder
+            .write_header()
+            .map_err(|e| ImageError::Damaged(e.to_string()))?;
+        writer
+            .write_image_data(&picture.rgb)
+            .map_err(|e| ImageError::Damaged(e.to_string()))?;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,5 +257,42 @@ mod tests {
         huge[16..20].copy_from_slice(&100_000u32.to_be_bytes());
         huge[20..24].copy_from_slice(&100_000u32.to_be_bytes());
         assert!(decode(&huge).is_err());
+    }
+
+    #[test]
+    fn frames_and_thumbnails_round_trip_through_png() {
+        let rgb: Vec<u8> = (0..40 * 20)
+            .flat_map(|i| [(i % 40 * 6) as u8, 90, 200])
+            .collect();
+        let picture = Picture {
+            width: 40,
+            height: 20,
+            rgb,
+        };
+        let bytes = encode_png(&picture).expect("encodes");
+        assert_eq!(decode(&bytes).expect("decodes"), picture);
+        let small = thumbnail(&picture, 10, 10);
+        assert_eq!((small.width, small.height), (10, 5));
+        assert!((i32::from(small.rgb[1]) - 90).abs() <= 1);
+        // Through I420 and back: colours survive within rounding.
+        let Backdrop::Image {
+            width,
+            height,
+            y,
+            u,
+            v,
+        } = backdrop(&picture, 40, 20)
+        else {
+            panic!("an image backdrop");
+        };
+        let back = from_i420(width, height, &y, &u, &v);
+        let worst = back
+            .rgb
+            .iter()
+            .zip(&picture.rgb)
+            .map(|(a, b)| (i32::from(*a) - i32::from(*b)).abs())
+            .max()
+            .unwrap_or(0);
+        assert!(worst <= 12, "worst difference {worst}");
     }
 }

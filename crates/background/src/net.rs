@@ -97,6 +97,8 @@ pub struct Net {
     steps: Vec<Step>,
     input: usize,
     output: usize,
+    /// The next step of a run in progress (`None`: no run started).
+    next: Option<usize>,
 }
 
 fn shape4(shape: &[usize]) -> Result<[usize; 4], ModelError> {
@@ -428,6 +430,7 @@ impl Net {
             steps,
             input,
             output,
+            next: None,
         })
     }
 
@@ -440,6 +443,15 @@ impl Net {
     /// 0..1 (row-major, 3 floats per pixel); returns the mask (one value
     /// per pixel, 0..1 as the model gives it).
     pub fn run(&mut self, rgb: &[f32]) -> Result<&[f32], ModelError> {
+        self.start(rgb)?;
+        while !self.step() {}
+        Ok(&self.buffers[self.output])
+    }
+
+    /// Starts a run on an RGB image (as for [`Net::run`]) that
+    /// [`Net::resume`] carries on in slices, so that a model's time can be
+    /// spread over several camera frames. A run in progress is dropped.
+    pub fn start(&mut self, rgb: &[f32]) -> Result<(), ModelError> {
         let input = &mut self.buffers[self.input];
         if rgb.len() != input.len() {
             return Err(ModelError::Shape(format!(
@@ -449,13 +461,43 @@ impl Net {
             )));
         }
         input.copy_from_slice(rgb);
-        for step in &self.steps {
+        self.next = Some(0);
+        Ok(())
+    }
+
+    /// Whether a run is in progress.
+    pub fn is_running(&self) -> bool {
+        self.next.is_some()
+    }
+
+    /// Carries on the run in progress until `deadline` has passed (at least
+    /// one operator each call); the mask once the run is complete.
+    pub fn resume(&mut self, deadline: std::time::Instant) -> Option<&[f32]> {
+        self.next?;
+        loop {
+            if self.step() {
+                return Some(&self.buffers[self.output]);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+        }
+    }
+
+    /// Runs the next operator; true when that completed the run.
+    fn step(&mut self) -> bool {
+        let Some(i) = self.next else {
+            return true;
+        };
+        if let Some(step) = self.steps.get(i) {
             let out = step_output(step);
             let mut target = std::mem::take(&mut self.buffers[out]);
             self.execute(step, &mut target);
             self.buffers[out] = target;
         }
-        Ok(&self.buffers[self.output])
+        let done = i + 1 >= self.steps.len();
+        self.next = (!done).then_some(i + 1);
+        done
     }
 
     /// The data of tensor `i` (a computed buffer or a constant).

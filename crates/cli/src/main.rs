@@ -149,6 +149,10 @@ struct JoinArgs {
     /// the npm package `@mediapipe/selfie_segmentation`.
     #[arg(long, value_name = "FILE", env = "CONCLAVE_SEGMENTATION_MODEL")]
     segmentation_model: Option<std::path::PathBuf>,
+    /// Face touch-up on the camera: skin smoothing and light correction,
+    /// on this device.
+    #[arg(long, requires = "camera")]
+    touch_up: bool,
     /// Record the meeting into a new WebM file in DIR (the gallery in VP8,
     /// everyone's sound in Opus), written crash-safely; finalised on leaving.
     #[arg(long, value_name = "DIR")]
@@ -720,10 +724,13 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
                 }),
             share_audio: args.share_audio,
             audio_tap,
-            background: parse_background(
-                args.background.as_deref(),
-                args.segmentation_model.as_deref(),
-            )?,
+            effects: conclave_engine::VideoEffects {
+                background: parse_background(
+                    args.background.as_deref(),
+                    args.segmentation_model.as_deref(),
+                )?,
+                touch_up: args.touch_up,
+            },
         },
     })?;
 

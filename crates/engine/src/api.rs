@@ -137,10 +137,25 @@ pub struct MediaStats {
     pub has_microphone: bool,
     /// Whether we are sharing a screen or window.
     pub sharing: bool,
+    /// What the camera effects (virtual background, touch-up) cost, when
+    /// any are on.
+    pub effects: Option<EffectsStats>,
     /// Per remote participant.
     pub remotes: Vec<RemoteMediaStats>,
     /// The media connections.
     pub network: NetworkStats,
+}
+
+/// What the camera effects cost on this device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct EffectsStats {
+    /// Microseconds per camera picture, averaged (the person mask's cost
+    /// spread over the pictures it serves).
+    pub us_per_frame: u32,
+    /// A person mask is made every this many pictures: more when the
+    /// effect is behind its budget.
+    pub mask_every: u32,
 }
 
 /// Something that happened in the meeting.
@@ -284,6 +299,12 @@ pub enum Command {
         /// On: video is sent.
         on: bool,
     },
+    /// Change the camera's effects (virtual background, face touch-up),
+    /// without leaving.
+    SetVideoEffects {
+        /// The effects.
+        effects: crate::media::VideoEffects,
+    },
     /// Use another camera, without leaving.
     SwitchCamera {
         /// The camera.
@@ -326,6 +347,7 @@ impl std::fmt::Debug for Command {
             Command::SetMuted { muted } => write!(f, "SetMuted({muted})"),
             Command::SetCameraOn { on } => write!(f, "SetCameraOn({on})"),
             Command::SwitchCamera { camera } => write!(f, "SwitchCamera({camera:?})"),
+            Command::SetVideoEffects { effects } => write!(f, "SetVideoEffects({effects:?})"),
             Command::StartShare { source, audio } => {
                 write!(f, "StartShare({source:?}, audio {audio})")
             }

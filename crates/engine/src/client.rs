@@ -1315,6 +1315,7 @@ impl Client {
             | Command::SetCameraOn { .. }
             | Command::SwitchMicrophone { .. }
             | Command::SwitchCamera { .. }
+            | Command::SetVideoEffects { .. }
             | Command::SwitchSpeaker { .. } => {}
         }
     }

@@ -23,13 +23,13 @@ pub mod tls;
 pub mod video;
 
 pub use api::{
-    ChatMessage, Command, EngineEvent, MediaStats, NetworkStats, Participant, RecordingState,
-    RemoteMediaStats,
+    ChatMessage, Command, EffectsStats, EngineEvent, MediaStats, NetworkStats, Participant,
+    RecordingState, RemoteMediaStats,
 };
 pub use conclave_codec::VideoCodec;
 pub use conclave_media::processing::ProcessingSettings;
 pub use media::{
     open_camera, AudioTap, BackdropChoice, BackgroundOptions, CameraChoice, MediaOptions,
-    MicrophoneChoice, SpeakerChoice,
+    MicrophoneChoice, SpeakerChoice, VideoEffects,
 };
 pub use runtime::{start, JoinOptions, MeetingHandle, StartError};

@@ -11,10 +11,14 @@ use std::time::{Duration, Instant};
 use conclave_codec::opus::{OpusDecoder, OpusEncoder};
 use conclave_media::jitter::{JitterBuffer, Playout};
 use conclave_media::processing::{ProcessingSettings, VoiceProcessor};
-use conclave_media::synthetic::{TestPatternCamera, ToneMicrophone, WavMicrophone, WavRecorder};
+use conclave_media::synthetic::{
+    StillCamera, TestPatternCamera, ToneMicrophone, WavMicrophone, WavRecorder,
+};
 use conclave_media::system_audio::{SystemMicrophone, SystemSpeaker};
 use conclave_media::system_camera::SystemCamera;
-use conclave_media::{AudioFrame, Camera, DeviceError, Microphone, Speaker, AUDIO_BLOCK};
+use conclave_media::{
+    AudioFrame, Camera, DeviceError, Microphone, Speaker, VideoFrame, AUDIO_BLOCK,
+};
 
 use crate::api::{MediaStats, RemoteMediaStats};
 use crate::video::{FrameSink, VideoReceiver, VideoSender};
@@ -43,16 +47,27 @@ pub enum CameraChoice {
         /// `screen:N` or `window:0x…`; `None` is the first screen.
         source: Option<String>,
     },
+    /// A still picture (a PNG file) shown as a camera at 640x360, 15
+    /// frames/s: a person whose place in the picture is known, for tests
+    /// and demos of virtual backgrounds.
+    Picture(PathBuf),
 }
 
 impl CameraChoice {
     /// Reads a camera as settings and the command line name it:
     /// `synthetic` (640x360 at 30 frames/s), `synthetic:WIDTHxHEIGHT[@FPS]`,
-    /// `default` (the OS's first camera), or a device id or name.
+    /// `default` (the OS's first camera), `picture:FILE.png` (a still
+    /// picture), or a device id or name.
     pub fn parse(spec: &str) -> Result<CameraChoice, String> {
         let spec = spec.trim();
         if spec.is_empty() {
             return Err("no camera named".into());
+        }
+        if let Some(path) = spec.strip_prefix("picture:") {
+            if path.is_empty() {
+                return Err("expected picture:FILE.png".into());
+            }
+            return Ok(CameraChoice::Picture(PathBuf::from(path)));
         }
         if spec == "default" {
             return Ok(CameraChoice::Device(None));
@@ -150,7 +165,38 @@ pub fn open_camera(choice: &CameraChoice, epoch: Instant) -> Result<Box<dyn Came
             )?;
             Box::new(conclave_screen::ScreenCamera::new(shared, epoch))
         }
+        CameraChoice::Picture(path) => Box::new(picture_camera(path, epoch)?),
     })
+}
+
+/// The still-picture camera: the PNG scaled to cover 640x360.
+fn picture_camera(path: &std::path::Path, epoch: Instant) -> Result<StillCamera, DeviceError> {
+    let bytes =
+        std::fs::read(path).map_err(|e| DeviceError::Gone(format!("{}: {e}", path.display())))?;
+    let picture = conclave_background::image::decode(&bytes)
+        .map_err(|e| DeviceError::Unsupported(format!("{}: {e}", path.display())))?;
+    let conclave_background::compose::Backdrop::Image {
+        width,
+        height,
+        y,
+        u,
+        v,
+    } = conclave_background::image::backdrop(&picture, 640, 360)
+    else {
+        return Err(DeviceError::Unsupported("not a picture".into()));
+    };
+    let frame = VideoFrame {
+        width,
+        height,
+        y,
+        u,
+        v,
+        captured: Duration::ZERO,
+    };
+    let name = path
+        .file_name()
+        .map_or_else(|| "Picture".into(), |n| n.to_string_lossy().into_owned());
+    Ok(StillCamera::new(name, frame, 15, epoch))
 }
 
 /// Which microphone to send.
@@ -200,14 +246,32 @@ pub struct MediaOptions {
     /// participant's, by id) and as it is sent (ours, as participant 0):
     /// for a local recording.
     pub audio_tap: Option<AudioTap>,
-    /// A virtual background for the camera (not for shared screens).
+    /// A virtual background and face touch-up for the camera (not for
+    /// shared screens).
+    pub effects: VideoEffects,
+}
+
+/// What is done to the camera's pictures on this device before anyone
+/// sees them (the self view included): only the result is encoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VideoEffects {
+    /// A virtual background.
     pub background: Option<BackgroundOptions>,
+    /// Face touch-up: skin smoothing and light correction.
+    pub touch_up: bool,
+}
+
+impl VideoEffects {
+    /// Whether anything is done at all.
+    pub fn is_active(&self) -> bool {
+        self.background.is_some() || self.touch_up
+    }
 }
 
 /// A virtual background: the segmentation model and what goes behind the
 /// person. Applied on the device before encoding; only the composite is
 /// sent.
-#[derive(Clone, PartialEq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct BackgroundOptions {
     /// The `.tflite` segmentation model.
     pub model: std::sync::Arc<Vec<u8>>,
@@ -223,7 +287,7 @@ impl std::fmt::Debug for BackgroundOptions {
 }
 
 /// What replaces the camera's background.
-#[derive(Clone, PartialEq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum BackdropChoice {
     /// The room, blurred.
     Blur(conclave_background::compose::BlurStrength),
@@ -427,7 +491,7 @@ impl MediaIo {
                 now,
                 video_out.clone(),
                 frame_sink.clone(),
-                options.background.clone(),
+                options.effects.clone(),
             )?),
         };
         let mut notices = Vec::new();
@@ -509,7 +573,7 @@ impl MediaIo {
                 now,
                 video_out.clone(),
                 frame_sink.clone(),
-                None,
+                VideoEffects::default(),
             )?),
         };
         let share_audio = if share.is_some() && options.share_audio {
@@ -612,7 +676,7 @@ impl MediaIo {
             self.epoch,
             self.video_out.clone(),
             self.frame_sink.clone(),
-            None,
+            VideoEffects::default(),
         )?);
         Ok(())
     }
@@ -650,6 +714,15 @@ impl MediaIo {
     pub fn switch_camera(&mut self, choice: CameraChoice) -> Result<(), String> {
         match &mut self.camera {
             Some(c) => c.switch(choice),
+            None => Err("This meeting was joined without video; rejoin to send video.".into()),
+        }
+    }
+
+    /// Changes the camera's effects (virtual background, touch-up) from the
+    /// next picture on.
+    pub fn set_effects(&mut self, effects: VideoEffects) -> Result<(), String> {
+        match &mut self.camera {
+            Some(c) => c.set_effects(effects),
             None => Err("This meeting was joined without video; rejoin to send video.".into()),
         }
     }
@@ -718,6 +791,14 @@ impl MediaIo {
             has_camera: self.camera.as_ref().is_some_and(VideoSender::has_device),
             has_microphone: self.mic.as_ref().is_some_and(|m| m.device.is_some()),
             sharing: self.share.is_some(),
+            effects: self
+                .camera
+                .as_ref()
+                .and_then(VideoSender::effects_cost)
+                .map(|c| crate::api::EffectsStats {
+                    us_per_frame: (c.ms_per_frame * 1000.0).round() as u32,
+                    mask_every: c.mask_every,
+                }),
             network: Default::default(),
             remotes: self
                 .remotes
@@ -1105,7 +1186,7 @@ mod tests {
             Instant::now(),
             tx,
             None,
-            None,
+            VideoEffects::default(),
         )
         .expect("started");
         assert!(!sender.has_device());

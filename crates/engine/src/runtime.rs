@@ -502,6 +502,7 @@ fn apply_media_command(
         }
         Command::SwitchSpeaker { device } => media.switch_speaker(device.clone()),
         Command::SwitchCamera { camera } => media.switch_camera(camera.clone()),
+        Command::SetVideoEffects { effects } => media.set_effects(effects.clone()),
         Command::StartShare { source, audio } => media.start_share(source.clone(), *audio),
         Command::StopShare => {
             media.stop_share();

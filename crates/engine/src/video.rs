@@ -96,54 +96,120 @@ enum SendControl {
     Bitrate(u32),
     Enabled(bool),
     Switch(CameraChoice, mpsc::Sender<Result<(), String>>),
+    Effects(crate::media::VideoEffects, mpsc::Sender<Result<(), String>>),
 }
 
-/// A virtual background on the camera's pictures.
-struct Effect {
+/// How much of a face touch-up is applied (0..1).
+const TOUCH_UP_STRENGTH: f32 = 0.7;
+
+/// What the camera effects cost recently, for the statistics.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EffectsCost {
+    /// Milliseconds per frame, averaged (segmentation amortised).
+    pub ms_per_frame: f64,
+    /// A person mask is made every this many frames (1 without a
+    /// background).
+    pub mask_every: u32,
+}
+
+/// The virtual background of [`CameraEffects`].
+struct Background {
     effect: conclave_background::effect::BackgroundEffect,
+    model: Arc<Vec<u8>>,
     choice: crate::media::BackdropChoice,
     /// The picture backdrop is made for this size.
     size: (usize, usize),
 }
 
-impl Effect {
-    fn new(
-        options: &crate::media::BackgroundOptions,
-    ) -> Result<Self, conclave_background::ModelError> {
-        let backdrop = match &options.backdrop {
-            crate::media::BackdropChoice::Blur(s) => {
-                conclave_background::compose::Backdrop::Blur(*s)
+impl Background {
+    fn backdrop(&mut self, width: usize, height: usize) {
+        use crate::media::BackdropChoice;
+        use conclave_background::compose::{Backdrop, BlurStrength};
+        self.size = (width, height);
+        self.effect.set_backdrop(match &self.choice {
+            BackdropChoice::Blur(s) => Backdrop::Blur(*s),
+            BackdropChoice::Picture(p) if width >= 2 && height >= 2 => {
+                conclave_background::image::backdrop(p, width, height)
             }
-            // Made for the first picture's size.
-            crate::media::BackdropChoice::Picture(_) => {
-                conclave_background::compose::Backdrop::Blur(
-                    conclave_background::compose::BlurStrength::Strong,
-                )
+            BackdropChoice::Picture(_) => Backdrop::Blur(BlurStrength::Strong),
+        });
+    }
+}
+
+/// The camera effects (virtual background, face touch-up), applied to each
+/// camera picture on the capture thread before the self view and the
+/// encoder, so that only their result is ever encoded; the app's device
+/// preview runs the same. Changing them takes effect with the next picture.
+#[derive(Default)]
+pub struct CameraEffects {
+    touch_up: bool,
+    background: Option<Background>,
+    /// Exponential average of the time per frame, in seconds.
+    average: f64,
+}
+
+impl CameraEffects {
+    /// Effects as chosen; a model that cannot be loaded is an error (and
+    /// nothing changes).
+    pub fn set(&mut self, effects: &crate::media::VideoEffects) -> Result<(), String> {
+        self.background = match (&effects.background, self.background.take()) {
+            (None, _) => None,
+            // The same model: keep it (and its mask), change the backdrop.
+            (Some(wanted), Some(mut running)) if Arc::ptr_eq(&wanted.model, &running.model) => {
+                running.choice = wanted.backdrop.clone();
+                running.size = (0, 0);
+                Some(running)
+            }
+            (Some(wanted), previous) => {
+                let effect = conclave_background::effect::BackgroundEffect::new(
+                    &wanted.model,
+                    conclave_background::compose::Backdrop::Blur(
+                        conclave_background::compose::BlurStrength::Strong,
+                    ),
+                );
+                match effect {
+                    Ok(effect) => Some(Background {
+                        effect,
+                        model: wanted.model.clone(),
+                        choice: wanted.backdrop.clone(),
+                        size: (0, 0),
+                    }),
+                    Err(e) => {
+                        self.background = previous;
+                        return Err(format!("Could not start the virtual background: {e}"));
+                    }
+                }
             }
         };
-        Ok(Effect {
-            effect: conclave_background::effect::BackgroundEffect::new(&options.model, backdrop)?,
-            choice: options.backdrop.clone(),
-            size: (0, 0),
+        self.touch_up = effects.touch_up;
+        self.average = 0.0;
+        Ok(())
+    }
+
+    /// Whether anything is applied.
+    pub fn is_active(&self) -> bool {
+        self.touch_up || self.background.is_some()
+    }
+
+    /// The recent cost, if anything is applied.
+    pub fn cost(&self) -> Option<EffectsCost> {
+        self.is_active().then(|| EffectsCost {
+            ms_per_frame: self.average * 1000.0,
+            mask_every: self
+                .background
+                .as_ref()
+                .map_or(1, |b| b.effect.cost().mask_every),
         })
     }
 
-    fn apply(
-        &mut self,
-        frame: &mut VideoFrame,
-        interval: Duration,
-    ) -> Result<(), conclave_background::ModelError> {
-        if let crate::media::BackdropChoice::Picture(p) = &self.choice {
-            if self.size != (frame.width, frame.height) {
-                self.size = (frame.width, frame.height);
-                self.effect
-                    .set_backdrop(conclave_background::image::backdrop(
-                        p,
-                        frame.width,
-                        frame.height,
-                    ));
-            }
+    /// Applies the effects to `frame` in place; `interval` is the camera's
+    /// frame interval (the background's time budget follows it). On an
+    /// error the background is turned off (and the error returned).
+    pub fn apply(&mut self, frame: &mut VideoFrame, interval: Duration) -> Result<(), String> {
+        if !self.is_active() {
+            return Ok(());
         }
+        let start = Instant::now();
         let mut view = conclave_background::compose::I420 {
             width: frame.width,
             height: frame.height,
@@ -151,7 +217,26 @@ impl Effect {
             u: &mut frame.u,
             v: &mut frame.v,
         };
-        self.effect.apply(&mut view, interval)
+        if self.touch_up {
+            conclave_background::compose::touch_up(&mut view, TOUCH_UP_STRENGTH);
+        }
+        let mut result = Ok(());
+        if let Some(b) = &mut self.background {
+            if b.size != (view.width, view.height) {
+                b.backdrop(view.width, view.height);
+            }
+            if let Err(e) = b.effect.apply(&mut view, interval) {
+                self.background = None;
+                result = Err(format!("The virtual background stopped: {e}"));
+            }
+        }
+        let took = start.elapsed().as_secs_f64();
+        self.average = if self.average == 0.0 {
+            took
+        } else {
+            0.9 * self.average + 0.1 * took
+        };
+        result
     }
 }
 
@@ -162,6 +247,8 @@ struct Shared {
     has_device: AtomicBool,
     /// Things the user should hear about (a camera vanished, came back).
     notices: Mutex<Vec<String>>,
+    /// What the camera effects cost recently.
+    effects_cost: Mutex<Option<EffectsCost>>,
 }
 
 impl Shared {
@@ -343,12 +430,10 @@ impl VideoSender {
         epoch: Instant,
         out: tokio::sync::mpsc::UnboundedSender<Encoded>,
         self_view: Option<FrameSink>,
-        background: Option<crate::media::BackgroundOptions>,
+        effects: crate::media::VideoEffects,
     ) -> Result<Self, String> {
-        let mut effect = match background.map(|b| Effect::new(&b)).transpose() {
-            Ok(e) => e,
-            Err(e) => return Err(format!("Could not start the virtual background: {e}")),
-        };
+        let mut camera_effects = CameraEffects::default();
+        camera_effects.set(&effects)?;
         let shared = Arc::new(Shared::default());
         let mut slot = CameraSlot {
             camera: None,
@@ -375,7 +460,7 @@ impl VideoSender {
         let fps = match choice {
             CameraChoice::Synthetic { fps, .. } => *fps,
             CameraChoice::Device(_) => 30,
-            CameraChoice::Screen { .. } => 15,
+            CameraChoice::Screen { .. } | CameraChoice::Picture(_) => 15,
         };
         // Shared screens carry detail: more bits, and no quality ladder
         // (their picture size is kept).
@@ -427,6 +512,13 @@ impl VideoSender {
                             };
                             let _ = reply.send(result);
                         }
+                        Ok(SendControl::Effects(effects, reply)) => {
+                            let result = camera_effects.set(&effects);
+                            if result.is_ok() {
+                                info!(?effects, "camera effects changed");
+                            }
+                            let _ = reply.send(result);
+                        }
                         Err(RecvTimeoutError::Timeout) => {}
                         Err(RecvTimeoutError::Disconnected) => return,
                     }
@@ -439,12 +531,14 @@ impl VideoSender {
                         continue;
                     }
                     let mut frame = frame;
-                    if let Some(e) = &mut effect {
-                        if let Err(error) = e.apply(&mut frame, Duration::from_secs(1) / fps.max(1))
-                        {
-                            warn!(%error, "virtual background off");
-                            effect = None;
-                        }
+                    if let Err(error) =
+                        camera_effects.apply(&mut frame, Duration::from_secs(1) / fps.max(1))
+                    {
+                        warn!(%error, "virtual background off");
+                        slot.shared.notice(error);
+                    }
+                    if let Ok(mut cost) = slot.shared.effects_cost.lock() {
+                        *cost = camera_effects.cost();
                     }
                     if let Some(view) = &self_view {
                         (view.0)(own_tile, &frame);
@@ -527,6 +621,20 @@ impl VideoSender {
             .map_err(|_| "The video thread has ended.".to_string())?
     }
 
+    /// Changes the camera effects from the next picture on; waits until
+    /// they are in place (a model that cannot be loaded is an error).
+    pub fn set_effects(&self, effects: crate::media::VideoEffects) -> Result<(), String> {
+        let (tx, rx) = mpsc::channel();
+        self.send(SendControl::Effects(effects, tx));
+        rx.recv()
+            .map_err(|_| "The video thread has ended.".to_string())?
+    }
+
+    /// What the camera effects cost recently, if any are applied.
+    pub fn effects_cost(&self) -> Option<EffectsCost> {
+        self.shared.effects_cost.lock().ok().and_then(|c| *c)
+    }
+
     /// Notices for the user since the last call.
     pub fn take_notices(&self) -> Vec<String> {
         self.shared
@@ -559,6 +667,27 @@ enum ReceiveJob {
 struct RemoteVideo {
     decoder: Option<VideoDecoder>,
     stamps: Option<BufWriter<File>>,
+    /// The newest decoded picture, kept when saving (written as
+    /// `ID-frame.png` when the log is flushed or the participant leaves).
+    last: Option<VideoFrame>,
+}
+
+/// Writes a participant's newest decoded picture as `ID-frame.png`.
+fn save_last_frame(dir: &std::path::Path, participant: u64, frame: &VideoFrame) {
+    let picture = conclave_background::image::from_i420(
+        frame.width,
+        frame.height,
+        &frame.y,
+        &frame.u,
+        &frame.v,
+    );
+    let path = dir.join(format!("{participant}-frame.png"));
+    let written = conclave_background::image::encode_png(&picture)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| std::fs::write(&path, bytes).map_err(|e| e.to_string()));
+    if let Err(error) = written {
+        warn!(%error, "could not save the received picture");
+    }
 }
 
 /// Decoded-video figures of one participant.
@@ -639,6 +768,7 @@ impl VideoReceiver {
                             let remote =
                                 remotes.entry(participant).or_insert_with(|| RemoteVideo {
                                     decoder: None,
+                                    last: None,
                                     stamps: save.as_ref().and_then(|dir| {
                                         let path = dir.join(format!("{participant}-video.csv"));
                                         match File::create(&path) {
@@ -674,11 +804,11 @@ impl VideoReceiver {
                                 }
                             };
                             let sink = sink_in.lock().ok().and_then(|s| s.clone());
-                            for f in decoded {
+                            for f in &decoded {
                                 // The moment the frame is handed on for display.
                                 let now_us = unix_micros();
                                 if let Some(sink) = &sink {
-                                    (sink.0)(participant, &f);
+                                    (sink.0)(participant, f);
                                 }
                                 if let Ok(mut c) = counts.lock() {
                                     c.entry(participant).or_default().count(
@@ -688,7 +818,7 @@ impl VideoReceiver {
                                     );
                                 }
                                 if let Some(w) = &mut remote.stamps {
-                                    let (n, cap) = match read_stamp(&f) {
+                                    let (n, cap) = match read_stamp(f) {
                                         Ok(s) => (s.frame as i64, s.captured.as_micros() as i64),
                                         Err(_) => (-1, -1),
                                     };
@@ -700,18 +830,27 @@ impl VideoReceiver {
                                             .and_then(|()| w.flush());
                                 }
                             }
+                            if save.is_some() {
+                                remote.last = decoded.into_iter().last();
+                            }
                         }
                         ReceiveJob::Remove(participant) => {
                             if let Some(mut r) = remotes.remove(&participant) {
                                 if let Some(w) = &mut r.stamps {
                                     let _ = w.flush();
                                 }
+                                if let (Some(dir), Some(f)) = (&save, &r.last) {
+                                    save_last_frame(dir, participant, f);
+                                }
                             }
                         }
                         ReceiveJob::Flush(done) => {
-                            for r in remotes.values_mut() {
+                            for (participant, r) in &mut remotes {
                                 if let Some(w) = &mut r.stamps {
                                     let _ = w.flush();
+                                }
+                                if let (Some(dir), Some(f)) = (&save, r.last.take()) {
+                                    save_last_frame(dir, *participant, &f);
                                 }
                             }
                             let _ = done.send(());

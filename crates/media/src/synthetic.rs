@@ -85,6 +85,59 @@ impl Camera for TestPatternCamera {
     }
 }
 
+/// A camera that shows one still picture (a person, for tests and demos of
+/// virtual backgrounds: where the person is in it is known), paced like a
+/// camera.
+pub struct StillCamera {
+    name: String,
+    picture: VideoFrame,
+    interval: Duration,
+    epoch: Instant,
+    next: Instant,
+}
+
+impl StillCamera {
+    /// A camera showing `picture` at `fps` frames per second, timestamps
+    /// counting from `epoch`; `name` says what the picture is.
+    pub fn new(name: String, picture: VideoFrame, fps: u32, epoch: Instant) -> Self {
+        StillCamera {
+            name,
+            picture,
+            interval: Duration::from_secs(1) / fps.max(1),
+            epoch,
+            next: epoch,
+        }
+    }
+}
+
+impl Camera for StillCamera {
+    fn info(&self) -> DeviceInfo {
+        DeviceInfo {
+            id: "synthetic:picture".into(),
+            name: self.name.clone(),
+            kind: DeviceKind::Camera,
+            is_default: false,
+        }
+    }
+
+    fn poll_frame(&mut self, now: Instant) -> Result<Option<VideoFrame>, DeviceError> {
+        if now < self.next {
+            return Ok(None);
+        }
+        while self.next + self.interval <= now {
+            self.next += self.interval;
+        }
+        self.next += self.interval;
+        let mut frame = self.picture.clone();
+        frame.captured = now.saturating_duration_since(self.epoch);
+        Ok(Some(frame))
+    }
+
+    fn next_frame_at(&self) -> Instant {
+        self.next
+    }
+}
+
 /// Blocks come due every 10 ms from `start`.
 struct Clock {
     start: Instant,

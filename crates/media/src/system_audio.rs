@@ -5,7 +5,13 @@
 //! opened mono, 48 kHz, 16-bit with a fixed 10 ms buffer: the host's default
 //! buffer delivers audio in chunks of up to two seconds.
 //!
-//! A `cpal` stream lives on a thread of its own (streams are not `Send` on
+//! Streams carry the phone role where the OS has one: on PulseAudio (and
+//! pipewire-pulse) our streams are opened directly with the pure-Rust
+//! `pulseaudio` client (the same one `cpal` uses) and the property
+//! `media.role=phone`, which `cpal` cannot set; that is what switches a
+//! Bluetooth headset to its call profile and pauses other programs' music.
+//!
+//! A stream lives on a thread of its own (`cpal` streams are not `Send` on
 //! every platform); the device objects here talk to it through a shared ring
 //! of samples. A device that vanishes shows up as [`DeviceError::Gone`] on
 //! the next poll, so the caller can fall back to another one; a device
@@ -195,6 +201,32 @@ impl Shared {
         *lock(&self.last_callback) = Some(Instant::now());
     }
 
+    /// Takes captured samples (the oldest dropped when the caller stalls).
+    fn captured(&self, samples: impl Iterator<Item = i16>) {
+        self.touch();
+        let mut q = lock(&self.samples);
+        q.extend(samples);
+        let excess = q.len().saturating_sub(MICROPHONE_MAX_QUEUE);
+        q.drain(..excess);
+    }
+
+    /// Hands up to `wanted` queued samples to `put` (index, sample) for
+    /// playing; returns how many there were (the rest is silence, an
+    /// underrun).
+    fn fill(&self, wanted: usize, mut put: impl FnMut(usize, i16)) -> usize {
+        self.touch();
+        let mut q = lock(&self.samples);
+        let n = q.len().min(wanted);
+        for (i, s) in q.drain(..n).enumerate() {
+            put(i, s);
+        }
+        drop(q);
+        if n < wanted {
+            *lock(&self.underruns) += 1;
+        }
+        n
+    }
+
     /// The device went quiet: it stopped calling us although it is running
     /// (PulseAudio kills the stream of a device that goes away).
     fn stalled(&self, now: Instant) -> bool {
@@ -247,10 +279,19 @@ struct StreamThread {
     thread: Option<JoinHandle<()>>,
 }
 
+/// Whatever keeps a running stream open (dropped: closed).
+type OpenStream = Box<dyn std::any::Any>;
+
+/// A `cpal` stream, started.
+fn started(stream: cpal::Stream) -> Result<OpenStream, DeviceError> {
+    stream.play().map_err(|e| classify(&e))?;
+    Ok(Box::new(stream))
+}
+
 impl StreamThread {
     fn spawn<F>(build: F) -> Result<Self, DeviceError>
     where
-        F: FnOnce() -> Result<cpal::Stream, DeviceError> + Send + 'static,
+        F: FnOnce() -> Result<OpenStream, DeviceError> + Send + 'static,
     {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
@@ -264,10 +305,6 @@ impl StreamThread {
                         return;
                     }
                 };
-                if let Err(e) = stream.play() {
-                    let _ = ready_tx.send(Err(classify(&e)));
-                    return;
-                }
                 let _ = ready_tx.send(Ok(()));
                 // Until the owner drops us.
                 let _ = stop_rx.recv();
@@ -321,23 +358,24 @@ impl SystemMicrophone {
         );
         let shared = Arc::new(Shared::default());
         let (data, fail) = (shared.clone(), shared.clone());
+        let id = info.id.clone();
         let stream = StreamThread::spawn(move || {
+            #[cfg(target_os = "linux")]
+            if let Some(name) = phone::pulse_name(&id) {
+                return phone::record(name, data);
+            }
+            let _ = id;
             device
                 .build_input_stream::<i16, _, _>(
                     config(),
-                    move |samples: &[i16], _| {
-                        data.touch();
-                        let mut q = lock(&data.samples);
-                        q.extend(samples.iter().copied());
-                        let excess = q.len().saturating_sub(MICROPHONE_MAX_QUEUE);
-                        q.drain(..excess);
-                    },
+                    move |samples: &[i16], _| data.captured(samples.iter().copied()),
                     move |e| {
                         *lock(&fail.failure) = Some(e.to_string());
                     },
                     Some(OPEN_TIMEOUT),
                 )
                 .map_err(|e| classify(&e))
+                .and_then(started)
         })?;
         watch_presence(
             DeviceKind::Microphone,
@@ -412,22 +450,19 @@ impl SystemSpeaker {
         );
         let shared = Arc::new(Shared::default());
         let (data, fail) = (shared.clone(), shared.clone());
+        let id = info.id.clone();
         let stream = StreamThread::spawn(move || {
+            #[cfg(target_os = "linux")]
+            if let Some(name) = phone::pulse_name(&id) {
+                return phone::playback(name, data);
+            }
+            let _ = id;
             device
                 .build_output_stream::<i16, _, _>(
                     config(),
                     move |out: &mut [i16], _| {
-                        data.touch();
-                        let mut q = lock(&data.samples);
-                        let n = q.len().min(out.len());
-                        for (o, s) in out.iter_mut().zip(q.drain(..n)) {
-                            *o = s;
-                        }
-                        if n < out.len() {
-                            out[n..].fill(0);
-                            drop(q);
-                            *lock(&data.underruns) += 1;
-                        }
+                        let n = data.fill(out.len(), |i, sample| out[i] = sample);
+                        out[n..].fill(0);
                     },
                     move |e| {
                         *lock(&fail.failure) = Some(e.to_string());
@@ -435,6 +470,7 @@ impl SystemSpeaker {
                     Some(OPEN_TIMEOUT),
                 )
                 .map_err(|e| classify(&e))
+                .and_then(started)
         })?;
         watch_presence(
             DeviceKind::Speaker,
@@ -474,5 +510,143 @@ impl Speaker for SystemSpeaker {
         let excess = q.len().saturating_sub(SPEAKER_MAX_QUEUE);
         q.drain(..excess);
         Ok(())
+    }
+}
+
+/// Our own PulseAudio streams, with the phone role.
+#[cfg(target_os = "linux")]
+mod phone {
+    use std::ffi::{CStr, CString};
+    use std::sync::{Arc, Mutex};
+
+    use futures_executor::block_on;
+    use pulseaudio::protocol::{self, stream::BufferAttr, stream::StreamFlags, Prop, Props};
+    use pulseaudio::AsPlaybackSource;
+
+    use super::{lock, DeviceError, OpenStream, Shared, AUDIO_BLOCK, SAMPLE_RATE};
+
+    /// Bytes of one 10 ms block (mono, 16-bit).
+    const BLOCK_BYTES: u32 = (AUDIO_BLOCK * 2) as u32;
+
+    /// One connection for the whole process: the client's reactor thread
+    /// outlives a dropped client, so a connection per stream would pile up.
+    static CLIENT: Mutex<Option<pulseaudio::Client>> = Mutex::new(None);
+
+    /// The PulseAudio name of a device `cpal`'s PulseAudio host lists
+    /// (`pulseaudio:NAME`); `None` for other hosts.
+    pub(super) fn pulse_name(id: &str) -> Option<CString> {
+        id.strip_prefix("pulseaudio:")
+            .and_then(|name| CString::new(name).ok())
+    }
+
+    fn client() -> Result<pulseaudio::Client, DeviceError> {
+        let mut held = lock(&CLIENT);
+        if let Some(c) = held.as_ref() {
+            return Ok(c.clone());
+        }
+        let c = pulseaudio::Client::from_env(c"Conclave")
+            .map_err(|e| DeviceError::Io(format!("PulseAudio: {e}")))?;
+        *held = Some(c.clone());
+        Ok(c)
+    }
+
+    /// A failure of the connection: the next stream connects anew.
+    fn failed(e: pulseaudio::ClientError) -> DeviceError {
+        *lock(&CLIENT) = None;
+        match e {
+            pulseaudio::ClientError::ServerError(code) => {
+                DeviceError::Gone(format!("PulseAudio refused the stream: {code:?}"))
+            }
+            other => DeviceError::Io(format!("PulseAudio: {other}")),
+        }
+    }
+
+    /// What every stream of ours says about itself.
+    fn properties(name: &CStr) -> Props {
+        let mut props = Props::new();
+        props.set(Prop::MediaRole, c"phone");
+        props.set(Prop::MediaName, name);
+        props.set(Prop::ApplicationName, c"Conclave");
+        props
+    }
+
+    fn spec() -> (protocol::SampleSpec, protocol::ChannelMap) {
+        (
+            protocol::SampleSpec {
+                format: protocol::SampleFormat::S16Le,
+                channels: 1,
+                sample_rate: SAMPLE_RATE,
+            },
+            protocol::ChannelMap::new([protocol::ChannelPosition::Mono]),
+        )
+    }
+
+    /// A record stream from the source `name`, 10 ms fragments.
+    pub(super) fn record(name: CString, data: Arc<Shared>) -> Result<OpenStream, DeviceError> {
+        let (sample_spec, channel_map) = spec();
+        let params = protocol::RecordStreamParams {
+            sample_spec,
+            channel_map,
+            source_name: Some(name),
+            buffer_attr: BufferAttr {
+                max_length: BLOCK_BYTES,
+                fragment_size: BLOCK_BYTES,
+                ..Default::default()
+            },
+            flags: StreamFlags {
+                start_corked: true,
+                adjust_latency: true,
+                ..Default::default()
+            },
+            props: properties(c"Microphone"),
+            ..Default::default()
+        };
+        let stream = block_on(client()?.create_record_stream(params, move |bytes: &[u8]| {
+            data.captured(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| i16::from_le_bytes([b[0], b[1]])),
+            );
+        }))
+        .map_err(failed)?;
+        block_on(stream.uncork()).map_err(failed)?;
+        block_on(stream.started()).map_err(failed)?;
+        Ok(Box::new(stream))
+    }
+
+    /// A playback stream to the sink `name`, two 10 ms blocks deep.
+    pub(super) fn playback(name: CString, data: Arc<Shared>) -> Result<OpenStream, DeviceError> {
+        let (sample_spec, channel_map) = spec();
+        let params = protocol::PlaybackStreamParams {
+            sample_spec,
+            channel_map,
+            sink_name: Some(name),
+            buffer_attr: BufferAttr {
+                max_length: 2 * BLOCK_BYTES,
+                target_length: 2 * BLOCK_BYTES,
+                minimum_request_length: BLOCK_BYTES,
+                ..Default::default()
+            },
+            flags: StreamFlags {
+                start_corked: true,
+                adjust_latency: true,
+                ..Default::default()
+            },
+            props: properties(c"Speaker"),
+            ..Default::default()
+        };
+        let source = move |out: &mut [u8]| -> usize {
+            let n = data.fill(out.len() / 2, |i, sample| {
+                out[2 * i..2 * i + 2].copy_from_slice(&sample.to_le_bytes());
+            });
+            out[2 * n..].fill(0);
+            // Never 0: that would end the stream.
+            out.len()
+        };
+        let stream =
+            block_on(client()?.create_playback_stream(params, source.as_playback_source()))
+                .map_err(failed)?;
+        block_on(stream.uncork()).map_err(failed)?;
+        Ok(Box::new(stream))
     }
 }

@@ -121,6 +121,18 @@ send_loss_permille: number,
  */
 receive_loss_permille: number, };
 
+export type EffectsStats = { 
+/**
+ * Microseconds per camera picture, averaged (the person mask's cost
+ * spread over the pictures it serves).
+ */
+us_per_frame: number, 
+/**
+ * A person mask is made every this many pictures: more when the
+ * effect is behind its budget.
+ */
+mask_every: number, };
+
 export type MediaStats = { 
 /**
  * The microphone's level, in -dBov (127 = silence or muted).
@@ -146,6 +158,11 @@ has_microphone: boolean,
  * Whether we are sharing a screen or window.
  */
 sharing: boolean, 
+/**
+ * What the camera effects (virtual background, touch-up) cost, when
+ * any are on.
+ */
+effects: EffectsStats | null, 
 /**
  * Per remote participant.
  */
@@ -418,6 +435,17 @@ seconds: number | null,
  */
 problem: string | null, };
 
+export type BackgroundImage = { 
+/**
+ * The picture's id (a hash of its pixels): `picture:<id>` in the
+ * settings.
+ */
+id: string, 
+/**
+ * A small PNG data URL of it. It stays in this app.
+ */
+thumbnail: string, };
+
 export type Settings = { 
 /**
  * Last nickname used.
@@ -488,7 +516,20 @@ keep_content_in_app: boolean,
  * The folder the user chose for recordings (empty: the OS videos
  * folder).
  */
-recording_folder: string, };
+recording_folder: string, 
+/**
+ * The virtual background: `blur` (strong), `blur-light`, or
+ * `picture:<id>` of the gallery in the data directory.
+ */
+background: string, 
+/**
+ * Whether the virtual background is on.
+ */
+background_enabled: boolean, 
+/**
+ * Face touch-up (skin smoothing, light correction) on the camera.
+ */
+touch_up: boolean, };
 
 /** The commands of the app, as an interface so tests and demos can supply their own. */
 export interface Commands {
@@ -533,6 +574,10 @@ export interface Commands {
   stopRecording(): Promise<string | null>;
   unfinishedRecordings(): Promise<Array<string>>;
   repairRecordings(paths: Array<string>): Promise<Array<RepairOutcome>>;
+  listBackgrounds(): Promise<Array<BackgroundImage>>;
+  addBackground(path: string | null): Promise<BackgroundImage | null>;
+  removeBackground(id: string): Promise<void>;
+  setVideoEffects(background: string, enabled: boolean, touchUp: boolean): Promise<void>;
 }
 
 /** The commands, invoked over Tauri IPC. */
@@ -578,6 +623,10 @@ export const tauriCommands: Commands = {
   stopRecording: () => invoke<string | null>("stop_recording"),
   unfinishedRecordings: () => invoke<Array<string>>("unfinished_recordings"),
   repairRecordings: (paths: Array<string>) => invoke<Array<RepairOutcome>>("repair_recordings", { paths }),
+  listBackgrounds: () => invoke<Array<BackgroundImage>>("list_backgrounds"),
+  addBackground: (path: string | null) => invoke<BackgroundImage | null>("add_background", { path }),
+  removeBackground: (id: string) => invoke<void>("remove_background", { id }),
+  setVideoEffects: (background: string, enabled: boolean, touchUp: boolean) => invoke<void>("set_video_effects", { background, enabled, touchUp }),
 };
 
 /** The name of the event that carries every [`EngineEvent`]. */
@@ -602,4 +651,12 @@ export const RECORDING_ENDED_EVENT = "recording-ended";
 /** Subscribes to recordings that end by themselves over Tauri IPC. */
 export function listenRecordingEnded(handler: (ended: RecordingEnded) => void): Promise<UnlistenFn> {
   return listen<RecordingEnded>(RECORDING_ENDED_EVENT, (e) => handler(e.payload));
+}
+
+/** The name of the event that carries what the preview's camera effects cost. */
+export const PREVIEW_EFFECTS_EVENT = "preview-effects";
+
+/** Subscribes to the preview's effects cost over Tauri IPC. */
+export function listenPreviewEffects(handler: (cost: EffectsStats | null) => void): Promise<UnlistenFn> {
+  return listen<EffectsStats | null>(PREVIEW_EFFECTS_EVENT, (e) => handler(e.payload));
 }

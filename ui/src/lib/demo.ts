@@ -9,7 +9,7 @@ import type { ChatMessage, EngineEvent, LinkSummary, Participant, Settings } fro
 export function demoBackend(): Backend {
   const handlers = new Set<(e: EngineEvent) => void>();
   const emit = (e: EngineEvent) => handlers.forEach((h) => h(e));
-  let settings: Settings = { nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "default", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [], keep_content_in_app: false, recording_folder: "" };
+  let settings: Settings = { nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "default", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [], keep_content_in_app: false, recording_folder: "", background: "blur", background_enabled: false, touch_up: false };
   let self: Participant = { id: "1", nickname: "", is_self: true };
   let recording = false;
   const others: Participant[] = [
@@ -113,6 +113,12 @@ export function demoBackend(): Backend {
       },
       unfinishedRecordings: async () => [],
       repairRecordings: async (paths) => paths.map((path) => ({ path, seconds: 42, problem: null })),
+      listBackgrounds: async () => [],
+      addBackground: async () => null,
+      removeBackground: async () => {},
+      setVideoEffects: async (background, enabled, touchUp) => {
+        settings = { ...settings, background, background_enabled: enabled, touch_up: touchUp };
+      },
     },
     onOpenLink: async () => () => {},
     onRecordingEnded: async () => () => {},

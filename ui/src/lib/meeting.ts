@@ -2,7 +2,7 @@
  * The meeting as the UI shows it, built only from engine events. Pure
  * functions, so the whole screen state can be tested without a backend.
  */
-import type { ChatMessage, EngineEvent, Participant, RecordingState } from "./bindings";
+import type { ChatMessage, EffectsStats, EngineEvent, Participant, RecordingState } from "./bindings";
 
 /** Someone recording the meeting on their device. */
 export interface Recorder {
@@ -53,6 +53,8 @@ export interface MeetingState {
   recordingAllowed: boolean;
   /** Who records (us too), in the order they started. */
   recorders: Recorder[];
+  /** What our camera effects (background, touch-up) cost, when any are on. */
+  effects: EffectsStats | null;
 }
 
 /** A short-lived notice for the user. */
@@ -89,6 +91,7 @@ export function fromJoined(event: Extract<EngineEvent, { type: "joined" }>, now:
     topic: event.topic,
     recordingAllowed: event.recording_allowed,
     recorders: [],
+    effects: null,
   };
 }
 
@@ -190,6 +193,7 @@ export function applyEvent(
           hasCamera: event.stats.has_camera,
           hasMicrophone: event.stats.has_microphone,
           selfSharing: event.stats.sharing,
+          effects: event.stats.effects,
         },
         notice: null,
       };

@@ -9,7 +9,7 @@ export function fakeCommands(overrides: Partial<Commands> = {}): Commands {
       return { room: "123 456 789", server: null, has_password: text.includes("pw="), has_chat_key: text.includes("k="), remembered: false };
     }),
     launchLink: vi.fn(async () => null),
-    getSettings: vi.fn(async () => ({ nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [], keep_content_in_app: false, recording_folder: "" })),
+    getSettings: vi.fn(async () => ({ nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [], keep_content_in_app: false, recording_folder: "", background: "blur", background_enabled: false, touch_up: false })),
     saveSettings: vi.fn(async () => {}),
     join: vi.fn(async () => null),
     hostMeeting: vi.fn(async () => "conclave://join/1"),
@@ -48,6 +48,10 @@ export function fakeCommands(overrides: Partial<Commands> = {}): Commands {
     stopRecording: vi.fn(async () => null),
     unfinishedRecordings: vi.fn(async () => []),
     repairRecordings: vi.fn(async () => []),
+    listBackgrounds: vi.fn(async () => []),
+    addBackground: vi.fn(async () => null),
+    removeBackground: vi.fn(async () => {}),
+    setVideoEffects: vi.fn(async () => {}),
     ...overrides,
   };
 }

@@ -126,7 +126,7 @@ async fn the_others_see_the_person_in_front_of_the_picture() {
     let mut receiver = Peer::join_saving(&info, "Receiver", &dir).await;
     let blue = [20u8, 40, 220];
     let photo = testdata("astronaut-256x144.png");
-    let sender = Peer::join_media(
+    let mut sender = Peer::join_media(
         &info,
         "Sender",
         false,
@@ -156,10 +156,27 @@ async fn the_others_see_the_person_in_front_of_the_picture() {
     // The encoder's quality settles on a still picture within seconds.
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     let tile = sender.id.clone();
+    sender.settle(std::time::Duration::from_millis(10)).await;
+    let sender_events = format!("{:?}", sender.seen);
     sender.leave().await;
     receiver.leave().await;
-
-    let (w, h, got) = read_png(&dir.join(format!("{tile}-frame.png")));
+    let saved = dir.join(format!("{tile}-frame.png"));
+    // Written by the receiver's decoding thread once the sender has gone.
+    for _ in 0..50 {
+        if saved.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let listing: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        saved.exists(),
+        "no received picture; {} holds {listing:?}; the sender saw {sender_events}",
+        dir.display()
+    );
+    let (w, h, got) = read_png(&saved);
     assert_eq!((w, h), (640, 360), "the picture camera's size");
     // What the camera showed: the photo scaled to 640x360, as the camera
     // makes it (through I420).
@@ -242,6 +259,9 @@ async fn the_others_see_the_person_in_front_of_the_picture() {
         "the picture arrives behind: {room_replaced} of {room} pixels"
     );
     let iou = f64::from(both) / f64::from(either.max(1));
+    println!(
+        "received: person kept {person_kept}/{person}, picture behind {room_replaced}/{room}, IoU {iou:.3}"
+    );
     assert!(
         iou >= 0.9,
         "IoU of the received person with the reference: {iou:.3}"

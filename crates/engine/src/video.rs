@@ -831,7 +831,9 @@ impl VideoReceiver {
                                 }
                             }
                             if save.is_some() {
-                                remote.last = decoded.into_iter().last();
+                                if let Some(newest) = decoded.into_iter().last() {
+                                    remote.last = Some(newest);
+                                }
                             }
                         }
                         ReceiveJob::Remove(participant) => {

@@ -282,5 +282,17 @@ export async function answerOpenDialog(title, path) {
   // Ctrl+L opens the location field of GTK's file chooser.
   execFileSync("xdotool", ["key", "--window", dialog, "ctrl+l"]);
   execFileSync("xdotool", ["type", "--window", dialog, "--delay", "5", path]);
+  await new Promise((r) => setTimeout(r, 300));
+  if (process.env.CONCLAVE_SCREENSHOTS) screenGrab(join(process.env.CONCLAVE_SCREENSHOTS, "open-dialog.png"));
   execFileSync("xdotool", ["key", "--window", dialog, "Return"]);
+}
+
+/** The whole X screen as a PNG (for a dialog outside the webview). */
+export function screenGrab(file) {
+  try {
+    execFileSync("ffmpeg", ["-v", "error", "-y", "-f", "x11grab", "-i", process.env.DISPLAY ?? ":0",
+      "-frames:v", "1", file], { timeout: 10000 });
+  } catch {
+    // Only for looking at; never a reason to fail.
+  }
 }

@@ -376,7 +376,8 @@ test("virtual background: a picture or blur behind the person in the preview and
   // A camera showing a person whose outline is known (MediaPipe's own mask).
   const mask = pictureRgb(testdata("mask-landscape.png"), 64, 36);
   const settingsFile = join(env("CONCLAVE_APP_CONFIG"), "conclave", "settings.json");
-  const stored = JSON.parse(readFileSync(settingsFile, "utf8"));
+  const stored = existsSync(settingsFile) ? JSON.parse(readFileSync(settingsFile, "utf8")) : {};
+  mkdirSync(join(env("CONCLAVE_APP_CONFIG"), "conclave"), { recursive: true });
   writeFileSync(settingsFile, JSON.stringify({ ...stored, camera: `picture:${testdata("astronaut-256x144.png")}`, background_enabled: false }));
   // The picture to add is a canary: its file name and the text inside it
   // must never reach the server (tests/privacy).

@@ -668,8 +668,11 @@ struct RemoteVideo {
     decoder: Option<VideoDecoder>,
     stamps: Option<BufWriter<File>>,
     /// The newest decoded picture, kept when saving (written as
-    /// `ID-frame.png` when the log is flushed or the participant leaves).
+    /// `ID-frame.png` once a second, when the log is flushed and when the
+    /// participant leaves).
     last: Option<VideoFrame>,
+    /// When `ID-frame.png` was last written.
+    last_saved: Option<Instant>,
 }
 
 /// Writes a participant's newest decoded picture as `ID-frame.png`.
@@ -682,9 +685,12 @@ fn save_last_frame(dir: &std::path::Path, participant: u64, frame: &VideoFrame) 
         &frame.v,
     );
     let path = dir.join(format!("{participant}-frame.png"));
+    let part = dir.join(format!("{participant}-frame.png.part"));
+    // Through a temporary file, so a reader never sees half a picture.
     let written = conclave_background::image::encode_png(&picture)
         .map_err(|e| e.to_string())
-        .and_then(|bytes| std::fs::write(&path, bytes).map_err(|e| e.to_string()));
+        .and_then(|bytes| std::fs::write(&part, bytes).map_err(|e| e.to_string()))
+        .and_then(|()| std::fs::rename(&part, &path).map_err(|e| e.to_string()));
     if let Err(error) = written {
         warn!(%error, "could not save the received picture");
     }
@@ -769,6 +775,7 @@ impl VideoReceiver {
                                 remotes.entry(participant).or_insert_with(|| RemoteVideo {
                                     decoder: None,
                                     last: None,
+                                    last_saved: None,
                                     stamps: save.as_ref().and_then(|dir| {
                                         let path = dir.join(format!("{participant}-video.csv"));
                                         match File::create(&path) {
@@ -830,8 +837,18 @@ impl VideoReceiver {
                                             .and_then(|()| w.flush());
                                 }
                             }
-                            if save.is_some() {
+                            if let Some(dir) = &save {
                                 if let Some(newest) = decoded.into_iter().last() {
+                                    // Also written once a second while the
+                                    // meeting goes on: a process may end
+                                    // before its last flush.
+                                    let due = remote
+                                        .last_saved
+                                        .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+                                    if due {
+                                        save_last_frame(dir, participant, &newest);
+                                        remote.last_saved = Some(Instant::now());
+                                    }
                                     remote.last = Some(newest);
                                 }
                             }

@@ -73,6 +73,19 @@ pub struct Compositor {
     size: (usize, usize),
     /// Weight of a new mask against the running one (0..1].
     pub responsiveness: f32,
+    /// The mask scaled up to a picture's planes (luma, chroma) as alpha
+    /// 0..=256, made once per mask: pictures between masks reuse it.
+    alpha: Option<Alpha>,
+}
+
+/// A mask scaled to one picture size.
+struct Alpha {
+    /// The picture's size.
+    size: (usize, usize),
+    /// Per luma pixel.
+    luma: Vec<u16>,
+    /// Per chroma pixel (2×2 luma pixels).
+    chroma: Vec<u16>,
 }
 
 impl Default for Compositor {
@@ -81,6 +94,7 @@ impl Default for Compositor {
             smoothed: Vec::new(),
             size: (0, 0),
             responsiveness: 0.6,
+            alpha: None,
         }
     }
 }
@@ -106,6 +120,7 @@ impl Compositor {
                 feathered[y * w + x] = sum / n;
             }
         }
+        self.alpha = None;
         if self.size != (w, h) {
             self.smoothed = feathered;
             self.size = (w, h);
@@ -126,7 +141,7 @@ impl Compositor {
     /// Replaces the background of `frame` in place. Without a mask yet the
     /// whole picture counts as background: nothing of the camera's room is
     /// shown before the first mask.
-    pub fn compose(&self, frame: &mut I420<'_>, backdrop: &Backdrop) {
+    pub fn compose(&mut self, frame: &mut I420<'_>, backdrop: &Backdrop) {
         let (w, h) = (frame.width, frame.height);
         if w < 2
             || h < 2
@@ -137,32 +152,26 @@ impl Compositor {
             return;
         }
         let (cw, ch) = (w / 2, h / 2);
-        // The mask as 0..=256 (person) at its own size; scaled per row.
-        let mask: Vec<u16> = self
-            .smoothed
-            .iter()
-            .map(|m| (m * 256.0).round().clamp(0.0, 256.0) as u16)
-            .collect();
-        let (mw, mh) = if mask.is_empty() { (1, 1) } else { self.size };
-        let mask = if mask.is_empty() { vec![0] } else { mask };
+        let alpha = self.alpha_for(w, h);
+        let planes = [
+            (&mut *frame.y, &alpha.luma[..], w, h, 0),
+            (&mut *frame.u, &alpha.chroma[..], cw, ch, 1),
+            (&mut *frame.v, &alpha.chroma[..], cw, ch, 2),
+        ];
         match backdrop {
             Backdrop::Blur(strength) => {
                 let f = strength.factor();
-                let planes = [
-                    (&mut *frame.y, w, h, f),
-                    (&mut *frame.u, cw, ch, f / 2),
-                    (&mut *frame.v, cw, ch, f / 2),
-                ];
-                for (plane, pw, ph, factor) in planes {
+                for (plane, alpha, pw, ph, index) in planes {
+                    let factor = if index == 0 { f } else { f / 2 };
                     let small = blurred(plane, pw, ph, factor);
-                    let mut alpha = Scaler::new(&mask, mw, mh, pw, ph);
                     let mut background = Scaler::new(&small.data, small.w, small.h, pw, ph);
                     for y in 0..ph {
-                        blend_row(
-                            &mut plane[y * pw..(y + 1) * pw],
-                            alpha.row(y),
-                            background.row(y),
-                        );
+                        let alpha = &alpha[y * pw..(y + 1) * pw];
+                        // A row that is all person needs no background.
+                        if alpha.iter().all(|a| *a == 256) {
+                            continue;
+                        }
+                        blend_row(&mut plane[y * pw..(y + 1) * pw], alpha, background.row(y));
                     }
                 }
             }
@@ -180,23 +189,58 @@ impl Compositor {
                 {
                     return;
                 }
-                let planes = [
-                    (&mut *frame.y, &y[..], w, h),
-                    (&mut *frame.u, &u[..], cw, ch),
-                    (&mut *frame.v, &v[..], cw, ch),
-                ];
-                for (plane, image, pw, ph) in planes {
-                    let mut alpha = Scaler::new(&mask, mw, mh, pw, ph);
-                    let mut row = vec![0u16; pw];
+                let images = [&y[..], &u[..], &v[..]];
+                for (plane, alpha, pw, ph, index) in planes {
+                    let image = images[index];
                     for y in 0..ph {
-                        for (r, p) in row.iter_mut().zip(&image[y * pw..(y + 1) * pw]) {
-                            *r = u16::from(*p);
-                        }
-                        blend_row(&mut plane[y * pw..(y + 1) * pw], alpha.row(y), &row);
+                        let row = y * pw..(y + 1) * pw;
+                        blend_row_u8(&mut plane[row.clone()], &alpha[row.clone()], &image[row]);
                     }
                 }
             }
         }
+    }
+
+    /// The alpha planes for a `w × h` picture, made from the mask when it
+    /// or the size changed (no mask yet: all background).
+    fn alpha_for(&mut self, w: usize, h: usize) -> &Alpha {
+        if self.alpha.as_ref().is_some_and(|a| a.size != (w, h)) {
+            self.alpha = None;
+        }
+        let (smoothed, size) = (&self.smoothed, self.size);
+        self.alpha.get_or_insert_with(|| {
+            let mask: Vec<u16> = smoothed
+                .iter()
+                .map(|m| (m * 256.0).round().clamp(0.0, 256.0) as u16)
+                .collect();
+            let (mw, mh) = if mask.is_empty() { (1, 1) } else { size };
+            let mask = if mask.is_empty() { vec![0] } else { mask };
+            let plane = |pw: usize, ph: usize| {
+                let mut scaler = Scaler::new(&mask, mw, mh, pw, ph);
+                let mut out = Vec::with_capacity(pw * ph);
+                for y in 0..ph {
+                    out.extend_from_slice(scaler.row(y));
+                }
+                out
+            };
+            // The mask is coarser than the chroma plane: the luma's alpha
+            // repeats the chroma's over each 2×2 block.
+            let (cw, ch) = (w / 2, h / 2);
+            let chroma = plane(cw, ch);
+            let mut luma = vec![0u16; w * h];
+            for (y, row) in luma.chunks_exact_mut(w).enumerate() {
+                let half = &chroma[(y / 2).min(ch.saturating_sub(1)) * cw..][..cw];
+                for (pair, a) in row.chunks_exact_mut(2).zip(half) {
+                    pair[0] = *a;
+                    pair[1] = *a;
+                }
+            }
+            Alpha {
+                size: (w, h),
+                luma,
+                chroma,
+            }
+        })
     }
 }
 
@@ -267,6 +311,14 @@ impl<'a, T: Copy + Into<u32>> Scaler<'a, T> {
             *o = ((self.vertical[a] * (256 - wx) + self.vertical[b] * wx + 32_768) >> 16) as u16;
         }
         &self.out
+    }
+}
+
+/// As [`blend_row`], with the background in bytes (a picture).
+fn blend_row_u8(plane: &mut [u8], alpha: &[u16], background: &[u8]) {
+    for ((p, a), b) in plane.iter_mut().zip(alpha).zip(background) {
+        let a = u32::from(*a);
+        *p = ((a * u32::from(*p) + (256 - a) * u32::from(*b) + 128) >> 8) as u8;
     }
 }
 
@@ -464,7 +516,7 @@ mod tests {
     #[test]
     fn before_the_first_mask_nothing_of_the_room_shows() {
         let (mut y, mut u, mut v, _) = scene();
-        let c = Compositor::default();
+        let mut c = Compositor::default();
         let image = Backdrop::Image {
             width: 64,
             height: 48,

@@ -930,6 +930,11 @@ fn transpose_conv(
                     };
                     let acc = &mut out[(oy * ow + ox) * o..][..o];
                     let taps = &filter[(ky * kw + kx) * c * o..][..c * o];
+                    if o == 1 {
+                        // One output channel (the mask): a dot product.
+                        acc[0] += dot(pixel, taps);
+                        continue;
+                    }
                     for (v, row) in pixel.iter().zip(taps.chunks_exact(o)) {
                         for (a, f) in acc.iter_mut().zip(row) {
                             *a += v * f;
@@ -939,6 +944,24 @@ fn transpose_conv(
             }
         }
     }
+}
+
+/// The dot product of two slices, in eight lanes the compiler vectorises.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for ((l, x), y) in lanes.iter_mut().zip(x).zip(y) {
+            *l += x * y;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 fn average_pool(
@@ -991,6 +1014,22 @@ fn binary(
             *o = op(*x, *y);
         }
         return;
+    }
+    // One operand a per-channel vector ([1, 1, 1, c], as in squeeze and
+    // excitation): applied pixel by pixel.
+    let [_, _, _, channels] = so;
+    for (full, sf, vector, sv) in [(a, sa, b, sb), (b, sb, a, sa)] {
+        if sf == so && sv == [1, 1, 1, channels] && vector.len() == channels && channels > 0 {
+            for (o, x) in out
+                .chunks_exact_mut(channels)
+                .zip(full.chunks_exact(channels))
+            {
+                for ((o, x), y) in o.iter_mut().zip(x).zip(vector) {
+                    *o = op(*x, *y);
+                }
+            }
+            return;
+        }
     }
     let index = |s: [usize; 4], y: usize, x: usize, ch: usize| {
         let (y, x, ch) = (

@@ -507,7 +507,7 @@ impl Net {
                 break;
             }
         }
-        totals.sort_by(|a, b| b.1.cmp(&a.1));
+        totals.sort_by_key(|t| std::cmp::Reverse(t.1));
         Ok(totals)
     }
 

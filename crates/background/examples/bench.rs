@@ -83,7 +83,6 @@ fn main() {
     // masks), and with a new mask each time (the difference is the mask's
     // post-processing: smoothing, feathering, scaling to 720p).
     let mut composite = 0.0;
-    let mut post = 0.0;
     for (label, backdrop) in [
         ("strong blur", Backdrop::Blur(BlurStrength::Strong)),
         ("light blur", Backdrop::Blur(BlurStrength::Light)),

@@ -108,7 +108,7 @@ fn main() {
         );
         if composite == 0.0 {
             composite = same;
-            post = (fresh - same).max(0.0);
+            let post = (fresh - same).max(0.0);
             println!(
                 "{:<44} {:>10.2}",
                 "mask post-processing (per new mask)", post

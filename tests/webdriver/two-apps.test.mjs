@@ -72,7 +72,12 @@ test("two apps in one meeting see and hear each other", async () => {
   // Each sees both pictures: its own and the other's.
   for (const [s, who] of [[a, "first"], [b, "second"]]) {
     await waitFor(`both pictures in the ${who} app`, async () =>
-      (await s.findAll('[data-testid="stage-tile"][data-video="on"]')).length === 2, 20000);
+      (await s.findAll('[data-testid="stage-tile"][data-video="on"]')).length === 2, 20000).catch(async (e) => {
+      // What the app shows instead, for the report.
+      const tiles = await s.execute(`return [...document.querySelectorAll('[data-testid="stage-tile"]')].map((t) => t.textContent.trim() + ':' + t.dataset.video).join(' | ')`).catch(() => "?");
+      if (process.env.CONCLAVE_SCREENSHOTS) writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, `two-apps-${who}.png`), await s.screenshot());
+      throw new Error(`${e.message}; tiles: ${tiles}`);
+    });
     for (const n of [1, 2]) {
       const tile = `[data-testid="stage-tile"][data-video="on"]:nth-child(${n}) canvas`;
       await waitFor(`picture ${n} drawn in the ${who} app`, async () => (await canvasSpread(s, tile)) > 60, 10000);

@@ -678,13 +678,38 @@ impl MediaIo {
             self.frame_sink.clone(),
             VideoEffects::default(),
         )?);
+        if self.share_audio.is_some() {
+            // While the computer's sound is shared our playback drops the
+            // phone role: the OS would otherwise mute the music or video
+            // being shared (PulseAudio's role-cork).
+            self.reopen_speaker();
+        }
         Ok(())
     }
 
     /// Stops sharing.
     pub fn stop_share(&mut self) {
         self.share = None;
-        self.share_audio = None;
+        let had_audio = self.share_audio.take().is_some();
+        if had_audio {
+            self.reopen_speaker();
+        }
+    }
+
+    /// Opens the speaker again (its role follows whether the computer's
+    /// sound is shared); on failure the old one stays.
+    fn reopen_speaker(&mut self) {
+        let Some(wanted) = self
+            .out
+            .as_ref()
+            .filter(|o| o.device.is_some())
+            .map(|o| o.wanted.clone())
+        else {
+            return;
+        };
+        if let Err(e) = self.switch_speaker(wanted) {
+            warn!(error = %e, "speaker not reopened");
+        }
     }
 
     /// Whether the share carries the computer's sound.
@@ -729,7 +754,7 @@ impl MediaIo {
 
     /// Switches the speaker without leaving the meeting.
     pub fn switch_speaker(&mut self, wanted: Option<String>) -> Result<(), String> {
-        let device = SystemSpeaker::open(wanted.as_deref())
+        let device = SystemSpeaker::open_for(wanted.as_deref(), self.share_audio.is_none())
             .map_err(|e| format!("Could not open the speaker: {e}"))?;
         self.out = Some(Out {
             device: Some(Box::new(device)),
@@ -996,8 +1021,9 @@ impl MediaIo {
         if let Some(o) = &mut self.out {
             if o.device.is_none() && o.retry_at.is_some_and(|t| t <= now) {
                 // The chosen speaker again (it may be back), else the default.
-                match SystemSpeaker::open(o.wanted.as_deref())
-                    .or_else(|_| SystemSpeaker::open(None))
+                let call = self.share_audio.is_none();
+                match SystemSpeaker::open_for(o.wanted.as_deref(), call)
+                    .or_else(|_| SystemSpeaker::open_for(None, call))
                 {
                     Ok(d) => {
                         let name = d.info().name;

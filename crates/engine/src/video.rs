@@ -994,4 +994,77 @@ mod tests {
             }
         );
     }
+
+    /// A 64x36 picture with fine texture (±6 around 120) and one sharp edge.
+    fn textured() -> VideoFrame {
+        let (w, h) = (64, 36);
+        let mut frame = VideoFrame::black(w, h);
+        for y in 0..h {
+            for x in 0..w {
+                let texture = if (x + y) % 2 == 0 { 126 } else { 114 };
+                frame.y[y * w + x] = if x < 32 { texture } else { 30 };
+            }
+        }
+        frame
+    }
+
+    fn texture(frame: &VideoFrame) -> u32 {
+        (1..20)
+            .map(|x| u32::from(frame.y[10 * 64 + x].abs_diff(frame.y[10 * 64 + x - 1])))
+            .sum()
+    }
+
+    #[test]
+    fn camera_effects_touch_up_changes_from_the_next_picture_and_report_their_cost() {
+        let mut effects = CameraEffects::default();
+        let interval = Duration::from_millis(33);
+        let mut plain = textured();
+        effects.apply(&mut plain, interval).expect("nothing to do");
+        assert_eq!(
+            plain.y,
+            textured().y,
+            "no effects: the picture is as it was"
+        );
+        assert_eq!(effects.cost(), None);
+
+        effects
+            .set(&crate::media::VideoEffects {
+                background: None,
+                touch_up: true,
+            })
+            .expect("touch-up needs no model");
+        let mut smoothed = textured();
+        effects.apply(&mut smoothed, interval).expect("applied");
+        assert!(
+            texture(&smoothed) * 2 < texture(&textured()),
+            "skin texture smoothed: {} against {}",
+            texture(&smoothed),
+            texture(&textured())
+        );
+        // The edge between the halves stays sharp (the dark half may be
+        // lifted: the picture is dim on average).
+        let (left, right) = (smoothed.y[10 * 64 + 30], smoothed.y[10 * 64 + 33]);
+        assert!(left > right + 40, "edge kept: {left} | {right}");
+        assert!(effects.cost().is_some_and(|c| c.mask_every == 1));
+
+        // A model that does not load is refused, and what ran goes on.
+        let broken = crate::media::VideoEffects {
+            background: Some(crate::media::BackgroundOptions {
+                model: Arc::new(b"not a model".to_vec()),
+                backdrop: crate::media::BackdropChoice::Blur(
+                    conclave_background::compose::BlurStrength::Strong,
+                ),
+            }),
+            touch_up: true,
+        };
+        assert!(effects.set(&broken).is_err());
+        assert!(effects.is_active());
+
+        effects
+            .set(&crate::media::VideoEffects::default())
+            .expect("off");
+        let mut again = textured();
+        effects.apply(&mut again, interval).expect("nothing to do");
+        assert_eq!(again.y, textured().y, "off again: untouched");
+    }
 }

@@ -362,7 +362,9 @@ impl SystemMicrophone {
         let stream = StreamThread::spawn(move || {
             #[cfg(target_os = "linux")]
             if let Some(name) = phone::pulse_name(&id) {
-                return phone::record(name, data);
+                // The computer's sound (a monitor) is not a voice.
+                let call = !id.ends_with(".monitor");
+                return phone::record(name, data, call);
             }
             let _ = id;
             device
@@ -440,8 +442,16 @@ pub struct SystemSpeaker {
 }
 
 impl SystemSpeaker {
-    /// Opens a speaker by id or name, or the default one.
+    /// Opens a speaker by id or name, or the default one, for a call (the
+    /// phone role where the OS has one).
     pub fn open(wanted: Option<&str>) -> Result<Self, DeviceError> {
+        Self::open_for(wanted, true)
+    }
+
+    /// Opens a speaker; `call` gives the stream the phone role. Without it
+    /// (while the computer's sound is shared) PulseAudio's role-cork does
+    /// not mute the music or video being shared.
+    pub fn open_for(wanted: Option<&str>, call: bool) -> Result<Self, DeviceError> {
         let device = find_device(DeviceKind::Speaker, wanted)?;
         let info = describe(
             &device,
@@ -454,7 +464,7 @@ impl SystemSpeaker {
         let stream = StreamThread::spawn(move || {
             #[cfg(target_os = "linux")]
             if let Some(name) = phone::pulse_name(&id) {
-                return phone::playback(name, data);
+                return phone::playback(name, data, call);
             }
             let _ = id;
             device
@@ -561,10 +571,13 @@ mod phone {
         }
     }
 
-    /// What every stream of ours says about itself.
-    fn properties(name: &CStr) -> Props {
+    /// What every stream of ours says about itself: with `call`, the phone
+    /// role.
+    fn properties(name: &CStr, call: bool) -> Props {
         let mut props = Props::new();
-        props.set(Prop::MediaRole, c"phone");
+        if call {
+            props.set(Prop::MediaRole, c"phone");
+        }
         props.set(Prop::MediaName, name);
         props.set(Prop::ApplicationName, c"Conclave");
         props
@@ -582,7 +595,11 @@ mod phone {
     }
 
     /// A record stream from the source `name`, 10 ms fragments.
-    pub(super) fn record(name: CString, data: Arc<Shared>) -> Result<OpenStream, DeviceError> {
+    pub(super) fn record(
+        name: CString,
+        data: Arc<Shared>,
+        call: bool,
+    ) -> Result<OpenStream, DeviceError> {
         let (sample_spec, channel_map) = spec();
         let params = protocol::RecordStreamParams {
             sample_spec,
@@ -598,7 +615,7 @@ mod phone {
                 adjust_latency: true,
                 ..Default::default()
             },
-            props: properties(c"Microphone"),
+            props: properties(c"Microphone", call),
             ..Default::default()
         };
         let stream = block_on(client()?.create_record_stream(params, move |bytes: &[u8]| {
@@ -615,7 +632,11 @@ mod phone {
     }
 
     /// A playback stream to the sink `name`, two 10 ms blocks deep.
-    pub(super) fn playback(name: CString, data: Arc<Shared>) -> Result<OpenStream, DeviceError> {
+    pub(super) fn playback(
+        name: CString,
+        data: Arc<Shared>,
+        call: bool,
+    ) -> Result<OpenStream, DeviceError> {
         let (sample_spec, channel_map) = spec();
         let params = protocol::PlaybackStreamParams {
             sample_spec,
@@ -632,7 +653,7 @@ mod phone {
                 adjust_latency: true,
                 ..Default::default()
             },
-            props: properties(c"Speaker"),
+            props: properties(c"Speaker", call),
             ..Default::default()
         };
         let source = move |out: &mut [u8]| -> usize {

@@ -125,10 +125,11 @@ pub fn list(dir: &Path) -> Vec<BackgroundImage> {
         .collect()
 }
 
-/// Adds the PNG file at `source` to the gallery: checked first (a damaged,
-/// huge or unsupported file is refused with the reason and the gallery
-/// stays as it was), then stored as its pixels only (no text, no other
-/// metadata of the original file) with a thumbnail.
+/// Adds the PNG or JPEG file at `source` to the gallery: checked first (a
+/// damaged, huge or unsupported file is refused with the reason and the
+/// gallery stays as it was), then stored as PNG of its pixels only (no
+/// text, location or other metadata of the original file) with a
+/// thumbnail.
 pub fn add(dir: &Path, source: &Path) -> Result<BackgroundImage, String> {
     let size = std::fs::metadata(source)
         .map_err(|e| format!("Could not read the picture: {e}"))?
@@ -140,7 +141,7 @@ pub fn add(dir: &Path, source: &Path) -> Result<BackgroundImage, String> {
     let picture = image::decode(&bytes).map_err(|e| match e {
         image::ImageError::Damaged(detail) => {
             tracing::warn!(%detail, "a damaged background picture");
-            "The picture is damaged (not a complete PNG file).".to_string()
+            "The picture is damaged (not a complete PNG or JPEG file).".to_string()
         }
         other => capitalised(&other.to_string()),
     })?;
@@ -249,8 +250,8 @@ pub fn list_backgrounds() -> Vec<BackgroundImage> {
     list(&gallery_dir())
 }
 
-/// Adds a PNG picture to the gallery: the one at `path`, or (`None`) one
-/// the user picks in a file dialog. `None` back if the user cancelled.
+/// Adds a PNG or JPEG picture to the gallery: the one at `path`, or
+/// (`None`) one the user picks in a file dialog. `None` back if the user cancelled.
 #[tauri::command]
 pub async fn add_background(
     app: AppHandle,
@@ -263,7 +264,10 @@ pub async fn add_background(
                 .dialog()
                 .file()
                 .set_title("Background picture")
-                .add_filter("PNG picture", &["png", "PNG"]);
+                .add_filter(
+                    "Pictures (PNG, JPEG)",
+                    &["png", "PNG", "jpg", "JPG", "jpeg", "JPEG"],
+                );
             let picked = tauri::async_runtime::spawn_blocking(move || dialog.blocking_pick_file())
                 .await
                 .map_err(|e| e.to_string())?;
@@ -401,11 +405,12 @@ mod tests {
         let good = dir.join("good.png");
         std::fs::write(&good, png(64, 36, [200, 30, 30])).expect("write");
         let kept = add(&gallery, &good).expect("added");
-        let cases: [(&str, Vec<u8>, &str); 3] = [
+        let cases: [(&str, Vec<u8>, &str); 4] = [
+            ("anim.gif", b"GIF89a\x01\x00\x01\x00".to_vec(), "only png"),
             (
                 "photo.jpg",
                 b"\xff\xd8\xff\xe0\x00\x10JFIF".to_vec(),
-                "only png",
+                "damaged",
             ),
             ("cut.png", png(64, 36, [1, 2, 3])[..40].to_vec(), "damaged"),
             (
@@ -454,6 +459,24 @@ mod tests {
         assert!(!stored
             .windows(b"secret-place-canary".len())
             .any(|w| w == b"secret-place-canary"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_jpeg_photo_is_kept_as_its_pixels_in_png() {
+        let dir = scratch("jpeg");
+        let gallery = dir.join("backgrounds");
+        let source = dir.join("beach.jpg");
+        std::fs::write(
+            &source,
+            include_bytes!("../../crates/background/testdata/beach-64x36.jpg"),
+        )
+        .expect("write");
+        let added = add(&gallery, &source).expect("a JPEG is added");
+        let stored = std::fs::read(picture_path(&gallery, &added.id)).expect("stored");
+        assert!(stored.starts_with(b"\x89PNG"), "kept as PNG");
+        let picture = image::decode(&stored).expect("decodes");
+        assert_eq!((picture.width, picture.height), (64, 36));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -1,5 +1,5 @@
-//! Background pictures: a PNG file the user chose, checked and turned into
-//! I420 at the camera's size. A damaged, huge or unsupported file gives a
+//! Background pictures: a PNG or JPEG file the user chose, checked and
+//! turned into I420 at the camera's size. A damaged, huge or unsupported file gives a
 //! clear error and nothing else happens.
 
 use crate::compose::Backdrop;
@@ -12,10 +12,10 @@ pub const MAX_BYTES: usize = 64 * 1024 * 1024;
 /// Why a background picture cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ImageError {
-    /// Not a PNG file (other formats are not supported).
-    #[error("only PNG pictures can be used as a background")]
+    /// Neither PNG nor JPEG (other formats are not supported).
+    #[error("only PNG and JPEG pictures can be used as a background")]
     Unsupported,
-    /// A PNG file that cannot be read.
+    /// A file that cannot be read.
     #[error("the picture is damaged: {0}")]
     Damaged(String),
     /// Too large to use.
@@ -38,6 +38,9 @@ pub struct Picture {
 pub fn decode(bytes: &[u8]) -> Result<Picture, ImageError> {
     if bytes.len() > MAX_BYTES {
         return Err(ImageError::TooLarge);
+    }
+    if bytes.starts_with(b"\xff\xd8\xff") {
+        return decode_jpeg(bytes);
     }
     if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
         return Err(ImageError::Unsupported);
@@ -119,6 +122,36 @@ pub fn backdrop(picture: &Picture, width: usize, height: usize) -> Backdrop {
         u,
         v,
     }
+}
+
+/// Decodes a JPEG file's bytes (baseline or progressive; grey, YCbCr or
+/// CMYK, all to RGB). The size is checked before any pixel is decoded.
+fn decode_jpeg(bytes: &[u8]) -> Result<Picture, ImageError> {
+    use zune_jpeg::zune_core::bytestream::ZCursor;
+    use zune_jpeg::zune_core::colorspace::ColorSpace;
+    use zune_jpeg::zune_core::options::DecoderOptions;
+    let options = DecoderOptions::default()
+        .set_max_width(MAX_SIDE as usize)
+        .set_max_height(MAX_SIDE as usize)
+        .jpeg_set_out_colorspace(ColorSpace::RGB);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.decode_headers().map_err(|e| match e {
+        zune_jpeg::errors::DecodeErrors::LargeDimensions(..) => ImageError::TooLarge,
+        other => ImageError::Damaged(other.to_string()),
+    })?;
+    let (width, height) = decoder
+        .dimensions()
+        .ok_or_else(|| ImageError::Damaged("no picture size".into()))?;
+    if width == 0 || height == 0 {
+        return Err(ImageError::Damaged("an empty picture".into()));
+    }
+    let rgb = decoder
+        .decode()
+        .map_err(|e| ImageError::Damaged(e.to_string()))?;
+    if rgb.len() != width * height * 3 {
+        return Err(ImageError::Damaged("unexpected pixel data".into()));
+    }
+    Ok(Picture { width, height, rgb })
 }
 
 /// A picture from I420 planes (BT.601 limited range, chroma shared by
@@ -240,10 +273,10 @@ mod tests {
     #[test]
     fn damaged_huge_or_unsupported_files_are_refused() {
         assert_eq!(decode(b"GIF89a...."), Err(ImageError::Unsupported));
-        assert_eq!(
+        assert!(matches!(
             decode(b"\xff\xd8\xff\xe0 JFIF"),
-            Err(ImageError::Unsupported)
-        );
+            Err(ImageError::Damaged(_))
+        ));
         let good = png_bytes(2, 2, &[0; 12]);
         assert!(matches!(
             decode(&good[..good.len() - 20]),
@@ -294,5 +327,25 @@ mod tests {
             .max()
             .unwrap_or(0);
         assert!(worst <= 12, "worst difference {worst}");
+    }
+
+    #[test]
+    fn jpeg_pictures_are_read_and_damaged_ones_refused() {
+        let bytes = include_bytes!("../testdata/beach-64x36.jpg");
+        let picture = decode(bytes).expect("a JPEG decodes");
+        assert_eq!((picture.width, picture.height), (64, 36));
+        assert_eq!(picture.rgb.len(), 64 * 36 * 3);
+        // Sky above (blue), sand below (yellowish).
+        let at = |x: usize, y: usize| &picture.rgb[(y * 64 + x) * 3..][..3];
+        assert!(at(32, 4)[2] > at(32, 4)[0] + 40, "sky {:?}", at(32, 4));
+        assert!(at(32, 32)[0] > at(32, 32)[2] + 40, "sand {:?}", at(32, 32));
+        for cut in [10, 100, bytes.len() / 2] {
+            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut flipped = bytes.to_vec();
+        for i in (20..flipped.len()).step_by(37) {
+            flipped[i] ^= 0x5a;
+        }
+        let _ = decode(&flipped);
     }
 }

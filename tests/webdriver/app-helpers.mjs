@@ -54,8 +54,10 @@ export async function installPageProbes(session) {
       // The engine events that change screens, as the page receives them.
       const internals = window.__TAURI_INTERNALS__;
       if (internals) {
+        window.__eventCounts = {};
         const handler = internals.transformCallback((e) => {
           const type = e?.payload?.type;
+          window.__eventCounts[type] = (window.__eventCounts[type] ?? 0) + 1;
           if (["joined", "left", "disconnected", "error", "join_failed"].includes(type)) {
             window.__joinErrors.push(new Date().toISOString().slice(11, 23) + " event " + type + (e.payload.room ? " " + e.payload.room : ""));
           }

@@ -74,7 +74,8 @@ test("two apps in one meeting see and hear each other", async () => {
     await waitFor(`both pictures in the ${who} app`, async () =>
       (await s.findAll('[data-testid="stage-tile"][data-video="on"]')).length === 2, 20000).catch(async (e) => {
       // What the app shows instead, for the report.
-      const tiles = await s.execute(`return [...document.querySelectorAll('[data-testid="stage-tile"]')].map((t) => t.textContent.trim() + ':' + t.dataset.video).join(' | ')`).catch(() => "?");
+      const tiles = await s.execute(`return [...document.querySelectorAll('[data-testid="stage-tile"]')].map((t) => t.textContent.trim() + ':' + t.dataset.video).join(' | ')
+        + '; events seen: ' + JSON.stringify(window.__eventCounts ?? {}) + '; ' + (window.__joinErrors ?? []).slice(-10).join(' / ')`).catch(() => "?");
       if (process.env.CONCLAVE_SCREENSHOTS) writeFileSync(join(process.env.CONCLAVE_SCREENSHOTS, `two-apps-${who}.png`), await s.screenshot());
       throw new Error(`${e.message}; tiles: ${tiles}`);
     });

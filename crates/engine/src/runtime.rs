@@ -127,11 +127,39 @@ pub fn start(
         server,
         ..opts
     };
-    tokio::spawn(async move {
-        if let Err(message) = run(opts, req_rx, ev_tx.clone()).await {
-            let _ = ev_tx.send(EngineEvent::JoinFailed { message });
-        }
-    });
+    // The meeting runs on a thread of its own with its own runtime: opening
+    // and switching devices blocks for moments, and that must stall neither
+    // the caller's runtime nor its timers (in the app, a meeting run as a
+    // task of the shared runtime now and then never woke from a sleep).
+    let failed = ev_tx.clone();
+    let spawned = std::thread::Builder::new()
+        .name("meeting".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = ev_tx.send(EngineEvent::JoinFailed {
+                        message: format!("Could not start the meeting: {e}"),
+                    });
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                if let Err(message) = run(opts, req_rx, ev_tx.clone()).await {
+                    let _ = ev_tx.send(EngineEvent::JoinFailed { message });
+                }
+            });
+            // Blocking helpers of the meeting are not waited for.
+            runtime.shutdown_background();
+        });
+    if let Err(e) = spawned {
+        let _ = failed.send(EngineEvent::JoinFailed {
+            message: format!("Could not start the meeting: {e}"),
+        });
+    }
     Ok((MeetingHandle { tx: req_tx }, ev_rx))
 }
 
@@ -261,7 +289,9 @@ async fn run(
     let mut reconnect: Option<(usize, Instant)> = None;
     let mut requests_open = true;
     let mut next_stats = Instant::now() + STATS_INTERVAL;
+    let (watch, mut ticks) = LoopWatch::start();
     loop {
+        watch.at(Phase::Media);
         // Capture and encode what is due (whatever woke us).
         let now = Instant::now();
         if media.next_deadline().is_some_and(|t| t <= now) {
@@ -293,6 +323,7 @@ async fn run(
                 Output::Timeout(t) => break t,
                 Output::Signal(text) => {
                     if let Some(w) = ws.as_mut() {
+                        watch.at(Phase::SignalSend);
                         if let Err(e) = w.send(Message::text(text)).await {
                             debug!(error = %e, "signaling send failed");
                         }
@@ -310,6 +341,7 @@ async fn run(
                     } else {
                         &socket
                     };
+                    watch.at(Phase::UdpSend);
                     if let Err(e) = out.send_to(&data, destination).await {
                         debug!(error = %e, "UDP send failed");
                     }
@@ -373,6 +405,7 @@ async fn run(
             wake = wake.min(t);
         }
         wake = wake.min(next_stats);
+        watch.at(Phase::Waiting);
         tokio::select! {
             frame = next_frame(&mut ws) => match frame {
                 Some(text) => client.handle_input(Instant::now(), Input::Signal(&text)),
@@ -450,6 +483,9 @@ async fn run(
                     client.handle_input(Instant::now(), Input::Command(Command::Leave));
                 }
             },
+            // A tick of the watchdog: should a timer ever fail to fire,
+            // the meeting goes on (and the log says so).
+            Some(()) = ticks.recv() => {}
             _ = tokio::time::sleep_until(wake.into()) => {
                 let now = Instant::now();
                 if let Some((attempt, at)) = reconnect {
@@ -525,6 +561,71 @@ async fn bind_udp(ip: IpAddr) -> Result<(UdpSocket, SocketAddr), String> {
         .local_addr()
         .map_err(|e| format!("Could not open a network port: {e}"))?;
     Ok((socket, addr))
+}
+
+/// Where the meeting loop is, for its watchdog.
+#[derive(Clone, Copy, Debug)]
+#[repr(u8)]
+enum Phase {
+    Media = 1,
+    SignalSend = 2,
+    UdpSend = 3,
+    Waiting = 4,
+}
+
+/// Logs a warning when the meeting loop stays in one phase for more than
+/// two seconds (it wakes at least once a second): a stalled meeting says
+/// where it stalled. Ends with the loop.
+struct LoopWatch {
+    state: std::sync::Arc<(std::sync::atomic::AtomicU8, std::sync::atomic::AtomicU64)>,
+    epoch: Instant,
+}
+
+impl LoopWatch {
+    fn start() -> (Self, mpsc::UnboundedReceiver<()>) {
+        use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+        let (tick_tx, ticks) = mpsc::unbounded_channel();
+        let epoch = Instant::now();
+        let state = std::sync::Arc::new((AtomicU8::new(0), AtomicU64::new(0)));
+        let weak = std::sync::Arc::downgrade(&state);
+        let _ = std::thread::Builder::new()
+            .name("meeting-watch".into())
+            .spawn(move || {
+                let mut warned_at = 0u64;
+                loop {
+                    std::thread::sleep(Duration::from_millis(250));
+                    let Some(state) = weak.upgrade() else { return };
+                    let (phase, since) = (
+                        state.0.load(Ordering::Relaxed),
+                        state.1.load(Ordering::Relaxed),
+                    );
+                    let now = epoch.elapsed().as_millis() as u64;
+                    let stalled = now.saturating_sub(since);
+                    if phase == Phase::Waiting as u8 && stalled > 1200 {
+                        // Asleep past its longest sleep (a second): wake it.
+                        if tick_tx.send(()).is_err() {
+                            return;
+                        }
+                        if since != warned_at {
+                            warned_at = since;
+                            warn!(stalled_ms = stalled, "the meeting loop overslept; woken");
+                        }
+                    } else if stalled > 2000 && since != warned_at {
+                        warned_at = since;
+                        warn!(phase, stalled_ms = stalled, "the meeting loop is stalled");
+                    }
+                }
+            });
+        (LoopWatch { state, epoch }, ticks)
+    }
+
+    fn at(&self, phase: Phase) {
+        use std::sync::atomic::Ordering;
+        self.state.0.store(phase as u8, Ordering::Relaxed);
+        self.state
+            .1
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
 }
 
 /// The next text frame, or `None` when the connection is gone. Pends forever

@@ -527,20 +527,16 @@ impl Speaker for SystemSpeaker {
 #[cfg(target_os = "linux")]
 mod phone {
     use std::ffi::{CStr, CString};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     use futures_executor::block_on;
     use pulseaudio::protocol::{self, stream::BufferAttr, stream::StreamFlags, Prop, Props};
     use pulseaudio::AsPlaybackSource;
 
-    use super::{lock, DeviceError, OpenStream, Shared, AUDIO_BLOCK, SAMPLE_RATE};
+    use super::{DeviceError, OpenStream, Shared, AUDIO_BLOCK, SAMPLE_RATE};
 
     /// Bytes of one 10 ms block (mono, 16-bit).
     const BLOCK_BYTES: u32 = (AUDIO_BLOCK * 2) as u32;
-
-    /// One connection for the whole process: the client's reactor thread
-    /// outlives a dropped client, so a connection per stream would pile up.
-    static CLIENT: Mutex<Option<pulseaudio::Client>> = Mutex::new(None);
 
     /// The PulseAudio name of a device `cpal`'s PulseAudio host lists
     /// (`pulseaudio:NAME`); `None` for other hosts.
@@ -549,20 +545,16 @@ mod phone {
             .and_then(|name| CString::new(name).ok())
     }
 
+    /// A connection of the stream's own: a stream closing (the device
+    /// preview's, say) never touches another stream's connection. It ends
+    /// with the stream.
     fn client() -> Result<pulseaudio::Client, DeviceError> {
-        let mut held = lock(&CLIENT);
-        if let Some(c) = held.as_ref() {
-            return Ok(c.clone());
-        }
-        let c = pulseaudio::Client::from_env(c"Conclave")
-            .map_err(|e| DeviceError::Io(format!("PulseAudio: {e}")))?;
-        *held = Some(c.clone());
-        Ok(c)
+        pulseaudio::Client::from_env(c"Conclave")
+            .map_err(|e| DeviceError::Io(format!("PulseAudio: {e}")))
     }
 
-    /// A failure of the connection: the next stream connects anew.
+    /// What a failed request means for the device.
     fn failed(e: pulseaudio::ClientError) -> DeviceError {
-        *lock(&CLIENT) = None;
         match e {
             pulseaudio::ClientError::ServerError(code) => {
                 DeviceError::Gone(format!("PulseAudio refused the stream: {code:?}"))
@@ -618,7 +610,8 @@ mod phone {
             props: properties(c"Microphone", call),
             ..Default::default()
         };
-        let stream = block_on(client()?.create_record_stream(params, move |bytes: &[u8]| {
+        let client = client()?;
+        let stream = block_on(client.create_record_stream(params, move |bytes: &[u8]| {
             data.captured(
                 bytes
                     .chunks_exact(2)
@@ -628,7 +621,8 @@ mod phone {
         .map_err(failed)?;
         block_on(stream.uncork()).map_err(failed)?;
         block_on(stream.started()).map_err(failed)?;
-        Ok(Box::new(stream))
+        // The stream first, then its connection.
+        Ok(Box::new((stream, client)))
     }
 
     /// A playback stream to the sink `name`, two 10 ms blocks deep.
@@ -664,10 +658,10 @@ mod phone {
             // Never 0: that would end the stream.
             out.len()
         };
-        let stream =
-            block_on(client()?.create_playback_stream(params, source.as_playback_source()))
-                .map_err(failed)?;
+        let client = client()?;
+        let stream = block_on(client.create_playback_stream(params, source.as_playback_source()))
+            .map_err(failed)?;
         block_on(stream.uncork()).map_err(failed)?;
-        Ok(Box::new(stream))
+        Ok(Box::new((stream, client)))
     }
 }

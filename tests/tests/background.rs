@@ -24,36 +24,33 @@ fn model() -> Vec<u8> {
         .unwrap_or_else(|e| panic!("{}: {e} (scripts/setup installs it)", path.display()))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_others_receive_the_composite_and_never_the_camera_s_room() {
-    let info = new_meeting(false).await;
-    let dir = std::env::temp_dir().join(format!(
-        "conclave-background-{}-{}",
-        conclave_e2e::backend(),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut receiver = Peer::join_saving(&info, "Receiver", &dir).await;
-    // A plain blue picture behind the person.
-    let blue = Picture {
-        width: 8,
-        height: 8,
-        rgb: [20u8, 40, 220].repeat(64),
-    };
-    let mut sender = Peer::join_media(
-        &info,
+/// A plain blue backdrop.
+const BLUE: [u8; 3] = [20, 40, 220];
+
+/// A receiver saving what it decodes into a fresh `dir`, and a sender with
+/// `camera` and a blue picture behind the person; returns once the
+/// receiver gets the sender's video.
+async fn sender_before_blue(
+    info: &conclave_protocol::MeetingInfo,
+    dir: &std::path::Path,
+    camera: CameraChoice,
+) -> (Peer, Peer) {
+    let _ = std::fs::remove_dir_all(dir);
+    let mut receiver = Peer::join_saving(info, "Receiver", dir).await;
+    let sender = Peer::join_media(
+        info,
         "Sender",
         false,
         MediaOptions {
-            camera: Some(CameraChoice::Synthetic {
-                width: 320,
-                height: 180,
-                fps: 15,
-            }),
+            camera: Some(camera),
             effects: VideoEffects {
                 background: Some(BackgroundOptions {
                     model: Arc::new(model()),
-                    backdrop: BackdropChoice::Picture(Arc::new(blue)),
+                    backdrop: BackdropChoice::Picture(Arc::new(Picture {
+                        width: 4,
+                        height: 4,
+                        rgb: BLUE.repeat(16),
+                    })),
                 }),
                 touch_up: false,
             },
@@ -67,6 +64,27 @@ async fn the_others_receive_the_composite_and_never_the_camera_s_room() {
             |e| matches!(e, EngineEvent::TrackAdded { kind, .. } if kind == "video"),
         )
         .await;
+    (sender, receiver)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_others_receive_the_composite_and_never_the_camera_s_room() {
+    let info = new_meeting(false).await;
+    let dir = std::env::temp_dir().join(format!(
+        "conclave-background-{}-{}",
+        conclave_e2e::backend(),
+        std::process::id()
+    ));
+    let (mut sender, receiver) = sender_before_blue(
+        &info,
+        &dir,
+        CameraChoice::Synthetic {
+            width: 320,
+            height: 180,
+            fps: 15,
+        },
+    )
+    .await;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     sender.settle(std::time::Duration::from_millis(10)).await;
     assert!(
@@ -122,37 +140,10 @@ async fn the_others_see_the_person_in_front_of_the_picture() {
         conclave_e2e::backend(),
         std::process::id()
     ));
-    let _ = std::fs::remove_dir_all(&dir);
-    let mut receiver = Peer::join_saving(&info, "Receiver", &dir).await;
-    let blue = [20u8, 40, 220];
+    let blue = BLUE;
     let photo = testdata("astronaut-256x144.png");
-    let mut sender = Peer::join_media(
-        &info,
-        "Sender",
-        false,
-        MediaOptions {
-            camera: Some(CameraChoice::Picture(photo.clone())),
-            effects: VideoEffects {
-                background: Some(BackgroundOptions {
-                    model: Arc::new(model()),
-                    backdrop: BackdropChoice::Picture(Arc::new(Picture {
-                        width: 4,
-                        height: 4,
-                        rgb: blue.repeat(16),
-                    })),
-                }),
-                touch_up: false,
-            },
-            ..Default::default()
-        },
-    )
-    .await;
-    receiver
-        .wait_for(
-            "the video",
-            |e| matches!(e, EngineEvent::TrackAdded { kind, .. } if kind == "video"),
-        )
-        .await;
+    let (mut sender, receiver) =
+        sender_before_blue(&info, &dir, CameraChoice::Picture(photo.clone())).await;
     // The encoder's quality settles on a still picture within seconds.
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     let tile = sender.id.clone();

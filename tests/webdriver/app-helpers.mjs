@@ -172,13 +172,7 @@ export function toneWav(freq, seconds) {
 /** Answers the native "Save File" dialog the app just opened with `path`
  * (typed into it through xdotool, as a user would). */
 export async function answerSaveDialog(path) {
-  const dialog = await waitFor("the save dialog", () => {
-    try {
-      return execFileSync("xdotool", ["search", "--onlyvisible", "--name", "Save"], { encoding: "utf8" }).trim().split("\n")[0];
-    } catch {
-      return null;
-    }
-  }, 10000);
+  const dialog = await dialogWindow("Save");
   execFileSync("xdotool", ["windowfocus", "--sync", dialog]);
   execFileSync("xdotool", ["key", "--window", dialog, "ctrl+a"]);
   execFileSync("xdotool", ["type", "--window", dialog, "--delay", "5", path]);
@@ -271,15 +265,20 @@ export function backdropShares(rgb, mask, [r, g, b]) {
   return { person: personKept / Math.max(1, person), room: roomReplaced / Math.max(1, room) };
 }
 
-/** Answers a GTK "open file" dialog titled `title` with `path`. */
-export async function answerOpenDialog(title, path) {
-  const dialog = await waitFor(`the ${title} dialog`, () => {
+/** The X window of a visible dialog whose title holds `title`. */
+function dialogWindow(title) {
+  return waitFor(`the ${title} dialog`, () => {
     try {
       return execFileSync("xdotool", ["search", "--onlyvisible", "--name", title], { encoding: "utf8" }).trim().split("\n")[0];
     } catch {
       return null;
     }
   }, 10000);
+}
+
+/** Answers a GTK "open file" dialog titled `title` with `path`. */
+export async function answerOpenDialog(title, path) {
+  const dialog = await dialogWindow(title);
   execFileSync("xdotool", ["windowfocus", "--sync", dialog]);
   // Ctrl+L opens the location field of GTK's file chooser.
   execFileSync("xdotool", ["key", "--window", dialog, "ctrl+l"]);

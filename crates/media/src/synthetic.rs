@@ -11,6 +11,20 @@ use crate::pattern::{paint_background, write_stamp, Stamp};
 
 const BLOCK: Duration = Duration::from_millis(10);
 
+/// Whether a paced camera's next frame is due at `now`; if so, `next`
+/// moves on a frame interval (frames long overdue are skipped, not
+/// delivered in a burst).
+fn frame_due(next: &mut Instant, interval: Duration, now: Instant) -> bool {
+    if now < *next {
+        return false;
+    }
+    while *next + interval <= now {
+        *next += interval;
+    }
+    *next += interval;
+    true
+}
+
 /// A camera that draws the [`crate::pattern`] test pattern, stamping each
 /// frame with its counter and its capture time as wall-clock time (since the
 /// Unix epoch), so another process on the machine can measure latency. The
@@ -56,14 +70,9 @@ impl Camera for TestPatternCamera {
     }
 
     fn poll_frame(&mut self, now: Instant) -> Result<Option<VideoFrame>, DeviceError> {
-        if now < self.next {
+        if !frame_due(&mut self.next, self.interval, now) {
             return Ok(None);
         }
-        // Skip frames that are long overdue instead of bursting.
-        while self.next + self.interval <= now {
-            self.next += self.interval;
-        }
-        self.next += self.interval;
         let mut frame = VideoFrame::black(self.width, self.height);
         paint_background(&mut frame, self.counter);
         let captured = now.saturating_duration_since(self.epoch);
@@ -121,13 +130,9 @@ impl Camera for StillCamera {
     }
 
     fn poll_frame(&mut self, now: Instant) -> Result<Option<VideoFrame>, DeviceError> {
-        if now < self.next {
+        if !frame_due(&mut self.next, self.interval, now) {
             return Ok(None);
         }
-        while self.next + self.interval <= now {
-            self.next += self.interval;
-        }
-        self.next += self.interval;
         let mut frame = self.picture.clone();
         frame.captured = now.saturating_duration_since(self.epoch);
         Ok(Some(frame))

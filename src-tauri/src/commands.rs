@@ -839,13 +839,10 @@ fn preview(
         }
         if now >= next_cost {
             next_cost = now + Duration::from_secs(1);
-            let cost = camera_effects
-                .cost()
-                .map(|c| conclave_engine::EffectsStats {
-                    us_per_frame: (c.ms_per_frame * 1000.0).round() as u32,
-                    mask_every: c.mask_every,
-                });
-            let _ = app.emit(crate::backgrounds::PREVIEW_EFFECTS_EVENT, cost);
+            let _ = app.emit(
+                crate::backgrounds::PREVIEW_EFFECTS_EVENT,
+                camera_effects.cost(),
+            );
         }
         if now >= next_level {
             next_level = now + Duration::from_millis(100);

@@ -816,14 +816,7 @@ impl MediaIo {
             has_camera: self.camera.as_ref().is_some_and(VideoSender::has_device),
             has_microphone: self.mic.as_ref().is_some_and(|m| m.device.is_some()),
             sharing: self.share.is_some(),
-            effects: self
-                .camera
-                .as_ref()
-                .and_then(VideoSender::effects_cost)
-                .map(|c| crate::api::EffectsStats {
-                    us_per_frame: (c.ms_per_frame * 1000.0).round() as u32,
-                    mask_every: c.mask_every,
-                }),
+            effects: self.camera.as_ref().and_then(VideoSender::effects_cost),
             network: Default::default(),
             remotes: self
                 .remotes

@@ -102,16 +102,6 @@ enum SendControl {
 /// How much of a face touch-up is applied (0..1).
 const TOUCH_UP_STRENGTH: f32 = 0.7;
 
-/// What the camera effects cost recently, for the statistics.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct EffectsCost {
-    /// Milliseconds per frame, averaged (segmentation amortised).
-    pub ms_per_frame: f64,
-    /// A person mask is made every this many frames (1 without a
-    /// background).
-    pub mask_every: u32,
-}
-
 /// The virtual background of [`CameraEffects`].
 struct Background {
     effect: conclave_background::effect::BackgroundEffect,
@@ -191,10 +181,10 @@ impl CameraEffects {
         self.touch_up || self.background.is_some()
     }
 
-    /// The recent cost, if anything is applied.
-    pub fn cost(&self) -> Option<EffectsCost> {
-        self.is_active().then(|| EffectsCost {
-            ms_per_frame: self.average * 1000.0,
+    /// The recent cost, as the statistics carry it, if anything is applied.
+    pub fn cost(&self) -> Option<crate::api::EffectsStats> {
+        self.is_active().then(|| crate::api::EffectsStats {
+            us_per_frame: (self.average * 1_000_000.0).round() as u32,
             mask_every: self
                 .background
                 .as_ref()
@@ -248,7 +238,7 @@ struct Shared {
     /// Things the user should hear about (a camera vanished, came back).
     notices: Mutex<Vec<String>>,
     /// What the camera effects cost recently.
-    effects_cost: Mutex<Option<EffectsCost>>,
+    effects_cost: Mutex<Option<crate::api::EffectsStats>>,
 }
 
 impl Shared {
@@ -631,7 +621,7 @@ impl VideoSender {
     }
 
     /// What the camera effects cost recently, if any are applied.
-    pub fn effects_cost(&self) -> Option<EffectsCost> {
+    pub fn effects_cost(&self) -> Option<crate::api::EffectsStats> {
         self.shared.effects_cost.lock().ok().and_then(|c| *c)
     }
 

@@ -85,6 +85,8 @@ pub struct Peer {
     pub topic: Option<String>,
     /// Whether the host allows recording.
     pub recording_allowed: bool,
+    /// Whether the host lets several people share at once.
+    pub several_presenters: bool,
 }
 
 /// Starts an engine and returns its first final-or-joined event.
@@ -154,6 +156,7 @@ impl Peer {
             participants,
             topic,
             recording_allowed,
+            several_presenters,
             ..
         } = first
         else {
@@ -168,6 +171,7 @@ impl Peer {
             seen: Vec::new(),
             topic,
             recording_allowed,
+            several_presenters,
         }
     }
 
@@ -239,6 +243,9 @@ impl Peer {
 }
 
 pub mod synthetic;
+
+#[path = "portal_session.rs"]
+pub mod portal_session;
 
 pub use conclave_screen::x11::PrivateDisplay;
 

@@ -78,6 +78,7 @@ const COMMANDS: &[CommandSignature] = &[
             ("nickname", ts::<String>),
             ("topic", ts::<Option<String>>),
             ("allowRecording", ts::<bool>),
+            ("severalPresenters", ts::<bool>),
         ],
         returns: ts::<String>,
     },

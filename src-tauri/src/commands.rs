@@ -403,6 +403,10 @@ async fn enter_meeting(
             if let Some(ended) = control.on_event(&event) {
                 let _ = forward.emit(crate::recording::RECORDING_ENDED_EVENT, &ended);
             }
+            if let EngineEvent::ShareRestoreToken { token } = &event {
+                remember_screen_cast_token(token);
+                continue;
+            }
             let _ = forward.emit(ENGINE_EVENT, &event);
         }
     });
@@ -424,6 +428,7 @@ pub async fn host_meeting(
     nickname: String,
     topic: Option<String>,
     allow_recording: bool,
+    several_presenters: bool,
 ) -> Result<String, String> {
     end_hosting(&state).await;
     let ip = conclave_server::runtime::lan_ip();
@@ -448,6 +453,7 @@ pub async fn host_meeting(
     let description = conclave_protocol::videoroom::RoomDescription {
         topic: topic.filter(|t| !t.trim().is_empty()),
         recording_allowed: allow_recording,
+        several_presenters,
     };
     let spec = conclave_engine::admin::random_room_spec(description.to_description());
     let fingerprint = server.fingerprint.clone();
@@ -987,6 +993,28 @@ pub async fn list_share_sources() -> Result<Vec<ShareSource>, String> {
 /// The label of the small always-on-top bar shown while sharing.
 pub const SHARE_BAR: &str = "share-bar";
 
+/// In the data directory: the desktop's token for the screen last chosen in
+/// its screen-cast dialog (Wayland), so that the next share does not ask
+/// again. An opaque local handle; "Delete all local data" removes it.
+pub const SCREEN_CAST_TOKEN_FILE: &str = "screen-cast-token";
+
+fn screen_cast_token() -> Option<String> {
+    std::fs::read_to_string(crate::settings::data_dir().join(SCREEN_CAST_TOKEN_FILE))
+        .ok()
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty() && !t.contains(char::is_whitespace))
+}
+
+/// Keeps the desktop's latest screen-cast token.
+fn remember_screen_cast_token(token: &str) {
+    let dir = crate::settings::data_dir();
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(dir.join(SCREEN_CAST_TOKEN_FILE), token));
+    if let Err(e) = written {
+        tracing::warn!(error = %e, "could not keep the screen-cast token");
+    }
+}
+
 /// Starts sharing a screen or window (with the computer's sound if
 /// `audio`), and shows the always-on-top bar with which the share can be
 /// stopped from anywhere.
@@ -997,6 +1025,12 @@ pub async fn start_share(
     source: String,
     audio: bool,
 ) -> Result<(), String> {
+    // The portal's source repeats the last choice when the desktop gave a
+    // token for it.
+    let source = match screen_cast_token() {
+        Some(token) if source == "portal" => format!("portal:{token}"),
+        _ => source,
+    };
     send_command(
         &state,
         Command::StartShare {

@@ -103,6 +103,7 @@ pub fn delete_all_local_data(log_dir: &Path) -> Vec<String> {
         "history.sqlite3",
         "history.sqlite3-wal",
         "history.sqlite3-shm",
+        crate::commands::SCREEN_CAST_TOKEN_FILE,
     ] {
         remove_file(&data.join(item), &mut problems);
     }

@@ -3,7 +3,9 @@
 //! picture behind "the person" every picture that arrives is the picture:
 //! not one frame's stamp can be read, although frames keep arriving. (The
 //! same camera without the effect is read frame by frame in media.rs.) This
-//! shows that the encoder only ever receives the compositor's output.
+//! shows that the encoder only ever receives the compositor's output. With
+//! a photo as the camera, the others see the person in front of a picture,
+//! or in front of the room blurred.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,13 +29,23 @@ fn model() -> Vec<u8> {
 /// A plain blue backdrop.
 const BLUE: [u8; 3] = [20, 40, 220];
 
+/// A blue picture, as a backdrop.
+fn blue_backdrop() -> BackdropChoice {
+    BackdropChoice::Picture(Arc::new(Picture {
+        width: 4,
+        height: 4,
+        rgb: BLUE.repeat(16),
+    }))
+}
+
 /// A receiver saving what it decodes into a fresh `dir`, and a sender with
-/// `camera` and a blue picture behind the person; returns once the
-/// receiver gets the sender's video.
-async fn sender_before_blue(
+/// `camera` and `backdrop` behind the person; returns once the receiver
+/// gets the sender's video.
+async fn sender_with_backdrop(
     info: &conclave_protocol::MeetingInfo,
     dir: &std::path::Path,
     camera: CameraChoice,
+    backdrop: BackdropChoice,
 ) -> (Peer, Peer) {
     let _ = std::fs::remove_dir_all(dir);
     let mut receiver = Peer::join_saving(info, "Receiver", dir).await;
@@ -46,11 +58,7 @@ async fn sender_before_blue(
             effects: VideoEffects {
                 background: Some(BackgroundOptions {
                     model: Arc::new(model()),
-                    backdrop: BackdropChoice::Picture(Arc::new(Picture {
-                        width: 4,
-                        height: 4,
-                        rgb: BLUE.repeat(16),
-                    })),
+                    backdrop,
                 }),
                 touch_up: false,
             },
@@ -75,7 +83,7 @@ async fn the_others_receive_the_composite_and_never_the_camera_s_room() {
         conclave_e2e::backend(),
         std::process::id()
     ));
-    let (mut sender, receiver) = sender_before_blue(
+    let (mut sender, receiver) = sender_with_backdrop(
         &info,
         &dir,
         CameraChoice::Synthetic {
@@ -83,6 +91,7 @@ async fn the_others_receive_the_composite_and_never_the_camera_s_room() {
             height: 180,
             fps: 15,
         },
+        blue_backdrop(),
     )
     .await;
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
@@ -128,22 +137,26 @@ fn testdata(name: &str) -> PathBuf {
         .join(name)
 }
 
-/// The camera shows a photo of a person whose outline is known (MediaPipe's
-/// own mask of it, committed with the segmentation's test data). What the
-/// other side decodes is the person where the mask says person, and the
-/// picture behind where it says background.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_others_see_the_person_in_front_of_the_picture() {
+/// The photo the picture camera shows, whose person mask is known.
+const PHOTO: &str = "astronaut-256x144.png";
+
+/// Lets a sender with the photo camera and `backdrop` talk to a receiver
+/// for a few seconds, and returns the receiver's last decoded picture of
+/// it (width, height, RGB).
+async fn received_photo(name: &str, backdrop: BackdropChoice) -> (usize, usize, Vec<u8>) {
     let info = new_meeting(false).await;
     let dir = std::env::temp_dir().join(format!(
-        "conclave-background-person-{}-{}",
+        "conclave-background-{name}-{}-{}",
         conclave_e2e::backend(),
         std::process::id()
     ));
-    let blue = BLUE;
-    let photo = testdata("astronaut-256x144.png");
-    let (mut sender, receiver) =
-        sender_before_blue(&info, &dir, CameraChoice::Picture(photo.clone())).await;
+    let (mut sender, receiver) = sender_with_backdrop(
+        &info,
+        &dir,
+        CameraChoice::Picture(testdata(PHOTO)),
+        backdrop,
+    )
+    .await;
     // The encoder's quality settles on a still picture within seconds.
     tokio::time::sleep(std::time::Duration::from_secs(5)).await;
     let tile = sender.id.clone();
@@ -167,11 +180,20 @@ async fn the_others_see_the_person_in_front_of_the_picture() {
         "no received picture; {} holds {listing:?}; the sender saw {sender_events}",
         dir.display()
     );
-    let (w, h, got) = read_png(&saved);
-    assert_eq!((w, h), (640, 360), "the picture camera's size");
-    // What the camera showed: the photo scaled to 640x360, as the camera
-    // makes it (through I420).
-    let (pw, ph, photo_rgb) = read_png(&photo);
+    let picture = read_png(&saved);
+    assert_eq!(
+        (picture.0, picture.1),
+        (640, 360),
+        "the picture camera's size"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    picture
+}
+
+/// What the camera showed: the photo scaled to `w`×`h` as the camera makes
+/// it (through I420), as I420 planes.
+fn shown_photo(w: usize, h: usize) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let (pw, ph, photo_rgb) = read_png(&testdata(PHOTO));
     let conclave_background::compose::Backdrop::Image { y, u, v, .. } =
         conclave_background::image::backdrop(
             &Picture {
@@ -185,19 +207,43 @@ async fn the_others_see_the_person_in_front_of_the_picture() {
     else {
         unreachable!("a picture")
     };
-    let shown = conclave_background::image::from_i420(w, h, &y, &u, &v).rgb;
-    let (mw, mh, mask) = read_png(&testdata("mask-landscape.png"));
-    let mask_at = |x: usize, y: usize| mask[((y * mh / h) * mw + x * mw / w) * 3];
-    // Well inside either region: the mask and its neighbours agree.
-    let sure = |x: usize, y: usize, person: bool| {
-        let (mx, my) = ((x * mw / w) as i64, (y * mh / h) as i64);
+    (y, u, v)
+}
+
+/// MediaPipe's own mask of the photo, committed with the segmentation's
+/// test data.
+struct ReferenceMask {
+    width: usize,
+    height: usize,
+    values: Vec<u8>,
+}
+
+impl ReferenceMask {
+    fn load() -> Self {
+        let (width, height, rgb) = read_png(&testdata("mask-landscape.png"));
+        ReferenceMask {
+            width,
+            height,
+            values: rgb.iter().step_by(3).copied().collect(),
+        }
+    }
+
+    /// The mask at a pixel of a `w`×`h` picture (255 = person).
+    fn at(&self, x: usize, y: usize, w: usize, h: usize) -> u8 {
+        self.values[(y * self.height / h) * self.width + x * self.width / w]
+    }
+
+    /// Whether the pixel is well inside the person (`person`) or the room:
+    /// the mask and its neighbours agree.
+    fn sure(&self, x: usize, y: usize, w: usize, h: usize, person: bool) -> bool {
+        let (mx, my) = ((x * self.width / w) as i64, (y * self.height / h) as i64);
         (-3..=3).all(|dy| {
             (-3..=3).all(|dx| {
                 let (nx, ny) = (mx + dx, my + dy);
-                if nx < 0 || ny < 0 || nx >= mw as i64 || ny >= mh as i64 {
+                if nx < 0 || ny < 0 || nx >= self.width as i64 || ny >= self.height as i64 {
                     return !person;
                 }
-                let m = mask[(ny as usize * mw + nx as usize) * 3];
+                let m = self.values[ny as usize * self.width + nx as usize];
                 if person {
                     m > 240
                 } else {
@@ -205,14 +251,28 @@ async fn the_others_see_the_person_in_front_of_the_picture() {
                 }
             })
         })
-    };
-    let difference = |a: &[u8], b: &[u8]| -> u32 {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| u32::from(x.abs_diff(*y)))
-            .sum::<u32>()
-            / 3
-    };
+    }
+}
+
+/// Mean absolute difference of two RGB pixels.
+fn difference(a: &[u8], b: &[u8]) -> u32 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| u32::from(x.abs_diff(*y)))
+        .sum::<u32>()
+        / 3
+}
+
+/// The camera shows a photo of a person whose outline is known. What the
+/// other side decodes is the person where the mask says person, and the
+/// picture behind where it says background.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_others_see_the_person_in_front_of_the_picture() {
+    let blue = BLUE;
+    let (w, h, got) = received_photo("picture", blue_backdrop()).await;
+    let (y, u, v) = shown_photo(w, h);
+    let shown = conclave_background::image::from_i420(w, h, &y, &u, &v).rgb;
+    let mask = ReferenceMask::load();
     let (mut person, mut person_kept, mut room, mut room_replaced) = (0u32, 0u32, 0u32, 0u32);
     // Person/picture by which the received pixel is nearer to, for the
     // IoU with the reference mask (where the photo differs from the blue).
@@ -222,16 +282,16 @@ async fn the_others_see_the_person_in_front_of_the_picture() {
             let i = (yy * w + x) * 3;
             let received = &got[i..i + 3];
             let original = &shown[i..i + 3];
-            if sure(x, yy, true) {
+            if mask.sure(x, yy, w, h, true) {
                 person += 1;
                 person_kept += u32::from(difference(received, original) <= 24);
-            } else if sure(x, yy, false) {
+            } else if mask.sure(x, yy, w, h, false) {
                 room += 1;
                 room_replaced += u32::from(difference(received, &blue) <= 24);
             }
             if difference(original, &blue) > 80 {
                 let seen_person = difference(received, original) < difference(received, &blue);
-                let is_person = mask_at(x, yy) > 127;
+                let is_person = mask.at(x, yy, w, h) > 127;
                 both += u32::from(seen_person && is_person);
                 either += u32::from(seen_person || is_person);
             }
@@ -257,5 +317,69 @@ async fn the_others_see_the_person_in_front_of_the_picture() {
         iou >= 0.9,
         "IoU of the received person with the reference: {iou:.3}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same photo with the room blurred: where the blur changes the photo
+/// visibly, the other side's picture is the blurred room (nearer to the
+/// photo blurred whole than to the photo) around the sharp person (nearer
+/// to the photo).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_others_see_the_person_in_front_of_the_blurred_room() {
+    use conclave_background::compose::{Backdrop, BlurStrength, Compositor, Mask, I420};
+    let (w, h, got) = received_photo("blur", BackdropChoice::Blur(BlurStrength::Strong)).await;
+    let (y, u, v) = shown_photo(w, h);
+    let shown = conclave_background::image::from_i420(w, h, &y, &u, &v).rgb;
+    // The photo blurred whole: composed with a mask that is all room.
+    let (mut by, mut bu, mut bv) = (y.clone(), u.clone(), v.clone());
+    let mut all_room = Compositor::default();
+    all_room.update_mask(&Mask {
+        width: 1,
+        height: 1,
+        values: &[0.0],
+    });
+    all_room.compose(
+        &mut I420 {
+            width: w,
+            height: h,
+            y: &mut by,
+            u: &mut bu,
+            v: &mut bv,
+        },
+        &Backdrop::Blur(BlurStrength::Strong),
+    );
+    let blurred = conclave_background::image::from_i420(w, h, &by, &bu, &bv).rgb;
+    let mask = ReferenceMask::load();
+    let (mut person, mut person_sharp, mut room, mut room_blurred) = (0u32, 0u32, 0u32, 0u32);
+    for yy in 0..h {
+        for x in 0..w {
+            let i = (yy * w + x) * 3;
+            let (received, original, soft) = (&got[i..i + 3], &shown[i..i + 3], &blurred[i..i + 3]);
+            if difference(original, soft) < 30 {
+                continue;
+            }
+            let nearer_the_photo = difference(received, original) < difference(received, soft);
+            if mask.sure(x, yy, w, h, true) {
+                person += 1;
+                person_sharp += u32::from(nearer_the_photo);
+            } else if mask.sure(x, yy, w, h, false) {
+                room += 1;
+                room_blurred += u32::from(!nearer_the_photo);
+            }
+        }
+    }
+    println!(
+        "received with blur: person sharp {person_sharp}/{person}, room blurred {room_blurred}/{room}"
+    );
+    assert!(
+        person > 1_000 && room > 1_000,
+        "{person} person, {room} room pixels the blur changes"
+    );
+    assert!(
+        person_sharp * 100 >= person * 90,
+        "the person arrives sharp: {person_sharp} of {person} pixels"
+    );
+    assert!(
+        room_blurred * 100 >= room * 90,
+        "the room arrives blurred: {room_blurred} of {room} pixels"
+    );
 }

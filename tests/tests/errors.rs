@@ -143,6 +143,7 @@ async fn server_killed_mid_meeting_gives_disconnect() {
         seen: vec![],
         topic: None,
         recording_allowed: true,
+        several_presenters: false,
     };
     let pid = std::fs::read_to_string(format!("{dir}/server.pid")).expect("pid");
     let killed = std::process::Command::new("kill")

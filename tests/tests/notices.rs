@@ -125,6 +125,7 @@ async fn a_meeting_whose_host_forbids_recording_refuses_it_and_says_why() {
     let description = RoomDescription {
         topic: Some("Board meeting".into()),
         recording_allowed: false,
+        several_presenters: false,
     };
     let info = new_meeting_described(false, description.to_description()).await;
     let mut ann = Peer::join(&info, "Ann").await;

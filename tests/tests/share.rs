@@ -2,11 +2,12 @@
 //! private Xvfb on which a window shows the animated test pattern; another
 //! decodes the share and finds the pattern's stamps, intact and counting
 //! up. A share started and stopped mid-meeting (a renegotiation) appears
-//! and ends as a "screen" track. On Janus and conclave-server alike.
+//! and ends as a "screen" track. One presenter at a time, unless the host
+//! allows several. On Janus and conclave-server alike.
 
 use std::time::Duration;
 
-use conclave_e2e::{new_meeting, show_pattern, Peer, PrivateDisplay};
+use conclave_e2e::{new_meeting, new_meeting_described, show_pattern, Peer, PrivateDisplay};
 use conclave_engine::{CameraChoice, Command, EngineEvent, MediaOptions};
 
 fn screen_track(added: bool) -> impl Fn(&EngineEvent) -> bool {
@@ -190,4 +191,53 @@ async fn a_window_shared_mid_meeting_arrives_intact_and_stopping_ends_it() {
     assert!(frames.windows(2).all(|w| w[1] >= w[0]), "counters increase");
     assert!(frames.last() > frames.first(), "the pattern moves");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A host who allows several presenters: a second share is not refused,
+/// and each participant receives the other's screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_several_presenters_allowed_two_share_at_once() {
+    let Some(xvfb) = PrivateDisplay::start(640, 360) else {
+        eprintln!("Xvfb is not installed; skipped");
+        return;
+    };
+    let description = conclave_protocol::videoroom::RoomDescription {
+        topic: Some("Design review".into()),
+        several_presenters: true,
+        ..Default::default()
+    };
+    let info = new_meeting_described(false, description.to_description()).await;
+    let screen = || CameraChoice::Screen {
+        display: Some(xvfb.display.clone()),
+        source: None,
+    };
+    let mut first = Peer::join_media(
+        &info,
+        "First",
+        false,
+        MediaOptions {
+            share: Some(screen()),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(first.several_presenters, "the server tells the host's rule");
+    assert_eq!(first.topic.as_deref(), Some("Design review"));
+    let mut second = Peer::join(&info, "Second").await;
+    second.wait_for("the first share", screen_track(true)).await;
+    second.meeting.command(Command::StartShare {
+        source: screen(),
+        audio: false,
+    });
+    first.wait_for("the second share", screen_track(true)).await;
+    second.settle(Duration::from_millis(500)).await;
+    assert!(
+        !second.seen.iter().any(
+            |e| matches!(e, EngineEvent::Error { message } if message.contains("is presenting"))
+        ),
+        "no refusal: {:?}",
+        second.seen
+    );
+    first.leave().await;
+    second.leave().await;
 }

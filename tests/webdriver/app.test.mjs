@@ -588,12 +588,14 @@ test("share a window from the app (picker with thumbnails, sharing bar, stop); a
   }
 });
 
-test("host a meeting from the app (no recording allowed): a cli joins with its link, chat both ways, end it", async () => {
+test("host a meeting from the app (no recording allowed, several presenters): a cli joins with its link, chat both ways, end it", async () => {
   await session.waitFind('[data-testid="join-screen"]');
   await session.clear('[data-testid="nickname-input"]');
   await session.type('[data-testid="nickname-input"]', "Hana (host)");
   // The host asks that nobody records: the rule goes with the room.
   await session.click('[data-testid="host-allow-recording"]');
+  // And lets several people share their screens at once.
+  await session.click('[data-testid="host-several-presenters"]');
   await session.click('[data-testid="host-button"]');
   await session.waitFind('[data-testid="meeting-screen"]', 20000);
   await session.waitFind('[data-testid="hosting-badge"]');
@@ -630,6 +632,7 @@ test("host a meeting from the app (no recording allowed): a cli joins with its l
   const joined = await guest.waitEvent("guest joined", (e) => e.event === "joined");
   assert.equal(joined.encrypted, true);
   assert.equal(joined.recording_allowed, false, "the guest learns the host's rule from the server");
+  assert.equal(joined.several_presenters, true, "and that several may present");
   assert.equal(await session.property('[data-testid="record-button"]', "disabled"), true);
   await waitFor("guest in the stage", async () =>
     (await session.textContents('[data-testid="stage-tile"]')).some((t) => t.includes("Gus (cli)")),

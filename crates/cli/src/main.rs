@@ -420,6 +420,10 @@ struct CreateArgs {
     /// clients honour it and say why).
     #[arg(long)]
     no_recording: bool,
+    /// Let several participants share their screens at once (else one at a
+    /// time).
+    #[arg(long)]
+    several_presenters: bool,
     /// SHA-256 fingerprint (64 hex digits) of a self-signed wss:// server
     /// certificate, as conclave-server prints it. It is pinned, and put in the
     /// link (`fp=`) so that everyone joining pins it too.
@@ -491,6 +495,7 @@ async fn create_room(args: CreateArgs) -> anyhow::Result<ExitCode> {
         description: RoomDescription {
             topic: args.topic.clone(),
             recording_allowed: !args.no_recording,
+            several_presenters: args.several_presenters,
         }
         .to_description(),
     };
@@ -546,8 +551,10 @@ fn event_json(event: &EngineEvent) -> serde_json::Value {
             participants,
             topic,
             recording_allowed,
+            several_presenters,
         } => json!({"event": "joined", "room": room, "id": self_id, "nickname": nickname,
             "encrypted": chat_encrypted, "topic": topic, "recording_allowed": recording_allowed,
+            "several_presenters": several_presenters,
             "participants": participants.iter().map(|p| &p.nickname).collect::<Vec<_>>()}),
         EngineEvent::JoinFailed { message } => json!({"event": "error", "message": message}),
         EngineEvent::ParticipantJoined { participant } => {
@@ -560,6 +567,9 @@ fn event_json(event: &EngineEvent) -> serde_json::Value {
             "from_id": message.from, "to": message.to_name, "text": message.text,
             "encrypted": message.encrypted, "outgoing": false}),
         EngineEvent::Warning { message } => json!({"event": "warning", "message": message}),
+        EngineEvent::ShareRestoreToken { token } => {
+            json!({"event": "share_restore_token", "source": format!("portal:{token}")})
+        }
         EngineEvent::Error { message } => json!({"event": "error", "message": message}),
         EngineEvent::Disconnected { message } => {
             json!({"event": "disconnected", "message": message})
@@ -623,6 +633,9 @@ fn event_text(event: &EngineEvent) -> String {
             None => format!("[{}] {}", message.from_name, message.text),
         },
         EngineEvent::Warning { message } => format!("! {message}"),
+        EngineEvent::ShareRestoreToken { token } => {
+            format!("The desktop remembers this choice: --share-source portal:{token}")
+        }
         EngineEvent::Error { message } => format!("error: {message}"),
         EngineEvent::Disconnected { message } => format!("Disconnected: {message}"),
         EngineEvent::Left => "Left the meeting".into(),

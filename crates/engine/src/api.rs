@@ -179,6 +179,8 @@ pub enum EngineEvent {
         topic: Option<String>,
         /// Whether the host allows recording the meeting on a device.
         recording_allowed: bool,
+        /// Whether the host lets several people share their screens at once.
+        several_presenters: bool,
     },
     /// Joining failed; nothing else follows.
     JoinFailed {
@@ -199,6 +201,14 @@ pub enum EngineEvent {
     Chat {
         /// The message.
         message: ChatMessage,
+    },
+    /// The desktop's screen-cast portal remembers what the user chose to
+    /// share: this token (as `portal:TOKEN`, the source of the next share)
+    /// shares it again without asking. It is a local handle, kept on the
+    /// device.
+    ShareRestoreToken {
+        /// Opaque; the desktop's.
+        token: String,
     },
     /// Something the user should know that does not end the meeting.
     Warning {

@@ -1157,6 +1157,7 @@ impl Client {
             participants,
             topic: self.room.topic.clone(),
             recording_allowed: self.room.recording_allowed,
+            several_presenters: self.room.several_presenters,
         });
         for event in std::mem::take(&mut self.sub.held) {
             self.emit(event);

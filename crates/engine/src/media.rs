@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use conclave_codec::opus::{OpusDecoder, OpusEncoder};
 use conclave_media::jitter::{JitterBuffer, Playout};
+use conclave_media::playback_canceller::PlaybackCanceller;
 use conclave_media::processing::{ProcessingSettings, VoiceProcessor};
 use conclave_media::synthetic::{
     StillCamera, TestPatternCamera, ToneMicrophone, WavMicrophone, WavRecorder,
@@ -123,17 +124,12 @@ fn open_share_audio(now: Instant) -> Result<ShareAudio, String> {
         .map_err(|e| format!("Could not capture the computer's sound: {e}"))?;
     Ok(ShareAudio {
         device: Box::new(device),
-        // Only the echo canceller: music and system sounds are not noise,
-        // and their level is the user's to set.
-        processor: VoiceProcessor::new(ProcessingSettings {
-            echo_cancellation: true,
-            noise_suppression: false,
-            gain_control: false,
-        }),
+        // No voice processing: music and system sounds are not noise, and
+        // their level is the user's to set.
+        canceller: PlaybackCanceller::new(),
         encoder: OpusEncoder::with_frame(64_000, AUDIO_BLOCK)
             .map_err(|e| format!("Could not start the audio encoder: {e}"))?,
         next: now,
-        played: VecDeque::new(),
     })
 }
 
@@ -336,6 +332,9 @@ pub(crate) struct Encoded {
 /// Something the user should hear about (a device vanished...).
 pub(crate) enum MediaNotice {
     Warning(String),
+    /// The desktop gave a token that shares the same screen next time
+    /// without asking.
+    ShareRestoreToken(String),
 }
 
 /// Level below which (in -dBov) someone counts as talking.
@@ -412,23 +411,14 @@ struct Mic {
 }
 
 /// The computer's sound, shared with the screen: what the OS default
-/// speaker plays (its monitor), less our own playback (removed by echo
-/// cancellation with the played mix as the reference, as for the
-/// microphone), in Opus.
+/// speaker plays (its monitor), less our own playback (subtracted: the
+/// monitor holds a digital copy of what we played), in Opus.
 struct ShareAudio {
     device: Box<dyn Microphone>,
-    processor: VoiceProcessor,
+    canceller: PlaybackCanceller,
     encoder: OpusEncoder,
     next: Instant,
-    /// Played blocks not yet handed to the echo canceller: each captured
-    /// block is preceded by one, so the canceller sees render and capture
-    /// interleaved even when the monitor delivers in bursts (the queue
-    /// absorbs the delay).
-    played: VecDeque<AudioFrame>,
 }
-
-/// At most this many played blocks wait for the computer's sound (1 s).
-const MAX_PLAYED_BACKLOG: usize = 100;
 
 /// Speaker state.
 struct Out {
@@ -618,6 +608,9 @@ impl MediaIo {
         for sender in [&self.camera, &self.share].into_iter().flatten() {
             self.notices
                 .extend(sender.take_notices().into_iter().map(MediaNotice::Warning));
+        }
+        if let Some(token) = self.share.as_ref().and_then(|s| s.take_restore_token()) {
+            self.notices.push(MediaNotice::ShareRestoreToken(token));
         }
         std::mem::take(&mut self.notices)
     }
@@ -898,10 +891,7 @@ impl MediaIo {
         loop {
             match shared.device.poll_block(now) {
                 Ok(Some(mut block)) => {
-                    if let Some(played) = shared.played.pop_front() {
-                        shared.processor.render(&played);
-                    }
-                    shared.processor.capture(&mut block);
+                    shared.canceller.capture(&mut block);
                     match shared.encoder.encode(&block) {
                         Ok(Some(data)) => out.push(Encoded {
                             video: false,
@@ -1068,14 +1058,9 @@ impl MediaIo {
                 m.processor.render(&mixed);
             }
             // What we play is also in the computer's sound: the shared
-            // sound's echo canceller removes it.
+            // sound's canceller subtracts it.
             if let Some(a) = &mut self.share_audio {
-                a.played.push_back(mixed.clone());
-                while a.played.len() > MAX_PLAYED_BACKLOG {
-                    if let Some(old) = a.played.pop_front() {
-                        a.processor.render(&old);
-                    }
-                }
+                a.canceller.played(&mixed);
             }
             if let Some(o) = &mut self.out {
                 if let Some(d) = &mut o.device {

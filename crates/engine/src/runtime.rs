@@ -371,6 +371,9 @@ async fn run(
                     MediaNotice::Warning(message) => {
                         let _ = events.send(EngineEvent::Warning { message });
                     }
+                    MediaNotice::ShareRestoreToken(token) => {
+                        let _ = events.send(EngineEvent::ShareRestoreToken { token });
+                    }
                 }
             }
         }
@@ -442,9 +445,9 @@ async fn run(
             ),
             req = requests.recv(), if requests_open => match req {
                 Some(Request::Engine(cmd)) => {
-                    // One presenter at a time: a share waits for the current
-                    // one to end.
-                    if matches!(cmd, Command::StartShare { .. }) {
+                    // One presenter at a time, unless the host allows more:
+                    // a share waits for the current one to end.
+                    if matches!(cmd, Command::StartShare { .. }) && !client.several_presenters() {
                         if let Some(name) = client.presenters().into_iter().next() {
                             let _ = events.send(EngineEvent::Error {
                                 message: format!(

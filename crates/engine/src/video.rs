@@ -239,6 +239,11 @@ struct Shared {
     notices: Mutex<Vec<String>>,
     /// What the camera effects cost recently.
     effects_cost: Mutex<Option<crate::api::EffectsStats>>,
+    /// The shared screen's restore token, once the desktop gave one, until
+    /// it is taken.
+    restore_token: Mutex<Option<String>>,
+    /// Whether the token was handed on already.
+    token_seen: AtomicBool,
 }
 
 impl Shared {
@@ -330,7 +335,17 @@ impl CameraSlot {
     fn poll(&mut self, now: Instant) -> Option<VideoFrame> {
         let camera = self.camera.as_mut()?;
         match camera.poll_frame(now) {
-            Ok(frame) => frame,
+            Ok(frame) => {
+                if frame.is_some() && !self.shared.token_seen.load(Ordering::Relaxed) {
+                    if let Some(token) = camera.restore_token() {
+                        self.shared.token_seen.store(true, Ordering::Relaxed);
+                        if let Ok(mut t) = self.shared.restore_token.lock() {
+                            *t = Some(token);
+                        }
+                    }
+                }
+                frame
+            }
             Err(e) => {
                 let name = camera.info().name;
                 warn!(error = %e, camera = %name, "camera failed");
@@ -623,6 +638,15 @@ impl VideoSender {
     /// What the camera effects cost recently, if any are applied.
     pub fn effects_cost(&self) -> Option<crate::api::EffectsStats> {
         self.shared.effects_cost.lock().ok().and_then(|c| *c)
+    }
+
+    /// The shared screen's restore token, once, when the desktop gave one.
+    pub fn take_restore_token(&self) -> Option<String> {
+        self.shared
+            .restore_token
+            .lock()
+            .ok()
+            .and_then(|mut t| t.take())
     }
 
     /// Notices for the user since the last call.

@@ -57,6 +57,11 @@ pub trait Camera: Send {
     fn poll_frame(&mut self, now: Instant) -> Result<Option<VideoFrame>, DeviceError>;
     /// When the next frame is due.
     fn next_frame_at(&self) -> Instant;
+    /// A token that opens the same source next time without asking the
+    /// user (a screen chosen in the desktop's dialog); cameras have none.
+    fn restore_token(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A source of 10 ms audio blocks.

@@ -112,6 +112,8 @@ pub enum PixelLayout {
     Rgb,
     /// Packed `B G R A` (X11 and most screen capture).
     Bgra,
+    /// Packed `R G B A` (some Wayland compositors' screen casts).
+    Rgba,
 }
 
 impl PixelLayout {
@@ -121,7 +123,7 @@ impl PixelLayout {
             PixelLayout::Yuyv => width * 2,
             PixelLayout::Nv12 | PixelLayout::Gray => width,
             PixelLayout::Rgb => width * 3,
-            PixelLayout::Bgra => width * 4,
+            PixelLayout::Bgra | PixelLayout::Rgba => width * 4,
         }
     }
 }
@@ -232,11 +234,11 @@ impl VideoFrame {
                     }
                 }
             }
-            PixelLayout::Rgb | PixelLayout::Bgra => {
-                let (bpp, ri, bi) = if layout == PixelLayout::Rgb {
-                    (3, 0, 2)
-                } else {
-                    (4, 2, 0)
+            PixelLayout::Rgb | PixelLayout::Bgra | PixelLayout::Rgba => {
+                let (bpp, ri, bi) = match layout {
+                    PixelLayout::Rgb => (3, 0, 2),
+                    PixelLayout::Rgba => (4, 0, 2),
+                    _ => (4, 2, 0),
                 };
                 for y in (0..h).step_by(2) {
                     let top = &data[y * stride..];

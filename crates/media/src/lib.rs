@@ -9,7 +9,8 @@
 //! record. Real microphones and speakers come through `cpal`
 //! ([`system_audio`]), real cameras through `nokhwa` ([`system_camera`]); voice processing (echo cancellation, noise
 //! suppression, gain control) is [`processing`]; the receive side's adaptive
-//! jitter buffer is [`jitter`].
+//! jitter buffer is [`jitter`]; removing the meeting's own playback from a
+//! share of the computer's sound is [`playback_canceller`].
 //!
 //! Must not: open network connections, know about signaling or WebRTC, or
 //! write files other than recordings the caller asked for.
@@ -18,6 +19,7 @@ pub mod device;
 pub mod frame;
 pub mod jitter;
 pub mod pattern;
+pub mod playback_canceller;
 pub mod processing;
 pub mod synthetic;
 pub mod system_audio;

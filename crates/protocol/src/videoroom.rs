@@ -280,44 +280,77 @@ pub struct RoomParticipant {
 
 /// What the host set for a meeting, kept by the server as the room's
 /// description so that everyone who joins learns it from the server (not
-/// from a link that could be edited): the topic, and whether local
-/// recording is allowed. A room whose description ends with
-/// [`NO_RECORDING_TAG`] forbids it; other clients see the tag as text.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// from a link that could be edited): the topic, whether local recording is
+/// allowed and whether several people may share their screens at once. The
+/// rules are tags at the end of the description ([`NO_RECORDING_TAG`],
+/// [`SEVERAL_PRESENTERS_TAG`], in any order); other clients see them as
+/// text.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomDescription {
     /// The meeting topic, if any.
     pub topic: Option<String>,
     /// Whether participants may record the meeting on their devices.
     pub recording_allowed: bool,
+    /// Whether several participants may share their screens at once (else
+    /// one at a time).
+    pub several_presenters: bool,
+}
+
+impl Default for RoomDescription {
+    /// A room with no description: no topic, recording allowed, one
+    /// presenter at a time.
+    fn default() -> Self {
+        RoomDescription {
+            topic: None,
+            recording_allowed: true,
+            several_presenters: false,
+        }
+    }
 }
 
 /// The end of a room description that forbids local recording.
 pub const NO_RECORDING_TAG: &str = "[no local recording]";
 
+/// The end of a room description that lets several people share at once.
+pub const SEVERAL_PRESENTERS_TAG: &str = "[several presenters]";
+
 impl RoomDescription {
-    /// Reads a room's description (none: no topic, recording allowed).
+    /// Reads a room's description (none: no topic, recording allowed, one
+    /// presenter).
     pub fn parse(description: Option<&str>) -> Self {
-        let text = description.unwrap_or_default().trim();
-        let (topic, recording_allowed) = match text.strip_suffix(NO_RECORDING_TAG) {
-            Some(rest) => (rest.trim(), false),
-            None => (text, true),
-        };
-        RoomDescription {
-            topic: (!topic.is_empty()).then(|| topic.to_owned()),
-            recording_allowed,
+        let mut text = description.unwrap_or_default().trim();
+        let mut room = RoomDescription::default();
+        loop {
+            if let Some(rest) = text.strip_suffix(NO_RECORDING_TAG) {
+                room.recording_allowed = false;
+                text = rest.trim_end();
+            } else if let Some(rest) = text.strip_suffix(SEVERAL_PRESENTERS_TAG) {
+                room.several_presenters = true;
+                text = rest.trim_end();
+            } else {
+                break;
+            }
         }
+        room.topic = (!text.is_empty()).then(|| text.to_owned());
+        room
     }
 
     /// The description to create a room with (none when there is nothing
     /// to say).
     pub fn to_description(&self) -> Option<String> {
-        let topic = self.topic.as_deref().map(str::trim).unwrap_or_default();
-        match (topic.is_empty(), self.recording_allowed) {
-            (true, true) => None,
-            (false, true) => Some(topic.to_owned()),
-            (true, false) => Some(NO_RECORDING_TAG.to_owned()),
-            (false, false) => Some(format!("{topic} {NO_RECORDING_TAG}")),
+        let mut parts = Vec::new();
+        if let Some(topic) = self.topic.as_deref().map(str::trim) {
+            if !topic.is_empty() {
+                parts.push(topic);
+            }
         }
+        if self.several_presenters {
+            parts.push(SEVERAL_PRESENTERS_TAG);
+        }
+        if !self.recording_allowed {
+            parts.push(NO_RECORDING_TAG);
+        }
+        (!parts.is_empty()).then(|| parts.join(" "))
     }
 }
 
@@ -520,26 +553,36 @@ mod tests {
     }
 
     #[test]
-    fn room_descriptions_carry_the_topic_and_the_recording_rule() {
-        for (topic, allowed) in [
-            (None, true),
-            (None, false),
-            (Some("Weekly"), true),
-            (Some("Weekly"), false),
-        ] {
-            let d = RoomDescription {
-                topic: topic.map(str::to_owned),
-                recording_allowed: allowed,
-            };
-            assert_eq!(RoomDescription::parse(d.to_description().as_deref()), d);
+    fn room_descriptions_carry_the_topic_and_the_rules() {
+        for topic in [None, Some("Weekly")] {
+            for recording_allowed in [true, false] {
+                for several_presenters in [true, false] {
+                    let d = RoomDescription {
+                        topic: topic.map(str::to_owned),
+                        recording_allowed,
+                        several_presenters,
+                    };
+                    assert_eq!(RoomDescription::parse(d.to_description().as_deref()), d);
+                }
+            }
         }
-        assert_eq!(
-            RoomDescription::parse(Some("Plans [no local recording]"))
-                .topic
-                .as_deref(),
-            Some("Plans")
-        );
+        assert_eq!(RoomDescription::default().to_description(), None);
+        let plans = RoomDescription::parse(Some("Plans [no local recording]"));
+        assert_eq!(plans.topic.as_deref(), Some("Plans"));
+        assert!(!plans.recording_allowed && !plans.several_presenters);
+        // Tags in either order.
+        let both = RoomDescription::parse(Some("Plans [no local recording] [several presenters]"));
+        assert_eq!(both.topic.as_deref(), Some("Plans"));
+        assert!(!both.recording_allowed && both.several_presenters);
         assert!(RoomDescription::parse(Some("Janus room")).recording_allowed);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_description_reads_without_panic_and_round_trips(text in ".{0,80}") {
+            let room = RoomDescription::parse(Some(&text));
+            proptest::prop_assert_eq!(RoomDescription::parse(room.to_description().as_deref()), room);
+        }
     }
 
     #[test]

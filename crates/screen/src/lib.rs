@@ -3,12 +3,15 @@
 //!
 //! Owns: the [`ScreenSource`] trait, the list of what can be shared with
 //! thumbnails, the X11 backend ([`x11`]: MIT-SHM through `x11rb`, XFixes for
-//! the cursor, RandR for monitors), and [`ScreenCamera`], which paces a
-//! source like a camera for the video sender: 5 frames/s while nothing
-//! changes, 15 when something does, 30 under sustained motion.
+//! the cursor, RandR for monitors), the Wayland backend ([`wayland`]: the
+//! ScreenCast portal, with restore tokens, and PipeWire), and
+//! [`ScreenCamera`], which paces a source like a camera for the video
+//! sender: 5 frames/s while nothing changes, 15 when something does, 30
+//! under sustained motion.
 //!
-//! Wayland (the ScreenCast portal and PipeWire), Windows and macOS have no
-//! backend here yet: [`list_sources`] says so with
+//! In a Wayland session with the portal, the one source listed is the
+//! portal's (the desktop's dialog lists the screens and windows). Windows
+//! and macOS have no backend here yet: [`list_sources`] says so with
 //! [`ScreenError::Unavailable`].
 //!
 //! Must not: open network connections, keep or write pictures anywhere.
@@ -19,6 +22,11 @@ use conclave_media::{Camera, DeviceError, DeviceInfo, DeviceKind, VideoFrame};
 
 #[cfg(all(unix, not(target_os = "macos")))]
 pub mod x11;
+
+#[cfg(target_os = "linux")]
+mod portal;
+#[cfg(target_os = "linux")]
+pub mod wayland;
 
 /// A screen or a window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +64,9 @@ pub enum ScreenError {
     /// The display server refused or failed.
     #[error("screen capture failed: {0}")]
     Failed(String),
+    /// No picture yet (the user is still choosing what to share).
+    #[error("no picture yet")]
+    NotYet,
 }
 
 /// A screen or window that can be captured.
@@ -64,10 +75,32 @@ pub trait ScreenSource: Send {
     fn info(&self) -> SourceInfo;
     /// Its picture now, cursor included; `captured` is stamped on the frame.
     fn capture(&mut self, captured: Duration) -> Result<VideoFrame, ScreenError>;
+    /// A token that shares the same source next time without asking the
+    /// user again, where the system has such a thing (the portal).
+    fn restore_token(&self) -> Option<String> {
+        None
+    }
+}
+
+/// Whether `display` names the portal's source: sharing through the
+/// desktop's dialog instead of an X display.
+#[cfg(target_os = "linux")]
+fn use_portal(display: Option<&str>) -> bool {
+    display.is_none() && wayland::in_use()
 }
 
 /// What can be shared on `display` (`None`: the session's own).
 pub fn list_sources(display: Option<&str>) -> Result<Vec<SourceInfo>, ScreenError> {
+    #[cfg(target_os = "linux")]
+    if use_portal(display) {
+        return Ok(vec![SourceInfo {
+            id: wayland::PORTAL_SOURCE.into(),
+            name: "Choose a screen or window…".into(),
+            kind: SourceKind::Screen,
+            width: 0,
+            height: 0,
+        }]);
+    }
     #[cfg(all(unix, not(target_os = "macos")))]
     {
         x11::list_sources(display)
@@ -81,8 +114,25 @@ pub fn list_sources(display: Option<&str>) -> Result<Vec<SourceInfo>, ScreenErro
     }
 }
 
-/// Opens a source by id (`None`: the first screen) on `display`.
+/// Opens a source by id (`None`: the first screen) on `display`. Through
+/// the portal (`portal`, or `portal:TOKEN` to repeat a choice), the source
+/// returns at once and shows pictures once the user has chosen.
 pub fn open(display: Option<&str>, id: Option<&str>) -> Result<Box<dyn ScreenSource>, ScreenError> {
+    #[cfg(target_os = "linux")]
+    {
+        let portal_id = id.and_then(|i| i.strip_prefix(wayland::PORTAL_SOURCE));
+        let wants_portal = match portal_id {
+            Some(rest) => rest.is_empty() || rest.starts_with(':'),
+            None => id.is_none() && use_portal(display),
+        };
+        if wants_portal {
+            let token = portal_id
+                .and_then(|rest| rest.strip_prefix(':'))
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
+            return Ok(Box::new(wayland::PortalSource::open(token)));
+        }
+    }
     #[cfg(all(unix, not(target_os = "macos")))]
     {
         Ok(Box::new(x11::X11Source::open(display, id)?))
@@ -97,13 +147,19 @@ pub fn open(display: Option<&str>, id: Option<&str>) -> Result<Box<dyn ScreenSou
 }
 
 /// A small picture of a source for the picker, fitted within
-/// `max_width` x `max_height`.
+/// `max_width` x `max_height`. The portal's source has none (what it shows
+/// is chosen in the desktop's dialog).
 pub fn thumbnail(
     display: Option<&str>,
     id: &str,
     max_width: usize,
     max_height: usize,
 ) -> Result<VideoFrame, ScreenError> {
+    if id.starts_with("portal") {
+        return Err(ScreenError::Unavailable(
+            "the system's dialog shows what can be shared".into(),
+        ));
+    }
     let mut source = open(display, Some(id))?;
     let frame = source.capture(Duration::ZERO)?;
     let (w, h) = frame.fit_within(max_width, max_height);
@@ -174,13 +230,18 @@ impl Camera for ScreenCamera {
         if now < self.next {
             return Ok(None);
         }
-        let frame = self
+        let frame = match self
             .source
             .capture(now.saturating_duration_since(self.epoch))
-            .map_err(|e| match e {
-                ScreenError::Gone(m) => DeviceError::Gone(m),
-                other => DeviceError::Io(other.to_string()),
-            })?;
+        {
+            Ok(frame) => frame,
+            Err(ScreenError::NotYet) => {
+                self.next = now + Duration::from_millis(50);
+                return Ok(None);
+            }
+            Err(ScreenError::Gone(m)) => return Err(DeviceError::Gone(m)),
+            Err(other) => return Err(DeviceError::Io(other.to_string())),
+        };
         let sig = signature(&frame);
         let changed = self.last_signature != Some(sig);
         self.last_signature = Some(sig);
@@ -203,6 +264,10 @@ impl Camera for ScreenCamera {
 
     fn next_frame_at(&self) -> Instant {
         self.next
+    }
+
+    fn restore_token(&self) -> Option<String> {
+        self.source.restore_token()
     }
 }
 

@@ -202,7 +202,11 @@ topic: string | null,
 /**
  * Whether the host allows recording the meeting on a device.
  */
-recording_allowed: boolean, } | { "type": "join_failed", 
+recording_allowed: boolean, 
+/**
+ * Whether the host lets several people share their screens at once.
+ */
+several_presenters: boolean, } | { "type": "join_failed", 
 /**
  * A message for the user.
  */
@@ -218,7 +222,11 @@ participant: Participant, } | { "type": "chat",
 /**
  * The message.
  */
-message: ChatMessage, } | { "type": "warning", 
+message: ChatMessage, } | { "type": "share_restore_token", 
+/**
+ * Opaque; the desktop's.
+ */
+token: string, } | { "type": "warning", 
 /**
  * A message for the user.
  */
@@ -538,7 +546,7 @@ export interface Commands {
   getSettings(): Promise<Settings>;
   saveSettings(settings: Settings): Promise<void>;
   join(request: JoinRequest): Promise<string | null>;
-  hostMeeting(nickname: string, topic: string | null, allowRecording: boolean): Promise<string>;
+  hostMeeting(nickname: string, topic: string | null, allowRecording: boolean, severalPresenters: boolean): Promise<string>;
   leave(): Promise<void>;
   sendChat(to: string | null, text: string): Promise<void>;
   copyInvitation(): Promise<string>;
@@ -587,7 +595,7 @@ export const tauriCommands: Commands = {
   getSettings: () => invoke<Settings>("get_settings"),
   saveSettings: (settings: Settings) => invoke<void>("save_settings", { settings }),
   join: (request: JoinRequest) => invoke<string | null>("join", { request }),
-  hostMeeting: (nickname: string, topic: string | null, allowRecording: boolean) => invoke<string>("host_meeting", { nickname, topic, allowRecording }),
+  hostMeeting: (nickname: string, topic: string | null, allowRecording: boolean, severalPresenters: boolean) => invoke<string>("host_meeting", { nickname, topic, allowRecording, severalPresenters }),
   leave: () => invoke<void>("leave"),
   sendChat: (to: string | null, text: string) => invoke<void>("send_chat", { to, text }),
   copyInvitation: () => invoke<string>("copy_invitation"),

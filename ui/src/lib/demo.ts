@@ -46,7 +46,7 @@ export function demoBackend(): Backend {
       async join(request) {
         await new Promise((r) => setTimeout(r, 600));
         self = { id: "1", nickname: request.nickname, is_self: true };
-        emit({ type: "joined", room: "123456789", self_id: "1", nickname: request.nickname, chat_encrypted: true, participants: [self, others[0]], topic: "Weekly planning", recording_allowed: true });
+        emit({ type: "joined", room: "123456789", self_id: "1", nickname: request.nickname, chat_encrypted: true, participants: [self, others[0]], topic: "Weekly planning", recording_allowed: true, several_presenters: false });
         setTimeout(() => emit({ type: "participant_joined", participant: others[1] }), 1500);
         setTimeout(() => emit({ type: "recording", participant: others[0].id, nickname: others[0].nickname, state: "recording" }), 2000);
         setTimeout(() => emit({ type: "chat", message: say(others[0], "Hello! Can everyone see the agenda?") }), 2500);

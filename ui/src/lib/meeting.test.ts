@@ -8,7 +8,7 @@ const bob: Participant = { id: "3", nickname: "Bob", is_self: false };
 
 function joined(participants: Participant[]) {
   return fromJoined(
-    { type: "joined", room: "123456789", self_id: "1", nickname: "Me", chat_encrypted: true, participants, topic: null, recording_allowed: true },
+    { type: "joined", room: "123456789", self_id: "1", nickname: "Me", chat_encrypted: true, participants, topic: null, recording_allowed: true, several_presenters: false },
     0,
   );
 }

@@ -51,6 +51,8 @@ export interface MeetingState {
   topic: string | null;
   /** Whether the host allows recording this meeting. */
   recordingAllowed: boolean;
+  /** Whether the host lets several people share their screens at once. */
+  severalPresenters: boolean;
   /** Who records (us too), in the order they started. */
   recorders: Recorder[];
   /** What our camera effects (background, touch-up) cost, when any are on. */
@@ -90,6 +92,7 @@ export function fromJoined(event: Extract<EngineEvent, { type: "joined" }>, now:
     hasMicrophone: false,
     topic: event.topic,
     recordingAllowed: event.recording_allowed,
+    severalPresenters: event.several_presenters,
     recorders: [],
     effects: null,
   };

@@ -84,6 +84,11 @@ impl Subscriber {
 }
 
 impl Client {
+    /// Whether the host lets several people share at once.
+    pub fn several_presenters(&self) -> bool {
+        self.room.several_presenters
+    }
+
     /// The nicknames of others who share their screen now.
     pub fn presenters(&self) -> Vec<String> {
         self.sub

@@ -77,7 +77,7 @@ describe("JoinScreen", () => {
     expect(screen.getByTestId("nickname-error").textContent).toContain("Enter the name others will see.");
     await userEvent.type(screen.getByTestId("nickname-input"), " Ada ");
     await userEvent.click(screen.getByTestId("host-button"));
-    expect(onhost).toHaveBeenCalledWith("Ada", true);
+    expect(onhost).toHaveBeenCalledWith("Ada", true, false);
     expect(screen.queryByTestId("link-error")).toBeNull();
   });
 
@@ -86,7 +86,15 @@ describe("JoinScreen", () => {
     render(JoinScreen, { commands: fakeCommands(), settings, onhost });
     await userEvent.click(screen.getByTestId("host-allow-recording"));
     await userEvent.click(screen.getByTestId("host-button"));
-    expect(onhost).toHaveBeenCalledWith("Ada", false);
+    expect(onhost).toHaveBeenCalledWith("Ada", false, false);
+  });
+
+  it("lets the host allow several people to share at once", async () => {
+    const onhost = vi.fn(async () => {});
+    render(JoinScreen, { commands: fakeCommands(), settings, onhost });
+    await userEvent.click(screen.getByTestId("host-several-presenters"));
+    await userEvent.click(screen.getByTestId("host-button"));
+    expect(onhost).toHaveBeenCalledWith("Ada", true, true);
   });
 
   it("offers to remember a typed password in the keychain, and passes the choice on", async () => {

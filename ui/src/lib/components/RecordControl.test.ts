@@ -18,6 +18,7 @@ function meeting(extra: Partial<MeetingState> = {}): MeetingState {
         participants: [{ id: "1", nickname: "Me", is_self: true }],
         topic: null,
         recording_allowed: true,
+        several_presenters: false,
       },
       0,
     ),

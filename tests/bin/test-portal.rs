@@ -149,7 +149,7 @@ impl ScreenCast {
             eprintln!("test-portal: gst-launch-1.0 could not start");
             return (2, Results::new());
         };
-        let Some(node) = find_node(&node_name).await else {
+        let Some(node) = find_node(&node_name) else {
             eprintln!("test-portal: the test screen's node did not appear");
             return (2, Results::new());
         };
@@ -233,7 +233,7 @@ impl Session {
 }
 
 /// The id of the PipeWire node called `name`, once it exists.
-async fn find_node(name: &str) -> Option<u32> {
+fn find_node(name: &str) -> Option<u32> {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if let Ok(out) = Command::new("pw-dump").output() {
@@ -249,7 +249,8 @@ async fn find_node(name: &str) -> Option<u32> {
                 }
             }
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // The bus's own executor runs this: no tokio timer here.
+        std::thread::sleep(Duration::from_millis(100));
     }
     None
 }

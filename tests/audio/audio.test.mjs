@@ -250,6 +250,7 @@ test("a share carries the computer's sound to the others, without the meeting's 
   const during = env10.slice(frame(played.started), frame(played.ended + 800));
   const loud = during.filter((v) => toDb(v) > -45).length / Math.max(1, during.length);
   const { r } = bestLag(envelope(speech.samples, speech.rate), during, 150);
+  console.log(`B's voice back through A's computer sound: ${(100 * loud).toFixed(1)} % of frames above -45 dBFS, correlation ${r.toFixed(2)}`);
   assert.ok(loud < 0.1, `B's voice does not come back through A's computer sound (${(100 * loud).toFixed(0)} % of frames above -45 dBFS)`);
   assert.ok(r < 0.5, `no correlation with B's speech (${r.toFixed(2)})`);
   a.child.kill();

@@ -891,7 +891,11 @@ impl MediaIo {
         loop {
             match shared.device.poll_block(now) {
                 Ok(Some(mut block)) => {
+                    let lag = shared.canceller.lag();
                     shared.canceller.capture(&mut block);
+                    if shared.canceller.lag() != lag {
+                        debug!(lag = ?shared.canceller.lag(), "own playback found in the computer's sound at a new delay");
+                    }
                     match shared.encoder.encode(&block) {
                         Ok(Some(data)) => out.push(Encoded {
                             video: false,

@@ -35,12 +35,15 @@ const DECIMATE: usize = 24;
 const PLAYED_KEPT: usize = 3 * SAMPLE_RATE as usize;
 /// Captured history kept, in samples (1 s).
 const CAPTURED_KEPT: usize = SAMPLE_RATE as usize;
-/// Delay is looked for again after this many captured samples (250 ms).
-const CHECK_EVERY: usize = SAMPLE_RATE as usize / 4;
-/// Captured samples compared in the coarse search (500 ms).
-const COARSE_WINDOW: usize = SAMPLE_RATE as usize / 2;
-/// Captured samples compared in the fine search (250 ms).
-const FINE_WINDOW: usize = SAMPLE_RATE as usize / 4;
+/// Delay is looked for again after this many captured samples (50 ms): a
+/// stall of the sound server (our playback running dry, say) moves it, and
+/// until it is found again our sound leaks through.
+const CHECK_EVERY: usize = SAMPLE_RATE as usize / 20;
+/// Captured samples compared in the coarse search (200 ms).
+const COARSE_WINDOW: usize = SAMPLE_RATE as usize / 5;
+/// Captured samples compared in the fine search and added to the fit at
+/// each check (100 ms).
+const FINE_WINDOW: usize = SAMPLE_RATE as usize / 10;
 /// Longest delay between playing a sample and capturing it (1 s).
 const MAX_DELAY: i64 = RATE;
 /// Earliest a sample may be captured relative to the capture position at
@@ -53,10 +56,11 @@ const AUDIBLE_RMS: f64 = 32.0;
 /// A delay is taken when the correlation there is at least this.
 const LOCK_CORRELATION: f64 = 0.5;
 /// Checks in a row without our sound in the capture before subtracting
-/// stops.
-const MISSES_TO_UNLOCK: u32 = 4;
-/// How much of the earlier fit is kept at each check (about 1 s of memory).
-const FORGET: f64 = 0.75;
+/// stops (1 s).
+const MISSES_TO_UNLOCK: u32 = 20;
+/// How much of the earlier fit is kept at each check (about half a second
+/// of memory).
+const FORGET: f64 = 0.9;
 /// Diagonal loading of the least-squares fit, relative to the played
 /// power: keeps the filter tame when our sound has little treble.
 const LOADING: f64 = 1e-4;

@@ -291,8 +291,14 @@ async fn three_people_are_recorded_with_their_pictures_the_mix_and_a_track_each(
         );
         for (other, band) in bands.iter().filter(|(n, _)| *n != name) {
             let theirs = band_rms(&file, index, band, from, to);
+            println!("{name}'s track: own band {mine:.0}, {other}'s band {theirs:.0}");
+            // Another voice mixed in would be near its own level here. What
+            // is measured is the coded voice's spill into the other bands:
+            // Carol's (1.2-1.4 kHz, after Opus) keeps about a quarter of its
+            // level below 400 Hz (ratios 3.9-4.1 over runs here), the
+            // others far less.
             assert!(
-                mine > 4.0 * theirs,
+                mine > 3.0 * theirs,
                 "{name}'s track holds only {name}: {own} {mine:.0}, {other}'s band {theirs:.0}"
             );
         }

@@ -11,8 +11,8 @@
 //!
 //! In a Wayland session with the portal, the one source listed is the
 //! portal's (the desktop's dialog lists the screens and windows). Windows
-//! and macOS have no backend here yet: [`list_sources`] says so with
-//! [`ScreenError::Unavailable`].
+//! and macOS go through `xcap` ([`xcap_backend`], compiled only there, and
+//! type-checked on Linux with the `xcap-check` feature).
 //!
 //! Must not: open network connections, keep or write pictures anywhere.
 
@@ -22,6 +22,9 @@ use conclave_media::{Camera, DeviceError, DeviceInfo, DeviceKind, VideoFrame};
 
 #[cfg(all(unix, not(target_os = "macos")))]
 pub mod x11;
+
+#[cfg(any(windows, target_os = "macos", feature = "xcap-check"))]
+pub mod xcap_backend;
 
 #[cfg(target_os = "linux")]
 mod portal;
@@ -105,7 +108,12 @@ pub fn list_sources(display: Option<&str>) -> Result<Vec<SourceInfo>, ScreenErro
     {
         x11::list_sources(display)
     }
-    #[cfg(not(all(unix, not(target_os = "macos"))))]
+    #[cfg(any(windows, target_os = "macos"))]
+    {
+        let _ = display;
+        xcap_backend::list_sources()
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         let _ = display;
         Err(ScreenError::Unavailable(
@@ -137,7 +145,12 @@ pub fn open(display: Option<&str>, id: Option<&str>) -> Result<Box<dyn ScreenSou
     {
         Ok(Box::new(x11::X11Source::open(display, id)?))
     }
-    #[cfg(not(all(unix, not(target_os = "macos"))))]
+    #[cfg(any(windows, target_os = "macos"))]
+    {
+        let _ = display;
+        Ok(Box::new(xcap_backend::XcapSource::open(id)?))
+    }
+    #[cfg(not(any(unix, windows)))]
     {
         let _ = (display, id);
         Err(ScreenError::Unavailable(

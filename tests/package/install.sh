@@ -13,8 +13,12 @@ dir=$(mktemp -d /tmp/conclave-deb-test.XXXXXX)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   $sudo dpkg -r conclave >/dev/null 2>&1 || true
-  rm -rf "$dir"
+  # The web view's own processes may still write their caches for a moment
+  # after the app has gone; the clean-up never decides the result.
+  for _ in 1 2 3 4 5; do rm -rf "$dir" 2>/dev/null && break; sleep 1; done
+  true
 }
 trap cleanup EXIT
 $sudo dpkg -i "$deb" >/dev/null

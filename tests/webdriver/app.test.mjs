@@ -848,6 +848,20 @@ test("remember a password in the keychain; settings: consent, a diagnostics bund
   await session.clear('[data-testid="link-input"]');
 });
 
+/** Opens the history (waiting for `expect` in it, if given) and closes it
+ * again, waiting each time until the panel is there or gone: a click that
+ * comes before the panel is ready is otherwise lost. */
+async function openAndCloseHistory(expect) {
+  await session.click('[data-testid="history-button"]');
+  await session.waitFind('[data-testid="history-panel"]');
+  if (expect) await session.waitFind(expect);
+  await waitFor("the history closed", async () => {
+    if ((await session.findAll('[data-testid="history-panel"]')).length === 0) return true;
+    await session.click('[data-testid="history-close"]').catch(() => {});
+    return false;
+  });
+}
+
 test("privacy canaries: clipboard text, a history entry, a chat export and the password are used locally, in a meeting", async () => {
   // Text that is not a meeting, on the clipboard (owned by another program).
   // (-quiet keeps xclip in the foreground, so that it ends with the test.)
@@ -857,8 +871,7 @@ test("privacy canaries: clipboard text, a history entry, a chat export and the p
     await leaveIfInMeeting(session);
     // A meeting in the local history from before (the app creates the
     // database when the history is first shown).
-    await session.click('[data-testid="history-button"]');
-    await session.click('[data-testid="history-close"]');
+    await openAndCloseHistory();
     const historyFile = join(env("CONCLAVE_APP_CONFIG"), "..", "data", "conclave", "history.sqlite3");
     const now = Math.floor(Date.now() / 1000);
     execFileSync("sqlite3", [historyFile,
@@ -869,9 +882,7 @@ test("privacy canaries: clipboard text, a history entry, a chat export and the p
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal((await session.findAll('[data-testid="clipboard-offer"]')).length, 0, "no offer for other text");
     // The history lists the planted meeting.
-    await session.click('[data-testid="history-button"]');
-    await session.waitFind(`[data-testid="history-entry"][data-room="${canary.historyRoom}"]`);
-    await session.click('[data-testid="history-close"]');
+    await openAndCloseHistory(`[data-testid="history-entry"][data-room="${canary.historyRoom}"]`);
 
     const room = createMeeting(canary.password);
     planted.push(canary.password, canary.chat, canary.clipboard);

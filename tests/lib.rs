@@ -244,6 +244,18 @@ impl Peer {
 
 pub mod synthetic;
 
+/// The debug-built `conclave-cli` of the shared target directory (what
+/// scripts/e2e builds before the tests).
+pub fn cli_path() -> std::path::PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/conclave/target",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    std::path::PathBuf::from(target).join("debug/conclave-cli")
+}
+
 #[path = "portal_session.rs"]
 pub mod portal_session;
 

@@ -258,11 +258,12 @@ fn find_node(name: &str) -> Option<u32> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let mut state = State::default();
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--log" => state.log = args.next().map(Into::into),
-            "--tag" => state.tag = args.next().unwrap_or_default(),
+    // `--log FILE` and `--tag TAG`, in any order.
+    let args: Vec<String> = std::env::args().collect();
+    for pair in args.windows(2) {
+        match pair[0].as_str() {
+            "--log" => state.log = Some(pair[1].clone().into()),
+            "--tag" => state.tag = pair[1].clone(),
             _ => {}
         }
     }

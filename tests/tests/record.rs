@@ -22,13 +22,7 @@ use conclave_record::compositor::{gallery, picture_rect};
 use conclave_record::recorder::{HEIGHT, WIDTH};
 
 fn cli() -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/conclave/target",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    PathBuf::from(target).join("debug/conclave-cli")
+    conclave_e2e::cli_path()
 }
 
 fn have(tool: &str) -> bool {

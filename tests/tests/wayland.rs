@@ -16,13 +16,7 @@ use conclave_e2e::{new_meeting, Peer};
 use conclave_engine::EngineEvent;
 
 fn cli() -> PathBuf {
-    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/conclave/target",
-            std::env::var("HOME").unwrap_or_default()
-        )
-    });
-    PathBuf::from(target).join("debug/conclave-cli")
+    conclave_e2e::cli_path()
 }
 
 /// A cli sharing through the session's portal; its JSON events come on

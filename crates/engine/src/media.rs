@@ -1023,6 +1023,23 @@ impl MediaIo {
                 }
             }
         }
+        // What the speaker took since the last poll, silence included: the
+        // copy of our playback in the computer's sound is made of exactly
+        // this, so the shared sound's canceller learns from it.
+        let tapped = match self
+            .out
+            .as_mut()
+            .and_then(|o| o.device.as_mut())
+            .and_then(|d| d.take_played())
+        {
+            Some(samples) => {
+                if let Some(a) = &mut self.share_audio {
+                    a.canceller.played(&samples);
+                }
+                true
+            }
+            None => false,
+        };
         // After a stall (or before anyone sent audio), start afresh instead
         // of playing a burst of catch-up blocks.
         if self.next_playout + MAX_CATCH_UP < now {
@@ -1062,9 +1079,12 @@ impl MediaIo {
                 m.processor.render(&mixed);
             }
             // What we play is also in the computer's sound: the shared
-            // sound's canceller subtracts it.
+            // sound's canceller subtracts it (below, from what the speaker
+            // really took, where it tells).
             if let Some(a) = &mut self.share_audio {
-                a.canceller.played(&mixed);
+                if !tapped {
+                    a.canceller.played(&mixed.samples);
+                }
             }
             if let Some(o) = &mut self.out {
                 if let Some(d) = &mut o.device {

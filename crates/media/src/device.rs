@@ -82,4 +82,11 @@ pub trait Speaker: Send {
     fn queued(&self) -> std::time::Duration {
         std::time::Duration::ZERO
     }
+    /// The samples the device took to play since the last call, in order,
+    /// with the silence it played where nothing was queued: what really
+    /// reaches the sound server, for removing our own playback from a
+    /// capture of the computer's sound. `None` if the device cannot tell.
+    fn take_played(&mut self) -> Option<Vec<i16>> {
+        None
+    }
 }

@@ -32,6 +32,9 @@ use crate::frame::{AudioFrame, AUDIO_BLOCK, SAMPLE_RATE};
 /// Most audio a speaker queues before the oldest is dropped (keeps latency
 /// bounded when the device's clock runs slower than ours).
 const SPEAKER_MAX_QUEUE: usize = AUDIO_BLOCK * 5;
+/// Most of what a speaker played that is kept for
+/// [`Speaker::take_played`] (1 s; the caller takes it every 10 ms).
+const PLAYED_KEPT: usize = AUDIO_BLOCK * 100;
 /// Most audio a microphone queues before the oldest is dropped (the caller
 /// stalled).
 const MICROPHONE_MAX_QUEUE: usize = AUDIO_BLOCK * 50;
@@ -192,6 +195,8 @@ struct Shared {
     failure: Mutex<Option<String>>,
     /// Blocks the speaker had to fill with silence.
     underruns: Mutex<u64>,
+    /// What the speaker handed to the device, silence included.
+    played: Mutex<VecDeque<i16>>,
     /// When the device last called us.
     last_callback: Mutex<Option<Instant>>,
 }
@@ -217,10 +222,16 @@ impl Shared {
         self.touch();
         let mut q = lock(&self.samples);
         let n = q.len().min(wanted);
+        let mut played = lock(&self.played);
         for (i, s) in q.drain(..n).enumerate() {
             put(i, s);
+            played.push_back(s);
         }
         drop(q);
+        played.extend(std::iter::repeat_n(0, wanted - n));
+        let excess = played.len().saturating_sub(PLAYED_KEPT);
+        played.drain(..excess);
+        drop(played);
         if n < wanted {
             *lock(&self.underruns) += 1;
         }
@@ -520,6 +531,10 @@ impl Speaker for SystemSpeaker {
         let excess = q.len().saturating_sub(SPEAKER_MAX_QUEUE);
         q.drain(..excess);
         Ok(())
+    }
+
+    fn take_played(&mut self) -> Option<Vec<i16>> {
+        Some(lock(&self.shared.played).drain(..).collect())
     }
 }
 

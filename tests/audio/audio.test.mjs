@@ -34,9 +34,10 @@ function pactl(...args) {
 }
 
 /** A cli participant with JSON events (`mic` null: none). */
-function participant(name, mic, speaker, extra = []) {
+function participant(name, mic, speaker, extra = [], log = null) {
   const child = spawn(CLI, ["join", String(room), "--server", SERVER, "--name", name, "--json",
-    ...(mic ? ["--mic", mic] : []), "--speaker", speaker, ...extra], { env, stdio: ["ignore", "pipe", "inherit"] });
+    ...(mic ? ["--mic", mic] : []), "--speaker", speaker, ...extra],
+    { env: log ? { ...env, CONCLAVE_LOG: log } : env, stdio: ["ignore", "pipe", "inherit"] });
   children.push(child);
   const events = [];
   createInterface({ input: child.stdout }).on("line", (l) => { try { events.push(JSON.parse(l)); } catch {} });
@@ -211,7 +212,9 @@ test("a share carries the computer's sound to the others, without the meeting's 
   // playback goes there too.
   pactl("set-default-sink", "a_out");
   const display = await xvfb();
-  const a = participant("A", null, "a_out", ["--share-screen", display, "--share-audio"]);
+  // A's log says each time its own playback moved in the computer's sound.
+  const a = participant("A", null, "a_out", ["--share-screen", display, "--share-audio"],
+    "warn,pulseaudio=off,conclave_engine::media=debug");
   const b = participant("B", "b_mic", "b_out");
   await waitFor("B receives A's computer sound", async () =>
     b.events.some((e) => e.event === "track_added" && e.nickname === "A" && e.kind === "screen-audio"), 20000);

@@ -588,7 +588,7 @@ test("share a window from the app (picker with thumbnails, sharing bar, stop); a
   }
 });
 
-test("host a meeting from the app (no recording allowed, several presenters): a cli joins with its link, chat both ways, end it", async () => {
+test("host a meeting from the app (no recording allowed, several presenters): a cli joins with its link, chat both ways, two present at once (a tab each), end it", async () => {
   await session.waitFind('[data-testid="join-screen"]');
   await session.clear('[data-testid="nickname-input"]');
   await session.type('[data-testid="nickname-input"]', "Hana (host)");
@@ -643,6 +643,30 @@ test("host a meeting from the app (no recording allowed, several presenters): a 
   await waitFor("guest chat", async () =>
     (await session.texts('[data-testid="chat-message"]')).includes("Thanks for hosting"),
   );
+
+  // Two guests share their screens at once: the app offers a tab for
+  // each presentation and shows the one chosen.
+  const pia = new CliPeer(link, "Pia (presenter)", ["--share-screen"]);
+  const quinn = new CliPeer(link, "Quinn (presenter)", ["--share-screen"]);
+  await pia.waitEvent("Pia joined", (e) => e.event === "joined");
+  await quinn.waitEvent("Quinn joined", (e) => e.event === "joined");
+  const tabs = await waitFor("a tab per presentation", async () => {
+    const t = await session.textContents('[data-testid="presentation-tab"]');
+    return t.length === 2 ? t : null;
+  }, 25000);
+  assert.ok(tabs.some((t) => t.includes("Pia (presenter)")) && tabs.some((t) => t.includes("Quinn (presenter)")), tabs.join(" | "));
+  const shown = await session.text('[data-testid="presentation-tile"]');
+  const other = /Pia/.test(shown) ? "Quinn (presenter)" : "Pia (presenter)";
+  const otherTab = tabs.findIndex((t) => t.includes(other));
+  await session.click(`[data-testid="presentation-tabs"] [data-testid="presentation-tab"]:nth-child(${otherTab + 1})`);
+  await waitFor("the chosen presentation shown", async () =>
+    (await session.text('[data-testid="presentation-tile"]')).includes(other), 10000);
+  await waitFor("and drawn", async () =>
+    (await canvasSpread(session, '[data-testid="presentation-tile"] canvas')) > 60, 15000);
+  await screenshot(session, "presentation-tabs");
+  await pia.stop();
+  await quinn.stop();
+  await waitFor("the presentations end", async () => (await session.findAll('[data-testid="presentation-tile"]')).length === 0, 15000);
 
   assert.match(await session.text('[data-testid="leave-button"]'), /End meeting/);
   await session.click('[data-testid="leave-button"]');

@@ -214,7 +214,7 @@ test("a share carries the computer's sound to the others, without the meeting's 
   const display = await xvfb();
   // A's log says each time its own playback moved in the computer's sound.
   const a = participant("A", null, "a_out", ["--share-screen", display, "--share-audio"],
-    "warn,pulseaudio=off,conclave_engine::media=debug");
+    process.env.CONCLAVE_AUDIO_A_LOG ?? "warn,pulseaudio=off,conclave_engine::media=debug");
   const b = participant("B", "b_mic", "b_out");
   await waitFor("B receives A's computer sound", async () =>
     b.events.some((e) => e.event === "track_added" && e.nickname === "A" && e.kind === "screen-audio"), 20000);
@@ -243,7 +243,21 @@ test("a share carries the computer's sound to the others, without the meeting's 
   const back = record("b_out");
   await atA.ready();
   await back.ready();
+  // Meanwhile A gets no processor twice for 150 ms, as on a loaded
+  // machine: A is held to one core and a real-time busy loop takes it.
+  // Its sound streams run dry and overflow, and its own playback comes
+  // back in its computer sound at another delay each time.
+  execFileSync("taskset", ["-a", "-p", "-c", "1", String(a.child.pid)], { stdio: "ignore" });
+  const stalls = (async () => {
+    for (const at of [1200, 1300]) {
+      await sleep(at);
+      const hog = spawn("chrt", ["-f", "50", "taskset", "-c", "1", "perl", "-MTime::HiRes=time", "-e",
+        "my $end = time + 0.15; 1 while time < $end"], { stdio: "ignore" });
+      await new Promise((r) => hog.once("exit", r));
+    }
+  })();
   const played = await play("b_feed", speech.file);
+  await stalls;
   await sleep(800);
   const atASpeaker = await atA.stop();
   const atBSpeaker = await back.stop();

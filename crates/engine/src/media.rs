@@ -911,6 +911,13 @@ impl MediaIo {
                 Ok(None) => break,
                 Err(e) => {
                     warn!(error = %e, "computer sound capture failed");
+                    // Its stream may have died while the monitor is still
+                    // there (the sound server dropped us): open it again.
+                    if let Ok(fresh) = open_share_audio(now) {
+                        shared.device = fresh.device;
+                        warn!("computer sound captured again");
+                        break;
+                    }
                     self.notices.push(MediaNotice::Warning(format!(
                         "The computer's sound is no longer shared: {}.",
                         device_reason(&e)

@@ -83,6 +83,8 @@ const QUICK_FINE: usize = SAMPLE_RATE as usize / 100;
 /// Captured samples since our copy moved before the taps are fitted
 /// again (50 ms).
 const MIN_FIT: i64 = RATE / 20;
+/// Delays a quick search weighs.
+const QUICK_CANDIDATES: usize = 3;
 /// Correlation a quick search needs over its short windows.
 const QUICK_CORRELATION: f64 = 0.8;
 
@@ -193,18 +195,26 @@ impl PlaybackCanceller {
         // no longer removed, look for it again in the last blocks rather
         // than at the next check, so it leaks for a block, not for the
         // checks it takes to find it.
-        if self.lag.is_some() && energy_out > FOLLOW_RESIDUAL * energy_in {
-            if let Some((lag, correlation)) = self.search(earliest, QUICK_COARSE, QUICK_FINE) {
-                if correlation >= QUICK_CORRELATION
-                    && self.lag.is_some_and(|old| (lag - old).abs() > RECENTRE)
-                {
-                    let moved = self.filtered(start, &input, Some(lag));
-                    let moved_energy = energy(&moved);
-                    if moved_energy < energy_out {
-                        self.relock(lag, start);
-                        out = moved;
-                        energy_out = moved_energy;
-                    }
+        if let (Some(old), true) = (self.lag, energy_out > FOLLOW_RESIDUAL * energy_in) {
+            // The candidate that removes most, if it removes clearly more.
+            let mut best: Option<(i64, Vec<f32>, f64)> = None;
+            for (lag, correlation) in
+                self.search(earliest, QUICK_COARSE, QUICK_FINE, QUICK_CANDIDATES)
+            {
+                if correlation < QUICK_CORRELATION || (lag - old).abs() <= RECENTRE {
+                    continue;
+                }
+                let moved = self.filtered(start, &input, Some(lag));
+                let moved_energy = energy(&moved);
+                if best.as_ref().is_none_or(|(_, _, e)| moved_energy < *e) {
+                    best = Some((lag, moved, moved_energy));
+                }
+            }
+            if let Some((lag, moved, moved_energy)) = best {
+                if moved_energy < 0.5 * energy_out {
+                    self.relock(lag, start);
+                    out = moved;
+                    energy_out = moved_energy;
                 }
             }
         }
@@ -275,11 +285,15 @@ impl PlaybackCanceller {
             self.fit(lag);
             return;
         }
-        let Some((lag, correlation)) = self.search(
-            earliest,
-            COARSE_WINDOW.min(aligned),
-            FINE_WINDOW.min(aligned),
-        ) else {
+        let Some(&(lag, correlation)) = self
+            .search(
+                earliest,
+                COARSE_WINDOW.min(aligned),
+                FINE_WINDOW.min(aligned),
+                1,
+            )
+            .first()
+        else {
             // Our playback is silent: nothing to learn.
             return;
         };
@@ -352,57 +366,74 @@ impl PlaybackCanceller {
         }
     }
 
-    /// The delay at which the recent capture best matches our playback:
-    /// (delay, normalised correlation), or `None` when what we played then
-    /// is too quiet to tell.
+    /// The delays at which the recent capture best matches our playback,
+    /// best first: up to `candidates` of them, each (delay, normalised
+    /// correlation); none when what we played then is too quiet to tell.
+    /// (Speech repeats itself at its pitch period: over a short window the
+    /// true delay is not always the best peak, so the caller may weigh a
+    /// few.)
     fn search(
         &self,
         earliest: i64,
         coarse_window: usize,
         fine_window: usize,
-    ) -> Option<(i64, f64)> {
+        candidates: usize,
+    ) -> Vec<(i64, f64)> {
         let d = DECIMATE as i64;
         // Coarse, over every possible delay.
         let captured_end = self.captured_coarse.total() as i64;
         let window = (coarse_window / DECIMATE) as i64;
         let first_lag = earliest.div_euclid(d);
         let last_lag = (earliest + MAX_DELAY).div_euclid(d);
-        let coarse = best_lag(
+        let coarse = best_lags(
             &self.captured_coarse,
             &self.played_coarse,
             captured_end - window,
             captured_end,
             first_lag,
             last_lag,
-        )?;
-        // Fine, to the sample, around it.
+            candidates,
+        );
+        // Fine, to the sample, around each.
         let captured_end = self.captured.total() as i64;
-        let centre = coarse.0 * d + d / 2;
-        best_lag(
-            &self.captured,
-            &self.played,
-            captured_end - fine_window as i64,
-            captured_end,
-            centre - FINE_SPAN,
-            centre + FINE_SPAN,
-        )
+        let mut found: Vec<(i64, f64)> = coarse
+            .into_iter()
+            .filter_map(|(lag, _)| {
+                let centre = lag * d + d / 2;
+                best_lags(
+                    &self.captured,
+                    &self.played,
+                    captured_end - fine_window as i64,
+                    captured_end,
+                    centre - FINE_SPAN,
+                    centre + FINE_SPAN,
+                    1,
+                )
+                .into_iter()
+                .next()
+            })
+            .collect();
+        found.sort_by(|x, y| y.1.total_cmp(&x.1));
+        found
     }
 }
 
-/// Over lags `first..=last`, the one where `captured[from..to]` best
-/// matches `played[i - lag]`: (lag, normalised correlation), or `None` if
-/// the played side is too quiet at every lag.
-fn best_lag(
+/// Over lags `first..=last`, the (up to) `count` where `captured[from..to]`
+/// best matches `played[i - lag]`, best first and at least three lags
+/// apart: (lag, normalised correlation). None if the played side is too
+/// quiet at every lag.
+fn best_lags(
     captured: &Ring,
     played: &Ring,
     from: i64,
     to: i64,
     first: i64,
     last: i64,
-) -> Option<(i64, f64)> {
+    count: usize,
+) -> Vec<(i64, f64)> {
     let from = from.max(captured.oldest());
     if to - from < 16 || last < first {
-        return None;
+        return Vec::new();
     }
     let x: Vec<f32> = (from..to).map(|i| captured.get(i)).collect();
     let x_energy: f64 = x.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
@@ -411,7 +442,7 @@ fn best_lag(
     let r: Vec<f32> = (start..to - first).map(|i| played.get(i)).collect();
     let n = x.len();
     let audible = (AUDIBLE_RMS * AUDIBLE_RMS) * n as f64;
-    let mut best: Option<(i64, f64)> = None;
+    let mut all: Vec<(i64, f64)> = Vec::new();
     for lag in first..=last {
         let offset = (last - lag) as usize;
         let window = &r[offset..offset + n];
@@ -425,8 +456,16 @@ fn best_lag(
             continue;
         }
         let correlation = cross / (x_energy * energy).sqrt().max(1.0);
-        if best.is_none_or(|(_, c)| correlation > c) {
-            best = Some((lag, correlation));
+        all.push((lag, correlation));
+    }
+    all.sort_by(|x, y| y.1.total_cmp(&x.1));
+    let mut best: Vec<(i64, f64)> = Vec::with_capacity(count);
+    for (lag, correlation) in all {
+        if best.len() == count {
+            break;
+        }
+        if best.iter().all(|(l, _)| (l - lag).abs() > 2) {
+            best.push((lag, correlation));
         }
     }
     best

@@ -40,6 +40,9 @@ const PLAYED_KEPT: usize = AUDIO_BLOCK * 100;
 const MICROPHONE_MAX_QUEUE: usize = AUDIO_BLOCK * 50;
 /// A running device that has not called back for this long is gone.
 const STALL: Duration = Duration::from_millis(1500);
+/// Callbacks after which a speaker's stream counts as running (about half
+/// a second).
+const RUNNING_CALLBACKS: u64 = 50;
 /// How often a device's presence is checked.
 const PRESENCE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long opening a stream may take.
@@ -199,11 +202,14 @@ struct Shared {
     played: Mutex<VecDeque<i16>>,
     /// When the device last called us.
     last_callback: Mutex<Option<Instant>>,
+    /// How often it has called us.
+    callbacks: Mutex<u64>,
 }
 
 impl Shared {
     fn touch(&self) {
         *lock(&self.last_callback) = Some(Instant::now());
+        *lock(&self.callbacks) += 1;
     }
 
     /// Takes captured samples (the oldest dropped when the caller stalls).
@@ -526,6 +532,17 @@ impl Speaker for SystemSpeaker {
         if let Some(reason) = lock(&self.shared.failure).take() {
             return Err(DeviceError::Gone(format!("{}: {reason}", self.info.name)));
         }
+        // Its stream, once running, died without a word (our connection
+        // to the sound server broke, say): the caller opens it again. (A
+        // new stream may wait a while for its first requests; that is
+        // not a failure.)
+        if *lock(&self.shared.callbacks) >= RUNNING_CALLBACKS && self.shared.stalled(Instant::now())
+        {
+            return Err(DeviceError::Gone(format!(
+                "{} stopped playing audio",
+                self.info.name
+            )));
+        }
         let mut q = lock(&self.shared.samples);
         q.extend(block.samples.iter().copied());
         let excess = q.len().saturating_sub(SPEAKER_MAX_QUEUE);
@@ -601,7 +618,9 @@ mod phone {
         )
     }
 
-    /// A record stream from the source `name`, 10 ms fragments.
+    /// A record stream from the source `name`, 10 ms fragments, nothing
+    /// dropped by the server when we fall behind (our own queue bounds
+    /// the delay).
     pub(super) fn record(
         name: CString,
         data: Arc<Shared>,
@@ -612,8 +631,11 @@ mod phone {
             sample_spec,
             channel_map,
             source_name: Some(name),
+            // Delivered every 10 ms, but kept by the server (up to its
+            // limit) while we do not read: a stall of ours loses no sound,
+            // and the capture keeps its timeline.
             buffer_attr: BufferAttr {
-                max_length: BLOCK_BYTES,
+                max_length: u32::MAX,
                 fragment_size: BLOCK_BYTES,
                 ..Default::default()
             },

@@ -247,7 +247,12 @@ test("a share carries the computer's sound to the others, without the meeting's 
   // machine: A is held to one core and a real-time busy loop takes it.
   // Its sound streams run dry and overflow, and its own playback comes
   // back in its computer sound at another delay each time.
-  execFileSync("taskset", ["-a", "-p", "-c", "1", String(a.child.pid)], { stdio: "ignore" });
+  // (Where either is refused the sentence is simply measured unstarved.)
+  try {
+    execFileSync("taskset", ["-a", "-p", "-c", "1", String(a.child.pid)], { stdio: "ignore" });
+  } catch (e) {
+    console.log(`# A is not held to one core: ${e.message}`);
+  }
   const stalls = (async () => {
     for (const at of [1200, 1300]) {
       await sleep(at);

@@ -258,7 +258,7 @@ test("a share carries the computer's sound to the others, without the meeting's 
       await sleep(at);
       const hog = spawn("chrt", ["-f", "50", "taskset", "-c", "1", "perl", "-MTime::HiRes=time", "-e",
         "my $end = time + 0.15; 1 while time < $end"], { stdio: "ignore" });
-      await new Promise((r) => hog.once("exit", r));
+      await new Promise((r) => { hog.once("exit", r); hog.once("error", r); });
     }
   })();
   const played = await play("b_feed", speech.file);

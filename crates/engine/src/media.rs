@@ -118,12 +118,8 @@ impl CameraChoice {
 
 /// Opens the computer's sound for a share: the default speaker's monitor.
 fn open_share_audio(now: Instant) -> Result<ShareAudio, String> {
-    let monitor = conclave_media::system_audio::default_output_monitor_id()
-        .ok_or("The computer's sound cannot be captured here (no monitor of the speaker).")?;
-    let device = SystemMicrophone::open(Some(&monitor), now)
-        .map_err(|e| format!("Could not capture the computer's sound: {e}"))?;
     Ok(ShareAudio {
-        device: Box::new(device),
+        device: open_output_monitor(now)?,
         // No voice processing: music and system sounds are not noise, and
         // their level is the user's to set.
         canceller: PlaybackCanceller::new(),
@@ -131,6 +127,15 @@ fn open_share_audio(now: Instant) -> Result<ShareAudio, String> {
             .map_err(|e| format!("Could not start the audio encoder: {e}"))?,
         next: now,
     })
+}
+
+/// The default speaker's monitor, as a capture device.
+fn open_output_monitor(now: Instant) -> Result<Box<dyn Microphone>, String> {
+    let monitor = conclave_media::system_audio::default_output_monitor_id()
+        .ok_or("The computer's sound cannot be captured here (no monitor of the speaker).")?;
+    let device = SystemMicrophone::open(Some(&monitor), now)
+        .map_err(|e| format!("Could not capture the computer's sound: {e}"))?;
+    Ok(Box::new(device))
 }
 
 impl RemoteMediaStats {
@@ -913,8 +918,8 @@ impl MediaIo {
                     warn!(error = %e, "computer sound capture failed");
                     // Its stream may have died while the monitor is still
                     // there (the sound server dropped us): open it again.
-                    if let Ok(fresh) = open_share_audio(now) {
-                        shared.device = fresh.device;
+                    if let Ok(device) = open_output_monitor(now) {
+                        shared.device = device;
                         warn!("computer sound captured again");
                         break;
                     }
@@ -1086,8 +1091,8 @@ impl MediaIo {
                 m.processor.render(&mixed);
             }
             // What we play is also in the computer's sound: the shared
-            // sound's canceller subtracts it (below, from what the speaker
-            // really took, where it tells).
+            // sound's canceller subtracts it (learning from what the speaker
+            // really took, above, where the speaker tells).
             if let Some(a) = &mut self.share_audio {
                 if !tapped {
                     a.canceller.played(&mixed.samples);

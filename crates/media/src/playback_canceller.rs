@@ -77,7 +77,8 @@ const RECENTRE: i64 = 4;
 /// A block whose energy the filter takes down by less than this (10 dB)
 /// sets off a quick search: our copy may have moved.
 const FOLLOW_RESIDUAL: f64 = 0.1;
-/// The quick search's windows: coarse 30 ms, fine 20 ms.
+/// The quick search's windows, coarse and fine: the block alone (10 ms;
+/// a longer window reaches back before the move and is pulled back by it).
 const QUICK_COARSE: usize = SAMPLE_RATE as usize / 100;
 const QUICK_FINE: usize = SAMPLE_RATE as usize / 100;
 /// Captured samples since our copy moved before the taps are fitted
@@ -191,10 +192,9 @@ impl PlaybackCanceller {
         let energy_in = energy(&input);
         let mut out = self.filtered(start, &input, self.lag);
         let mut energy_out = energy(&out);
-        // A stall of the sound server moves our copy at once: when it is
-        // no longer removed, look for it again in the last blocks rather
-        // than at the next check, so it leaks for a block, not for the
-        // checks it takes to find it.
+        // A stall moves our copy at once: when it is no longer removed,
+        // look for it again in this block rather than at the next check,
+        // so it leaks for a block, not for the checks it takes to find it.
         if let (Some(old), true) = (self.lag, energy_out > FOLLOW_RESIDUAL * energy_in) {
             // The candidate that removes most, if it removes clearly more.
             let mut best: Option<(i64, Vec<f32>, f64)> = None;
@@ -268,22 +268,21 @@ impl PlaybackCanceller {
         let removed_well = self.energy_out < FOLLOW_RESIDUAL * self.energy_in;
         self.energy_in = 0.0;
         self.energy_out = 0.0;
-        if let (Some(lag), true) = (self.lag, removed_well) {
-            // Still in place: a search over the longer window could only
-            // be misled by a move the quick search has just followed.
-            self.misses = 0;
-            self.fit(lag);
-            return;
-        }
         // Once locked, only what was captured since our copy last moved
         // is searched: an older stretch would pull the delay back.
         let aligned = match self.lag {
             Some(_) => (self.captured.total() as i64 - self.aligned_from).max(0) as usize,
             None => usize::MAX,
         };
-        if let (Some(lag), true) = (self.lag, aligned < QUICK_COARSE) {
-            self.fit(lag);
-            return;
+        if let Some(lag) = self.lag {
+            // Still in place (a search over the longer window could only
+            // be misled by a move the quick search has just followed), or
+            // moved too recently to search: refit only.
+            if removed_well || aligned < QUICK_COARSE {
+                self.misses = 0;
+                self.fit(lag);
+                return;
+            }
         }
         let Some(&(lag, correlation)) = self
             .search(

@@ -49,10 +49,10 @@ fn run(dir: &Path, seconds: u64, kills: usize) -> anyhow::Result<()> {
     // Cost: a recording of `seconds`.
     let file = dir.join("bench.webm");
     let recorder = Recorder::start(&file, "Benchmark")?;
-    let cpu_before = recorder_cpu()?;
+    let cpu_before = recorder_cpu(&recorder)?;
     let start = Instant::now();
     people.feed(&recorder, start, Some(Duration::from_secs(seconds)));
-    let cpu = recorder_cpu()? - cpu_before;
+    let cpu = recorder_cpu(&recorder)? - cpu_before;
     let wall = start.elapsed().as_secs_f64();
     recorder.stop()?;
     let (frames, last) = video_packets(&file)?;
@@ -210,25 +210,53 @@ impl Feed {
     }
 }
 
-/// CPU seconds used so far by this process's `recorder` thread.
-fn recorder_cpu() -> anyhow::Result<f64> {
+/// CPU seconds used so far by this process's `recorder` thread. A new
+/// thread takes its name when it first runs, which on a busy machine may
+/// be a moment after it was started: it is looked for for two seconds. If
+/// the recording ended instead, its error is the answer.
+fn recorder_cpu(recorder: &Recorder) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        if let Some(seconds) = thread_cpu("recorder")? {
+            return Ok(seconds);
+        }
+        if !recorder.is_running() {
+            return match recorder.stop() {
+                Err(e) => Err(anyhow::anyhow!("the recorder stopped: {e}")),
+                Ok(_) => bail!("the recorder thread ended without an error"),
+            };
+        }
+        if Instant::now() >= deadline {
+            bail!("no thread named `recorder` after 2 s, though the recording runs");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// CPU seconds of this process's thread named `name`, if there is one.
+fn thread_cpu(name: &str) -> anyhow::Result<Option<f64>> {
     for task in std::fs::read_dir("/proc/self/task")? {
         let task = task?.path();
-        if std::fs::read_to_string(task.join("comm"))?.trim() == "recorder" {
-            let stat = std::fs::read_to_string(task.join("stat"))?;
-            // Fields after the command name's closing parenthesis.
-            let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            let ticks: f64 = fields
-                .get(11..13)
-                .context("stat fields")?
-                .iter()
-                .map(|f| f.parse::<f64>().unwrap_or(0.0))
-                .sum();
-            return Ok(ticks / 100.0);
+        // A thread may end between listing and reading.
+        let Ok(comm) = std::fs::read_to_string(task.join("comm")) else {
+            continue;
+        };
+        if comm.trim() != name {
+            continue;
         }
+        let stat = std::fs::read_to_string(task.join("stat"))?;
+        // Fields after the command name's closing parenthesis.
+        let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: f64 = fields
+            .get(11..13)
+            .context("stat fields")?
+            .iter()
+            .map(|f| f.parse::<f64>().unwrap_or(0.0))
+            .sum();
+        return Ok(Some(ticks / 100.0));
     }
-    bail!("no recorder thread")
+    Ok(None)
 }
 
 /// The number of video packets in `file` and the last one's time.

@@ -251,6 +251,12 @@ pub struct Writer<W: Durable> {
     cluster_cue: bool,
     cues: Vec<Cue>,
     end_ms: u64,
+    /// The start of the last cluster written: the next starts no earlier.
+    last_cluster_start_ms: u64,
+    /// Each track's last time, in the order of `tracks`.
+    last_ms: Vec<Option<u64>>,
+    /// Frames refused for coming out of order.
+    refused: u64,
     /// Each track's number and the absolute position of its name's bytes.
     names: Vec<(u64, u64)>,
 }
@@ -320,6 +326,7 @@ impl<W: Durable> Writer<W> {
         out.write_all(&bytes)?;
         out.flush()?;
         out.sync()?;
+        let track_count = tracks.len();
         let cue_track = tracks
             .iter()
             .find(|t| matches!(t.kind, TrackKind::Video { .. }))
@@ -343,6 +350,9 @@ impl<W: Durable> Writer<W> {
             cluster_cue: false,
             cues: Vec::new(),
             end_ms: 0,
+            last_cluster_start_ms: 0,
+            last_ms: vec![None; track_count],
+            refused: 0,
             names,
         })
     }
@@ -364,38 +374,61 @@ impl<W: Durable> Writer<W> {
     }
 
     /// Adds one encoded frame of `track` at `time_ms` (from the recording's
-    /// start). Frames come in time order; one slightly late is put at the
-    /// open cluster's start. A keyframe of the video track starts a new
-    /// cluster, so that clusters can be seeked to.
+    /// start). Each track's times strictly increase in the file, whatever
+    /// the caller does: a frame at or before its track's last time is not
+    /// written (`Ok(false)`). Tracks may run a little apart: a frame before
+    /// the open cluster's start sits at a negative offset from it, as
+    /// Matroska allows, and clusters never start before the previous one.
+    /// A keyframe of the video track starts a new cluster, so that clusters
+    /// can be seeked to.
     pub fn write_frame(
         &mut self,
         track: u64,
         time_ms: u64,
         keyframe: bool,
         data: &[u8],
-    ) -> Result<(), MkvError> {
-        if !self.tracks.iter().any(|t| t.number == track) {
-            return Err(MkvError::UnknownTrack(track));
+    ) -> Result<bool, MkvError> {
+        let index = self
+            .tracks
+            .iter()
+            .position(|t| t.number == track)
+            .ok_or(MkvError::UnknownTrack(track))?;
+        if self.last_ms[index].is_some_and(|last| time_ms <= last) {
+            self.refused += 1;
+            return Ok(false);
         }
         if let Some(start) = self.cluster_start_ms {
             let due = time_ms.saturating_sub(start) >= self.max_cluster_ms;
             let seek_point = keyframe && track == self.cue_track && time_ms > start;
-            if due || seek_point {
+            // A block's offset is a signed 16-bit count of milliseconds.
+            let out_of_reach = time_ms + 30_000 < start;
+            if due || seek_point || out_of_reach {
                 self.flush()?;
             }
         }
+        let floor = self.last_cluster_start_ms;
         let start = *self.cluster_start_ms.get_or_insert_with(|| {
             self.cluster_cue = keyframe && track == self.cue_track;
-            time_ms
+            time_ms.max(floor)
         });
-        let relative = i16::try_from(time_ms.saturating_sub(start)).unwrap_or(i16::MAX);
+        let Ok(relative) = i16::try_from(time_ms as i64 - start as i64) else {
+            // Further behind than any cluster may reach: not written.
+            self.refused += 1;
+            return Ok(false);
+        };
         let mut block = vint(track);
         block.extend(relative.to_be_bytes());
         block.push(if keyframe { 0x80 } else { 0 });
         block.extend_from_slice(data);
         self.cluster.extend(element(SIMPLE_BLOCK, &block));
+        self.last_ms[index] = Some(time_ms);
         self.end_ms = self.end_ms.max(time_ms);
-        Ok(())
+        Ok(true)
+    }
+
+    /// Frames not written because their time did not follow their track's.
+    pub fn refused(&self) -> u64 {
+        self.refused
     }
 
     /// Writes the open cluster and syncs it to disk.
@@ -403,6 +436,7 @@ impl<W: Durable> Writer<W> {
         let Some(start) = self.cluster_start_ms.take() else {
             return Ok(());
         };
+        self.last_cluster_start_ms = start;
         let end = self.out.seek(SeekFrom::End(0))?;
         let at = end - self.layout.segment_data_at;
         let mut payload = uint(TIMESTAMP, start);
@@ -1042,6 +1076,73 @@ mod tests {
         let report = repair(&mut io::Cursor::new(finished), |_, _| Ok(())).expect("reads back");
         assert_eq!(report.clusters, 2);
         assert_eq!(report.duration_ms, 1980);
+    }
+
+    /// Every block of a finished in-memory recording, cluster by cluster:
+    /// (cluster start, track, absolute time).
+    fn blocks(writer_layout: Layout, bytes: &[u8]) -> Vec<(u64, u64, u64)> {
+        let body = &bytes[writer_layout.segment_data_at as usize..];
+        let mut out = Vec::new();
+        for (id, _, cluster) in children(body) {
+            if id != CLUSTER {
+                continue;
+            }
+            let mut start = 0;
+            for (child, _, payload) in children(cluster) {
+                match child {
+                    TIMESTAMP => start = as_uint(payload),
+                    SIMPLE_BLOCK => {
+                        let mut block = io::Cursor::new(payload);
+                        let (track, _) = read_vint(&mut block, true).expect("track");
+                        let p = block.position() as usize;
+                        let relative = i16::from_be_bytes([payload[p], payload[p + 1]]);
+                        let at = start.checked_add_signed(i64::from(relative)).expect("time");
+                        out.push((start, track.expect("track"), at));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Whatever order frames come in, each track's times strictly
+        /// increase in the file; clusters never start before the one
+        /// before; every frame that followed its track's last is there.
+        #[test]
+        fn each_tracks_times_strictly_increase_whatever_comes_in(
+            frames in proptest::collection::vec((1u64..=2, 0u64..6000, proptest::bool::ANY), 0..300)
+        ) {
+            let mut writer =
+                Writer::create(io::Cursor::new(Vec::new()), tracks(), "", 500).expect("create");
+            let layout = writer.layout;
+            let mut last: [Option<u64>; 3] = [None; 3];
+            let mut accepted = Vec::new();
+            for (track, ms, key) in frames {
+                let written = writer.write_frame(track, ms, key, &[track as u8; 7]).expect("frame");
+                let follows = last[track as usize].is_none_or(|l| ms > l);
+                proptest::prop_assert_eq!(written, follows);
+                if written {
+                    last[track as usize] = Some(ms);
+                    accepted.push((track, ms));
+                }
+            }
+            let bytes = writer.finish().expect("finish").into_inner();
+            let read = blocks(layout, &bytes);
+            let mut cluster_start = 0;
+            for (start, _, _) in &read {
+                proptest::prop_assert!(*start >= cluster_start);
+                cluster_start = *start;
+            }
+            for track in [1, 2] {
+                let wanted: Vec<u64> =
+                    accepted.iter().filter(|(t, _)| *t == track).map(|(_, ms)| *ms).collect();
+                let got: Vec<u64> =
+                    read.iter().filter(|(_, t, _)| *t == track).map(|(_, _, ms)| *ms).collect();
+                proptest::prop_assert_eq!(got, wanted);
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,13 @@
 // Chromium: two headless pages of ours (tests/bench/peer.html) do the same
 // with a canvas stream stamped with Date.now() and WebAudio clicks.
 //
-// Env: CONCLAVE_TEST_SERVER, CONCLAVE_CLI, CLICK_PROBE, LATENCY_SECONDS.
+// With LATENCY_STARVE=1 (`scripts/bench latency-starved`) the sender of
+// each client (conclave-cli A; the sending Chromium, all its processes)
+// runs on one core shared with a busy loop, from before it joins to the
+// end: a laptop busy with something else.
+//
+// Env: CONCLAVE_TEST_SERVER, CONCLAVE_CLI, CLICK_PROBE, LATENCY_SECONDS,
+// LATENCY_STARVE.
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtemp, rm, readFile, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -24,6 +30,9 @@ const SERVER = process.env.CONCLAVE_TEST_SERVER;
 const CLI = process.env.CONCLAVE_CLI;
 const PROBE = process.env.CLICK_PROBE;
 const SECONDS = Number(process.env.LATENCY_SECONDS ?? 30);
+const STARVE = process.env.LATENCY_STARVE === "1";
+/** The core the sender shares with the busy loop. */
+const SENDER_CPU = "1";
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "..", "..");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -36,9 +45,18 @@ function percentile(xs, p) {
 }
 const round = (x) => (x === null ? null : Math.round(x * 10) / 10);
 
-function participant(env, room, name, args) {
-  const child = spawn(CLI, ["join", String(room), "--server", SERVER, "--name", name, "--json", ...args],
-    { env, stdio: ["ignore", "pipe", "inherit"] });
+/** When starving: a busy loop on the sender's core, until killed. */
+function hog() {
+  if (!STARVE) return null;
+  const h = spawn("taskset", ["-c", SENDER_CPU, "sh", "-c", "while :; do :; done"], { stdio: "ignore" });
+  children.push(h);
+  return h;
+}
+
+function participant(env, room, name, args, { sender = false } = {}) {
+  const argv = [CLI, "join", String(room), "--server", SERVER, "--name", name, "--json", ...args];
+  const [cmd, ...rest] = STARVE && sender ? ["taskset", "-c", SENDER_CPU, ...argv] : argv;
+  const child = spawn(cmd, rest, { env, stdio: ["ignore", "pipe", "inherit"] });
   children.push(child);
   const events = [];
   createInterface({ input: child.stdout }).on("line", (l) => { try { events.push(JSON.parse(l)); } catch {} });
@@ -54,7 +72,9 @@ async function conclave(dir) {
     const stay = String(SECONDS + 15);
     // Voice processing adds no delay (it works in place on 10 ms blocks) but
     // would treat a click train as noise: it is off for the measurement.
-    participant(env, room, "A", ["--camera", "synthetic:1280x720@30", "--mic", "a_mic", "--processing", "off", "--stay", stay]);
+    const busy = hog();
+    participant(env, room, "A", ["--camera", "synthetic:1280x720@30", "--mic", "a_mic", "--processing", "off", "--stay", stay],
+      { sender: true });
     const b = participant(env, room, "B", ["--speaker", "b_out", "--save-received", save, "--stay", stay]);
     for (const kind of ["audio", "video"]) {
       await waitFor(`B receives A's ${kind}`, async () =>
@@ -65,6 +85,7 @@ async function conclave(dir) {
     const probe = execFileSync(PROBE, ["--play", "a_feed", "--mouth", "a_feed.monitor", "--ear", "b_out.monitor",
       "--seconds", String(SECONDS)], { env }).toString().trim().split("\n").pop();
     const to = Date.now() * 1000;
+    busy?.kill("SIGKILL");
     const audio = JSON.parse(probe);
     const csv = (await readdir(save)).find((f) => f.endsWith("-video.csv"));
     const rows = (await readFile(join(save, csv), "utf8")).trim().split("\n").slice(1).map((l) => l.split(",").map(Number));
@@ -81,11 +102,15 @@ async function conclave(dir) {
 }
 
 async function chromium() {
+  // The sender has a chromedriver of its own, so that when starving, all
+  // of its Chromium's processes inherit the one core.
   const pages = await peerPages();
+  const senderPages = await peerPages(STARVE ? { cpu: SENDER_CPU } : {});
+  const busy = hog();
   try {
     const room = newRoom(CLI, SERVER);
     const url = (role) => pages.url({ server: SERVER, room, role, name: role });
-    const sender = await pages.open();
+    const sender = await senderPages.open();
     const receiver = await pages.open();
     const load = async (s, role, state) => {
       for (let attempt = 1; ; attempt++) {
@@ -118,6 +143,8 @@ async function chromium() {
     }
     return { g2g, m2e, clicks: clicks.length, heard: ears.length, fps: g2g.length / SECONDS, damaged: 0 };
   } finally {
+    busy?.kill("SIGKILL");
+    await senderPages.stop();
     await pages.stop();
   }
 }
@@ -137,14 +164,17 @@ const row = (name, r) => [name,
 const header = ["client", "video p50 ms", "video p95 ms", "frames", "fps", "audio p50 ms", "audio p95 ms", "clicks heard"];
 const table = [header, row("conclave", ours), row("chromium", theirs)];
 const widths = header.map((_, i) => Math.max(...table.map((r) => String(r[i]).length)));
-console.log(`Latency over ${SECONDS} s through ${SERVER} (720p30 video, click train every 600 ms)`);
+console.log(`Latency over ${SECONDS} s through ${SERVER} (720p30 video, click train every 600 ms)` +
+  (STARVE ? `; each sender on core ${SENDER_CPU} with a busy loop` : ""));
 for (const r of table) console.log(r.map((c, i) => String(c).padEnd(widths[i])).join("  "));
 if (ours.damaged) console.log(`conclave: ${ours.damaged} frames with a damaged stamp`);
 console.log(JSON.stringify({
+  variant: STARVE ? "starved" : "idle",
   video_g2g_p50_ms: round(percentile(ours.g2g, 50)),
   video_g2g_p95_ms: round(percentile(ours.g2g, 95)),
   audio_m2e_p50_ms: round(percentile(ours.m2e, 50)),
   audio_m2e_p95_ms: round(percentile(ours.m2e, 95)),
   chromium_video_g2g_p50_ms: round(percentile(theirs.g2g, 50)),
+  chromium_video_g2g_p95_ms: round(percentile(theirs.g2g, 95)),
   chromium_audio_m2e_p50_ms: round(percentile(theirs.m2e, 50)),
 }));

@@ -16,14 +16,18 @@ export function newRoom(cli, server) {
 }
 
 /** The peer page and a chromedriver: `url(query)`, `open()` a headless
- * Chromium, `stop()` everything. `driverPid` roots Chromium's processes. */
-export async function peerPages() {
+ * Chromium, `stop()` everything. `driverPid` roots Chromium's processes.
+ * With `cpu`, the driver and every Chromium it starts run on that core. */
+export async function peerPages({ cpu } = {}) {
   const page = await readFile(join(HERE, "peer.html"));
   const http = createServer((req, res) => { res.writeHead(200, { "content-type": "text/html" }); res.end(page); });
   await new Promise((r) => http.listen(0, "127.0.0.1", r));
   const base = `http://127.0.0.1:${http.address().port}/peer.html`;
   const port = 9515 + Math.floor(Math.random() * 400);
-  const driverProcess = spawn("chromedriver", [`--port=${port}`], { stdio: "ignore" });
+  const driverArgs = [`--port=${port}`];
+  const driverProcess = cpu === undefined
+    ? spawn("chromedriver", driverArgs, { stdio: "ignore" })
+    : spawn("taskset", ["-c", String(cpu), "chromedriver", ...driverArgs], { stdio: "ignore" });
   const driver = `http://127.0.0.1:${port}`;
   const sessions = [];
   await waitFor("chromedriver", async () => (await fetch(`${driver}/status`)).ok);

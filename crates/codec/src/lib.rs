@@ -71,6 +71,21 @@ pub enum VideoCodec {
     H264,
 }
 
+impl VideoCodec {
+    /// Whether `frame` (one frame's bitstream: VP8, or H.264 in Annex B)
+    /// decodes on its own, without the frames before it.
+    pub fn is_keyframe(self, frame: &[u8]) -> bool {
+        match self {
+            // The frame tag's lowest bit is 0 for a key frame (RFC 6386, 9.1).
+            VideoCodec::Vp8 => frame.first().is_some_and(|b| b & 1 == 0),
+            // An IDR slice (NAL type 5) after a start code.
+            VideoCodec::H264 => frame
+                .windows(4)
+                .any(|w| w[..3] == [0, 0, 1] && w[3] & 0x1f == 5),
+        }
+    }
+}
+
 impl std::str::FromStr for VideoCodec {
     type Err = String;
 
@@ -174,4 +189,48 @@ pub enum CodecError {
     /// A frame of the wrong size or shape.
     #[error("unsuitable frame: {0}")]
     BadFrame(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyframes_are_told_from_the_bitstream_as_the_encoder_marked_them() {
+        for codec in [VideoCodec::Vp8, VideoCodec::H264] {
+            let mut encoder = VideoEncoder::new(
+                codec,
+                EncoderConfig {
+                    width: 64,
+                    height: 48,
+                    fps: 30,
+                    bitrate: 300_000,
+                },
+            )
+            .expect("encoder");
+            let mut frame = VideoFrame::black(64, 48);
+            let mut seen = Vec::new();
+            for n in 0..6u8 {
+                frame.y[usize::from(n) * 70] = 200;
+                if n == 4 {
+                    encoder.request_keyframe();
+                }
+                for encoded in encoder.encode(&frame).expect("encode") {
+                    assert_eq!(
+                        codec.is_keyframe(&encoded.data),
+                        encoded.keyframe,
+                        "{codec:?} frame {n}"
+                    );
+                    seen.push(encoded.keyframe);
+                }
+            }
+            assert!(
+                seen.first().copied().unwrap_or(false),
+                "{codec:?}: {seen:?}"
+            );
+            assert!(seen.contains(&false), "{codec:?}: {seen:?}");
+        }
+        assert!(!VideoCodec::Vp8.is_keyframe(&[]));
+        assert!(!VideoCodec::H264.is_keyframe(&[0, 0, 1]));
+    }
 }

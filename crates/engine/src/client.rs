@@ -137,6 +137,12 @@ pub enum Input<'a> {
     },
     /// A user command.
     Command(Command),
+    /// A participant's video (a tile: `id`, or `id | SCREEN_TILE`) could not
+    /// be decoded from where it is: ask its sender for a keyframe.
+    KeyframeNeeded {
+        /// The tile.
+        tile: u64,
+    },
 }
 
 /// Something the client wants done.
@@ -421,6 +427,7 @@ impl Client {
                 self.send_encoded(sent, data, captured, 0)
             }
             Input::Command(cmd) => self.on_command(cmd),
+            Input::KeyframeNeeded { tile } => self.request_remote_keyframe(tile),
         }
     }
 

@@ -12,6 +12,7 @@
 //! user asks (chat export, `--save-received`), or log chat text, passwords, chat keys or
 //! clipboard content.
 
+pub mod adapt;
 pub mod admin;
 pub mod api;
 pub mod chat;

@@ -332,6 +332,9 @@ pub(crate) struct Encoded {
     pub data: Vec<u8>,
     pub captured: Duration,
     pub level: u8,
+    /// For video: counted as waiting for the meeting loop until dropped
+    /// (held only for that).
+    pub _in_flight: Option<crate::video::InFlight>,
 }
 
 /// Something the user should hear about (a device vanished...).
@@ -908,6 +911,7 @@ impl MediaIo {
                             data,
                             captured: block.captured,
                             level: block.level_dbov(),
+                            _in_flight: None,
                         }),
                         Ok(None) => {}
                         Err(e) => warn!(error = %e, "computer sound encoding failed"),
@@ -990,6 +994,7 @@ impl MediaIo {
                                 data,
                                 captured: block.captured,
                                 level,
+                                _in_flight: None,
                             }),
                             Ok(None) => {}
                             Err(e) => warn!(error = %e, "audio encoding failed"),
@@ -1116,6 +1121,12 @@ impl MediaIo {
         }
     }
 
+    /// Tiles whose sender should be asked for a keyframe (their video
+    /// could not be decoded from where it was).
+    pub fn keyframes_needed(&self) -> Vec<u64> {
+        self.video_in.take_keyframe_requests()
+    }
+
     /// Takes in a remote participant's frame.
     pub fn on_remote(
         &mut self,
@@ -1233,11 +1244,12 @@ mod tests {
         let notices = sender.take_notices();
         assert_eq!(notices.len(), 1, "{notices:?}");
         assert!(notices[0].contains("without video"), "{notices:?}");
-        // Switching to the test pattern works mid-meeting.
+        // Switching to the test pattern works mid-meeting (large enough
+        // for its stamp: a smaller one fails at its first picture).
         sender
             .switch(CameraChoice::Synthetic {
-                width: 64,
-                height: 48,
+                width: 160,
+                height: 90,
                 fps: 10,
             })
             .expect("the test pattern opens");

@@ -317,6 +317,9 @@ async fn run(
                 client.handle_input(now, input);
             }
         }
+        for tile in media.keyframes_needed() {
+            client.handle_input(now, Input::KeyframeNeeded { tile });
+        }
         // Drain the client.
         let deadline = loop {
             match client.poll_output() {

@@ -4,11 +4,11 @@
 //! and encodes; another decodes every remote participant's video, logs the
 //! test-pattern stamps when asked, and hands frames to the renderer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufWriter, Write as _};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -34,62 +34,8 @@ impl std::fmt::Debug for FrameSink {
     }
 }
 
-/// How the sent video is reduced: picture size divided by `scale`, and
-/// only every `frame_skip`-th frame sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Step {
-    /// Divides width and height.
-    pub scale: usize,
-    /// Sends one frame in this many.
-    pub frame_skip: u32,
-}
-
-/// Steps down resolution, then frame rate, as the bandwidth estimate falls,
-/// and back up (with 30 % hysteresis) as it recovers. Sans-IO.
-#[derive(Debug, Default)]
-pub struct QualityLadder {
-    level: usize,
-}
-
-impl QualityLadder {
-    const STEPS: [Step; 4] = [
-        Step {
-            scale: 1,
-            frame_skip: 1,
-        },
-        Step {
-            scale: 2,
-            frame_skip: 1,
-        },
-        Step {
-            scale: 2,
-            frame_skip: 2,
-        },
-        Step {
-            scale: 4,
-            frame_skip: 2,
-        },
-    ];
-    /// Below these bitrates (bits/s) the next step down applies.
-    const DOWN: [u32; 3] = [600_000, 300_000, 180_000];
-
-    /// The current step.
-    pub fn step(&self) -> Step {
-        Self::STEPS[self.level]
-    }
-
-    /// Takes a new estimate; returns whether the step changed.
-    pub fn update(&mut self, bps: u32) -> bool {
-        let before = self.level;
-        while self.level < Self::DOWN.len() && bps < Self::DOWN[self.level] {
-            self.level += 1;
-        }
-        while self.level > 0 && u64::from(bps) * 10 >= u64::from(Self::DOWN[self.level - 1]) * 13 {
-            self.level -= 1;
-        }
-        self.level != before
-    }
-}
+use crate::adapt::{CpuAdapter, CpuStep, SendSize};
+pub use crate::adapt::{QualityLadder, Step};
 
 enum SendControl {
     Keyframe,
@@ -244,6 +190,12 @@ struct Shared {
     restore_token: Mutex<Option<String>>,
     /// Whether the token was handed on already.
     token_seen: AtomicBool,
+    /// Encoded frames the meeting loop has not taken yet.
+    in_flight: Arc<AtomicUsize>,
+    /// Frames not encoded because the ones before had not gone out.
+    dropped: AtomicU64,
+    /// The processor's share of the frame interval, and the step it gives.
+    cpu: Mutex<(Option<f64>, CpuStep)>,
 }
 
 impl Shared {
@@ -251,6 +203,28 @@ impl Shared {
         if let Ok(mut n) = self.notices.lock() {
             n.push(message);
         }
+    }
+}
+
+/// Encoded frames waiting for the meeting loop at most: with more, the next
+/// camera picture is not encoded.
+const MAX_IN_FLIGHT: usize = 2;
+
+/// Counts an encoded frame while it waits for the meeting loop; dropped
+/// when the loop has handed it to the connection.
+#[derive(Debug)]
+pub(crate) struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -487,6 +461,9 @@ impl VideoSender {
                     keyframe_wanted: false,
                 };
                 let mut ladder = QualityLadder::default();
+                let mut cpu = CpuAdapter::default();
+                let interval = Duration::from_secs(1) / fps.max(1);
+                let in_flight = slot.shared.in_flight.clone();
                 let mut captured: u64 = 0;
                 let mut enabled = true;
                 loop {
@@ -535,10 +512,11 @@ impl VideoSender {
                     if !enabled {
                         continue;
                     }
+                    // How long this frame keeps the thread, from when it
+                    // was taken (effects, scaling, encoding).
+                    let began = now;
                     let mut frame = frame;
-                    if let Err(error) =
-                        camera_effects.apply(&mut frame, Duration::from_secs(1) / fps.max(1))
-                    {
+                    if let Err(error) = camera_effects.apply(&mut frame, interval) {
                         warn!(%error, "virtual background off");
                         slot.shared.notice(error);
                     }
@@ -549,12 +527,23 @@ impl VideoSender {
                         (view.0)(own_tile, &frame);
                     }
                     captured += 1;
-                    let step = ladder.step();
-                    if !captured.is_multiple_of(u64::from(step.frame_skip)) {
+                    let size = SendSize::of(
+                        frame.width,
+                        frame.height,
+                        ladder.step(),
+                        cpu.step_for(screen),
+                    );
+                    if !captured.is_multiple_of(u64::from(size.frame_skip)) {
                         continue;
                     }
-                    let frame = if step.scale > 1 {
-                        frame.scaled(frame.width / step.scale, frame.height / step.scale)
+                    // Drop before encoding when what was encoded before has
+                    // not gone out yet: a frame that would wait is not made.
+                    if in_flight.load(Ordering::Relaxed) >= MAX_IN_FLIGHT {
+                        slot.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    let frame = if (size.width, size.height) != (frame.width, frame.height) {
+                        frame.scaled(size.width, size.height)
                     } else {
                         frame
                     };
@@ -567,6 +556,7 @@ impl VideoSender {
                                     data: f.data,
                                     captured: f.captured,
                                     level: 0,
+                                    _in_flight: Some(InFlight::new(&in_flight)),
                                 });
                                 if sent.is_err() {
                                     return;
@@ -574,6 +564,18 @@ impl VideoSender {
                             }
                         }
                         Err(e) => warn!(error = %e, "video encoding failed"),
+                    }
+                    let took = began.elapsed();
+                    let frames_apart = interval * size.frame_skip;
+                    if cpu.on_frame(took, frames_apart, Instant::now()) {
+                        info!(
+                            step = ?cpu.step_for(screen),
+                            took_ms = took.as_secs_f64() * 1000.0,
+                            "video adapted to the processor"
+                        );
+                    }
+                    if let Ok(mut u) = slot.shared.cpu.lock() {
+                        *u = (cpu.usage(), cpu.step_for(screen));
                     }
                 }
             })
@@ -673,13 +675,23 @@ enum ReceiveJob {
         participant: u64,
         codec: VideoCodec,
         data: Vec<u8>,
+        /// When the meeting loop handed it on.
+        queued: Instant,
     },
     Remove(u64),
     Flush(mpsc::Sender<()>),
 }
 
+/// A frame that waited longer than this to be decoded is not: the
+/// receiver skips to the next keyframe (and asks for one) instead of
+/// showing ever older pictures.
+const MAX_DECODE_WAIT: Duration = Duration::from_millis(400);
+
 struct RemoteVideo {
     decoder: Option<VideoDecoder>,
+    /// Frames are skipped until a keyframe (after a gap or a decoding
+    /// error, the pictures between would be wrong).
+    awaiting_keyframe: bool,
     stamps: Option<BufWriter<File>>,
     /// The newest decoded picture, kept when saving (written as
     /// `ID-frame.png` once a second, when the log is flushed and when the
@@ -708,6 +720,35 @@ fn save_last_frame(dir: &std::path::Path, participant: u64, frame: &VideoFrame) 
     if let Err(error) = written {
         warn!(%error, "could not save the received picture");
     }
+}
+
+/// What the picture saver is asked.
+enum SaveJob {
+    /// Save a participant's picture as `ID-frame.png` in a folder.
+    Picture(PathBuf, u64, VideoFrame),
+    /// Answer once everything asked before is saved.
+    Barrier(mpsc::Sender<()>),
+}
+
+/// A thread that saves pictures handed to it, one at a time and in order.
+fn start_picture_saver() -> Result<mpsc::SyncSender<SaveJob>, String> {
+    let (tx, rx) = mpsc::sync_channel::<SaveJob>(1);
+    std::thread::Builder::new()
+        .name("picture-saver".into())
+        .spawn(move || {
+            while let Ok(job) = rx.recv() {
+                match job {
+                    SaveJob::Picture(dir, participant, frame) => {
+                        save_last_frame(&dir, participant, &frame);
+                    }
+                    SaveJob::Barrier(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        })
+        .map_err(|e| format!("Could not start the picture saver: {e}"))?;
+    Ok(tx)
 }
 
 /// Decoded-video figures of one participant.
@@ -757,6 +798,181 @@ pub(crate) struct VideoReceiver {
     thread: Option<JoinHandle<()>>,
     frames: Arc<Mutex<BTreeMap<u64, Counter>>>,
     sink: Arc<Mutex<Option<FrameSink>>>,
+    /// Tiles whose sender is to be asked for a keyframe.
+    keyframes: Arc<Mutex<BTreeSet<u64>>>,
+}
+
+/// The decoding thread's state.
+struct Decoding {
+    remotes: BTreeMap<u64, RemoteVideo>,
+    save: Option<PathBuf>,
+    saver: Option<mpsc::SyncSender<SaveJob>>,
+    counts: Arc<Mutex<BTreeMap<u64, Counter>>>,
+    sink: Arc<Mutex<Option<FrameSink>>>,
+    keyframes: Arc<Mutex<BTreeSet<u64>>>,
+}
+
+impl Decoding {
+    fn remote(&mut self, participant: u64) -> &mut RemoteVideo {
+        let save = &self.save;
+        self.remotes
+            .entry(participant)
+            .or_insert_with(|| RemoteVideo {
+                decoder: None,
+                awaiting_keyframe: false,
+                last: None,
+                last_saved: None,
+                stamps: save.as_ref().and_then(|dir| {
+                    let path = dir.join(format!("{participant}-video.csv"));
+                    match File::create(&path) {
+                        Ok(f) => {
+                            let mut w = BufWriter::new(f);
+                            let _ = writeln!(w, "frame,captured_us,received_us,width,height");
+                            Some(w)
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "could not create the frame log");
+                            None
+                        }
+                    }
+                }),
+            })
+    }
+
+    fn want_keyframe(&self, participant: u64) {
+        if let Ok(mut k) = self.keyframes.lock() {
+            k.insert(participant);
+        }
+    }
+
+    /// Decodes one frame of `participant`'s, and shows it if `show`.
+    fn frame(
+        &mut self,
+        participant: u64,
+        codec: VideoCodec,
+        data: &[u8],
+        queued: Instant,
+        show: bool,
+    ) {
+        let keyframe = codec.is_keyframe(data);
+        let late = queued.elapsed() > MAX_DECODE_WAIT;
+        let remote = self.remote(participant);
+        // A decoder for the codec the sender uses (it may change).
+        if remote.decoder.as_ref().is_none_or(|d| d.codec() != codec) {
+            remote.decoder = VideoDecoder::new(codec)
+                .map_err(|e| warn!(error = %e, ?codec, "no video decoder"))
+                .ok();
+            remote.awaiting_keyframe = !keyframe;
+        }
+        if keyframe {
+            remote.awaiting_keyframe = false;
+        } else if late && !remote.awaiting_keyframe {
+            // Too far behind to catch up by decoding: skip to a keyframe.
+            debug!(
+                participant,
+                "video decoding fell behind; waiting for a keyframe"
+            );
+            remote.awaiting_keyframe = true;
+        }
+        if remote.awaiting_keyframe {
+            self.want_keyframe(participant);
+            return;
+        }
+        let Some(dec) = &mut remote.decoder else {
+            return;
+        };
+        let decoded = match dec.decode(data) {
+            Ok(f) => f,
+            Err(e) => {
+                debug!(error = %e, "undecodable video frame");
+                remote.awaiting_keyframe = true;
+                self.want_keyframe(participant);
+                return;
+            }
+        };
+        if let Ok(mut c) = self.counts.lock() {
+            for f in &decoded {
+                c.entry(participant)
+                    .or_default()
+                    .count(f.width, f.height, Instant::now());
+            }
+        }
+        if !show {
+            return;
+        }
+        let sink = self.sink.lock().ok().and_then(|s| s.clone());
+        let Some(remote) = self.remotes.get_mut(&participant) else {
+            return;
+        };
+        for f in &decoded {
+            // The moment the frame is handed on for display.
+            let now_us = unix_micros();
+            if let Some(sink) = &sink {
+                (sink.0)(participant, f);
+            }
+            if let Some(w) = &mut remote.stamps {
+                let (n, cap) = match read_stamp(f) {
+                    Ok(s) => (s.frame as i64, s.captured.as_micros() as i64),
+                    Err(_) => (-1, -1),
+                };
+                // Written through at once: the log is for tests and
+                // measurements, which read it while the receiver may still
+                // be busy decoding.
+                let _ = writeln!(w, "{n},{cap},{now_us},{},{}", f.width, f.height)
+                    .and_then(|()| w.flush());
+            }
+        }
+        if let (Some(dir), Some(newest)) = (&self.save, decoded.into_iter().last()) {
+            // Also written once a second while the meeting goes on (a
+            // process may end before its last flush), on a thread of its
+            // own: encoding a picture takes longer than decoding many, and
+            // must not hold up the ones shown (a busy saver skips one).
+            let due = remote
+                .last_saved
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+            if due {
+                if let Some(saver) = &self.saver {
+                    let _ =
+                        saver.try_send(SaveJob::Picture(dir.clone(), participant, newest.clone()));
+                }
+                remote.last_saved = Some(Instant::now());
+            }
+            remote.last = Some(newest);
+        }
+    }
+
+    /// Forgets a participant (saving their last picture when asked to).
+    fn remove(&mut self, participant: u64) {
+        if let Some(mut r) = self.remotes.remove(&participant) {
+            if let Some(w) = &mut r.stamps {
+                let _ = w.flush();
+            }
+            if let (Some(dir), Some(f), Some(saver)) = (&self.save, r.last, &self.saver) {
+                let _ = saver.send(SaveJob::Picture(dir.clone(), participant, f));
+            }
+        }
+        if let Ok(mut k) = self.keyframes.lock() {
+            k.remove(&participant);
+        }
+    }
+
+    /// Writes out the frame logs and last pictures, and waits for them.
+    fn flush(&mut self) {
+        for (participant, r) in &mut self.remotes {
+            if let Some(w) = &mut r.stamps {
+                let _ = w.flush();
+            }
+            if let (Some(dir), Some(f), Some(saver)) = (&self.save, r.last.take(), &self.saver) {
+                let _ = saver.send(SaveJob::Picture(dir.clone(), *participant, f));
+            }
+        }
+        if let Some(saver) = &self.saver {
+            let (saved, wait) = mpsc::channel();
+            if saver.send(SaveJob::Barrier(saved)).is_ok() {
+                let _ = wait.recv();
+            }
+        }
+    }
 }
 
 fn unix_micros() -> i64 {
@@ -773,120 +989,50 @@ impl VideoReceiver {
         let (tx, rx) = mpsc::channel::<ReceiveJob>();
         let frames = Arc::new(Mutex::new(BTreeMap::<u64, Counter>::new()));
         let sink: Arc<Mutex<Option<FrameSink>>> = Arc::new(Mutex::new(None));
-        let (counts, sink_in) = (frames.clone(), sink.clone());
+        let saver = match &save {
+            Some(_) => Some(start_picture_saver()?),
+            None => None,
+        };
+        let keyframes = Arc::new(Mutex::new(BTreeSet::new()));
+        let mut decoding = Decoding {
+            remotes: BTreeMap::new(),
+            save,
+            saver,
+            counts: frames.clone(),
+            sink: sink.clone(),
+            keyframes: keyframes.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("video-receive".into())
             .spawn(move || {
-                let mut remotes: BTreeMap<u64, RemoteVideo> = BTreeMap::new();
-                while let Ok(job) = rx.recv() {
-                    match job {
-                        ReceiveJob::Frame {
-                            participant,
-                            codec,
-                            data,
-                        } => {
-                            let remote =
-                                remotes.entry(participant).or_insert_with(|| RemoteVideo {
-                                    decoder: None,
-                                    last: None,
-                                    last_saved: None,
-                                    stamps: save.as_ref().and_then(|dir| {
-                                        let path = dir.join(format!("{participant}-video.csv"));
-                                        match File::create(&path) {
-                                            Ok(f) => {
-                                                let mut w = BufWriter::new(f);
-                                                let _ = writeln!(
-                                                    w,
-                                                    "frame,captured_us,received_us,width,height"
-                                                );
-                                                Some(w)
-                                            }
-                                            Err(e) => {
-                                                warn!(error = %e, "could not create the frame log");
-                                                None
-                                            }
-                                        }
-                                    }),
-                                });
-                            // A decoder for the codec the sender uses (it may change).
-                            if remote.decoder.as_ref().is_none_or(|d| d.codec() != codec) {
-                                remote.decoder = VideoDecoder::new(codec)
-                                    .map_err(|e| warn!(error = %e, ?codec, "no video decoder"))
-                                    .ok();
-                            }
-                            let Some(dec) = &mut remote.decoder else {
-                                continue;
-                            };
-                            let decoded = match dec.decode(&data) {
-                                Ok(f) => f,
-                                Err(e) => {
-                                    debug!(error = %e, "undecodable video frame");
-                                    continue;
-                                }
-                            };
-                            let sink = sink_in.lock().ok().and_then(|s| s.clone());
-                            for f in &decoded {
-                                // The moment the frame is handed on for display.
-                                let now_us = unix_micros();
-                                if let Some(sink) = &sink {
-                                    (sink.0)(participant, f);
-                                }
-                                if let Ok(mut c) = counts.lock() {
-                                    c.entry(participant).or_default().count(
-                                        f.width,
-                                        f.height,
-                                        Instant::now(),
-                                    );
-                                }
-                                if let Some(w) = &mut remote.stamps {
-                                    let (n, cap) = match read_stamp(f) {
-                                        Ok(s) => (s.frame as i64, s.captured.as_micros() as i64),
-                                        Err(_) => (-1, -1),
-                                    };
-                                    // Written through at once: the log is for tests
-                                    // and measurements, which read it while the
-                                    // receiver may still be busy decoding.
-                                    let _ =
-                                        writeln!(w, "{n},{cap},{now_us},{},{}", f.width, f.height)
-                                            .and_then(|()| w.flush());
-                                }
-                            }
-                            if let Some(dir) = &save {
-                                if let Some(newest) = decoded.into_iter().last() {
-                                    // Also written once a second while the
-                                    // meeting goes on: a process may end
-                                    // before its last flush.
-                                    let due = remote
-                                        .last_saved
-                                        .is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
-                                    if due {
-                                        save_last_frame(dir, participant, &newest);
-                                        remote.last_saved = Some(Instant::now());
-                                    }
-                                    remote.last = Some(newest);
-                                }
-                            }
+                while let Ok(first) = rx.recv() {
+                    // Everything waiting: of several frames of one
+                    // participant, all are decoded (each needs the one
+                    // before) but only the newest is shown.
+                    let batch: Vec<ReceiveJob> =
+                        std::iter::once(first).chain(rx.try_iter()).collect();
+                    let mut newest = BTreeMap::new();
+                    for (i, job) in batch.iter().enumerate() {
+                        if let ReceiveJob::Frame { participant, .. } = job {
+                            newest.insert(*participant, i);
                         }
-                        ReceiveJob::Remove(participant) => {
-                            if let Some(mut r) = remotes.remove(&participant) {
-                                if let Some(w) = &mut r.stamps {
-                                    let _ = w.flush();
-                                }
-                                if let (Some(dir), Some(f)) = (&save, &r.last) {
-                                    save_last_frame(dir, participant, f);
-                                }
+                    }
+                    for (i, job) in batch.into_iter().enumerate() {
+                        match job {
+                            ReceiveJob::Frame {
+                                participant,
+                                codec,
+                                data,
+                                queued,
+                            } => {
+                                let show = newest.get(&participant) == Some(&i);
+                                decoding.frame(participant, codec, &data, queued, show);
                             }
-                        }
-                        ReceiveJob::Flush(done) => {
-                            for (participant, r) in &mut remotes {
-                                if let Some(w) = &mut r.stamps {
-                                    let _ = w.flush();
-                                }
-                                if let (Some(dir), Some(f)) = (&save, r.last.take()) {
-                                    save_last_frame(dir, *participant, &f);
-                                }
+                            ReceiveJob::Remove(participant) => decoding.remove(participant),
+                            ReceiveJob::Flush(done) => {
+                                decoding.flush();
+                                let _ = done.send(());
                             }
-                            let _ = done.send(());
                         }
                     }
                 }
@@ -897,6 +1043,7 @@ impl VideoReceiver {
             thread: Some(thread),
             frames,
             sink,
+            keyframes,
         })
     }
 
@@ -914,8 +1061,18 @@ impl VideoReceiver {
                 participant,
                 codec,
                 data,
+                queued: Instant::now(),
             });
         }
+    }
+
+    /// Tiles whose sender should be asked for a keyframe, since the last
+    /// call.
+    pub fn take_keyframe_requests(&self) -> Vec<u64> {
+        self.keyframes
+            .lock()
+            .map(|mut k| std::mem::take(&mut *k).into_iter().collect())
+            .unwrap_or_default()
     }
 
     /// Forgets a participant's decoder.
@@ -973,41 +1130,6 @@ impl Drop for VideoReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_ladder_steps_down_and_back_up_with_hysteresis() {
-        let mut l = QualityLadder::default();
-        assert!(!l.update(1_200_000));
-        assert_eq!(
-            l.step(),
-            Step {
-                scale: 1,
-                frame_skip: 1
-            }
-        );
-        assert!(l.update(450_000));
-        assert_eq!(l.step().scale, 2);
-        assert!(l.update(150_000));
-        assert_eq!(
-            l.step(),
-            Step {
-                scale: 4,
-                frame_skip: 2
-            }
-        );
-        // Just above a threshold is not enough to go back up.
-        assert!(!l.update(190_000));
-        assert!(l.update(700_000));
-        assert_eq!(l.step().scale, 2, "up only past 1.3 x each threshold");
-        assert!(l.update(800_000));
-        assert_eq!(
-            l.step(),
-            Step {
-                scale: 1,
-                frame_skip: 1
-            }
-        );
-    }
 
     /// A 64x36 picture with fine texture (±6 around 120) and one sharp edge.
     fn textured() -> VideoFrame {

@@ -15,13 +15,16 @@ use conclave_protocol::videoroom::{
 use serde_json::{json, Value};
 use str0m::change::SdpOffer;
 use str0m::format::Codec;
-use str0m::media::Mid;
+use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event as RtcEvent, Rtc};
 use tracing::{debug, warn};
 
 use super::{Client, Output, Tx};
 use crate::api::EngineEvent;
+
+/// A stream's sender is asked for a keyframe at most this often.
+const KEYFRAME_ASK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// The subscription side of a client.
 #[derive(Default)]
@@ -43,6 +46,8 @@ pub(crate) struct Subscriber {
     mids: HashMap<Mid, (u64, String)>,
     /// Packets received per (feed, kind).
     packets: BTreeMap<(u64, String), u64>,
+    /// When we last asked each of our m-lines' senders for a keyframe.
+    keyframe_asked: HashMap<Mid, std::time::Instant>,
     rtc: Option<Rtc>,
     /// What is received, from str0m's statistics.
     pub(super) meter: super::LinkMeter,
@@ -406,6 +411,44 @@ impl Client {
         }
     }
 
+    /// Asks the sender of `tile`'s video for a keyframe (a PLI), at most
+    /// every [`KEYFRAME_ASK_INTERVAL`] per stream: one lost on the way is
+    /// asked for again.
+    pub(super) fn request_remote_keyframe(&mut self, tile: u64) {
+        let screen = tile & crate::frames::SCREEN_TILE != 0;
+        let feed = tile & !crate::frames::SCREEN_TILE;
+        let mid = self.sub.mids.iter().find_map(|(mid, (f, kind))| {
+            let is_screen = kind.starts_with("screen");
+            (*f == feed && is_screen == screen && (kind == "video" || kind == "screen"))
+                .then_some(*mid)
+        });
+        if let Some(mid) = mid {
+            self.ask_keyframe(mid);
+        }
+    }
+
+    fn ask_keyframe(&mut self, mid: Mid) {
+        let now = self.now;
+        if self
+            .sub
+            .keyframe_asked
+            .get(&mid)
+            .is_some_and(|t| now.saturating_duration_since(*t) < KEYFRAME_ASK_INTERVAL)
+        {
+            return;
+        }
+        let Some(mut writer) = self.sub.rtc.as_mut().and_then(|rtc| rtc.writer(mid)) else {
+            return;
+        };
+        match writer.request_keyframe(None, KeyframeRequestKind::Pli) {
+            Ok(()) => {
+                debug!(?mid, "asked for a keyframe");
+                self.sub.keyframe_asked.insert(mid, now);
+            }
+            Err(e) => debug!(error = %e, ?mid, "could not ask for a keyframe"),
+        }
+    }
+
     pub(super) fn drain_subscriber(&mut self) {
         loop {
             let Some(rtc) = &mut self.sub.rtc else {
@@ -435,6 +478,13 @@ impl Client {
                         continue;
                     };
                     let codec = d.params.spec().codec;
+                    let is_video = kind == "video" || kind == "screen";
+                    // Packets missing before this frame: it may not decode
+                    // until the next keyframe, so ask for one now.
+                    if is_video && !d.contiguous {
+                        let mid = d.mid;
+                        self.ask_keyframe(mid);
+                    }
                     // A shared screen is a tile of its own.
                     let tile = if kind.starts_with("screen") {
                         feed | crate::frames::SCREEN_TILE

@@ -16,9 +16,11 @@
 // end: a laptop busy with something else.
 //
 // Env: CONCLAVE_TEST_SERVER, CONCLAVE_CLI, CLICK_PROBE, LATENCY_SECONDS,
-// LATENCY_STARVE.
+// LATENCY_STARVE, LATENCY_KEEP (a folder: Conclave's frame log is copied
+// there, and the participants' logs written there).
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtemp, rm, readFile, readdir } from "node:fs/promises";
+import { openSync } from "node:fs";
+import { mkdtemp, rm, readFile, readdir, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -56,7 +58,11 @@ function hog() {
 function participant(env, room, name, args, { sender = false } = {}) {
   const argv = [CLI, "join", String(room), "--server", SERVER, "--name", name, "--json", ...args];
   const [cmd, ...rest] = STARVE && sender ? ["taskset", "-c", SENDER_CPU, ...argv] : argv;
-  const child = spawn(cmd, rest, { env, stdio: ["ignore", "pipe", "inherit"] });
+  const keep = process.env.LATENCY_KEEP;
+  // The log goes straight to a file: the probe below blocks this process,
+  // and a pipe nobody reads would stall the participant.
+  const child = spawn(cmd, rest, { env: keep ? { ...env, CONCLAVE_LOG: env.CONCLAVE_LOG ?? "info" } : env,
+    stdio: ["ignore", "pipe", keep ? openSync(join(keep, `${name}.log`), "w") : "inherit"] });
   children.push(child);
   const events = [];
   createInterface({ input: child.stdout }).on("line", (l) => { try { events.push(JSON.parse(l)); } catch {} });
@@ -88,7 +94,9 @@ async function conclave(dir) {
     busy?.kill("SIGKILL");
     const audio = JSON.parse(probe);
     const csv = (await readdir(save)).find((f) => f.endsWith("-video.csv"));
-    const rows = (await readFile(join(save, csv), "utf8")).trim().split("\n").slice(1).map((l) => l.split(",").map(Number));
+    const text = await readFile(join(save, csv), "utf8");
+    if (process.env.LATENCY_KEEP) await writeFile(join(process.env.LATENCY_KEEP, "conclave-video.csv"), text);
+    const rows = text.trim().split("\n").slice(1).map((l) => l.split(",").map(Number));
     const g2g = rows.filter(([n, cap, rx]) => n >= 0 && rx >= from && rx <= to).map(([, cap, rx]) => (rx - cap) / 1000);
     const frames = rows.filter(([n, , rx]) => rx >= from && rx <= to);
     const stats = b.events.filter((e) => e.event === "stats").pop();

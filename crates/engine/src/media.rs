@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use conclave_codec::opus::{OpusDecoder, OpusEncoder};
@@ -354,6 +356,47 @@ const MAX_CATCH_UP: Duration = Duration::from_millis(60);
 /// How often a vanished device is looked for again.
 pub(crate) const DEVICE_RETRY: Duration = Duration::from_secs(2);
 
+/// How often a chosen microphone or speaker is looked for while another
+/// plays its part.
+const CHOSEN_RECHECK: Duration = Duration::from_secs(2);
+
+/// Looks, on a thread of its own (listing devices can take a while on a
+/// busy machine), for the device the user chose while a stand-in plays its
+/// part; [`ChosenWatch::found`] turns true once it is there. Ends when
+/// dropped.
+struct ChosenWatch {
+    found: Arc<AtomicBool>,
+    _alive: Arc<()>,
+}
+
+impl ChosenWatch {
+    fn start(kind: conclave_media::DeviceKind, wanted: &str) -> Self {
+        let found = Arc::new(AtomicBool::new(false));
+        let alive = Arc::new(());
+        let (flag, owner, wanted) = (found.clone(), Arc::downgrade(&alive), wanted.to_owned());
+        let _ = std::thread::Builder::new()
+            .name("device-watch".into())
+            .spawn(move || loop {
+                std::thread::sleep(CHOSEN_RECHECK);
+                if owner.upgrade().is_none() {
+                    return;
+                }
+                if conclave_media::system_audio::is_present(kind, &wanted) {
+                    flag.store(true, Ordering::Relaxed);
+                    return;
+                }
+            });
+        ChosenWatch {
+            found,
+            _alive: alive,
+        }
+    }
+
+    fn found(&self) -> bool {
+        self.found.load(Ordering::Relaxed)
+    }
+}
+
 struct Remote {
     audio: Option<(OpusDecoder, JitterBuffer)>,
     pcm: VecDeque<i16>,
@@ -416,6 +459,8 @@ struct Mic {
     level: u8,
     /// Capture time of the last block sent (the RTP timeline).
     last_captured: Option<Duration>,
+    /// While another microphone stands in for the chosen one: looking for it.
+    chosen: Option<ChosenWatch>,
 }
 
 /// The computer's sound, shared with the screen: what the OS default
@@ -433,6 +478,8 @@ struct Out {
     device: Option<Box<dyn Speaker>>,
     wanted: Option<String>,
     retry_at: Option<Instant>,
+    /// While another speaker stands in for the chosen one: looking for it.
+    chosen: Option<ChosenWatch>,
 }
 
 /// Devices and codecs of one meeting.
@@ -456,6 +503,8 @@ pub(crate) struct MediaIo {
     remotes: BTreeMap<u64, Remote>,
     notices: Vec<MediaNotice>,
     talking: BTreeMap<u64, bool>,
+    /// Microphone packets made so far.
+    audio_sent: u64,
 }
 
 fn open_microphone(
@@ -528,6 +577,7 @@ impl MediaIo {
                     retry_at,
                     level: 127,
                     last_captured: None,
+                    chosen: None,
                 })
             }
         };
@@ -553,6 +603,7 @@ impl MediaIo {
                     device,
                     wanted: wanted.clone(),
                     retry_at,
+                    chosen: None,
                 })
             }
         };
@@ -592,6 +643,7 @@ impl MediaIo {
             out,
             next_audio: now + Duration::from_millis(10),
             next_playout: now + Duration::from_millis(10),
+            audio_sent: 0,
             save: options.save_received.clone(),
             audio_tap: options.audio_tap.clone(),
             remotes: BTreeMap::new(),
@@ -650,6 +702,7 @@ impl MediaIo {
                 m.device = Some(device);
                 m.choice = choice;
                 m.retry_at = None;
+                m.chosen = None;
                 Ok(())
             }
             None => Err("This meeting was joined without a microphone.".into()),
@@ -761,6 +814,7 @@ impl MediaIo {
             device: Some(Box::new(device)),
             wanted,
             retry_at: None,
+            chosen: None,
         });
         Ok(())
     }
@@ -818,6 +872,14 @@ impl MediaIo {
             has_microphone: self.mic.as_ref().is_some_and(|m| m.device.is_some()),
             sharing: self.share.is_some(),
             effects: self.camera.as_ref().and_then(VideoSender::effects_cost),
+            sending: crate::api::SendingStats {
+                audio_packets: self.audio_sent,
+                ..self
+                    .camera
+                    .as_ref()
+                    .map(VideoSender::sending)
+                    .unwrap_or_default()
+            },
             network: Default::default(),
             remotes: self
                 .remotes
@@ -940,21 +1002,58 @@ impl MediaIo {
 
     fn poll_microphone(&mut self, now: Instant, out: &mut Vec<Encoded>) {
         let Some(mic) = &mut self.mic else { return };
+        let wanted = match &mic.choice {
+            MicrophoneChoice::Device(Some(name)) => Some(name.clone()),
+            _ => None,
+        };
         if mic.device.is_none() && mic.retry_at.is_some_and(|t| t <= now) {
-            // The chosen microphone again (it may be back), else the default.
-            match open_microphone(&mic.choice, now)
-                .or_else(|_| open_microphone(&MicrophoneChoice::Device(None), now))
-            {
+            // The chosen microphone again (it may be back), else the default
+            // (and the chosen one looked for meanwhile).
+            let (opened, stand_in) = match open_microphone(&mic.choice, now) {
+                Ok(d) => (Ok(d), false),
+                Err(_) => (
+                    open_microphone(&MicrophoneChoice::Device(None), now),
+                    wanted.is_some(),
+                ),
+            };
+            match opened {
                 Ok(d) => {
                     let name = d.info().name;
-                    info!(microphone = %name, "microphone fallback");
+                    info!(microphone = %name, stand_in, "microphone fallback");
                     self.notices.push(MediaNotice::Warning(format!(
                         "Now using the microphone “{name}”."
                     )));
                     mic.device = Some(d);
                     mic.retry_at = None;
+                    mic.chosen = wanted
+                        .as_deref()
+                        .filter(|_| stand_in)
+                        .map(|w| ChosenWatch::start(conclave_media::DeviceKind::Microphone, w));
                 }
                 Err(_) => mic.retry_at = Some(now + DEVICE_RETRY * 3),
+            }
+        }
+        // The chosen microphone is back: it takes over from the stand-in.
+        if mic.chosen.as_ref().is_some_and(ChosenWatch::found) {
+            mic.chosen = None;
+            match open_microphone(&mic.choice, now) {
+                Ok(d) => {
+                    let name = d.info().name;
+                    info!(microphone = %name, "chosen microphone back");
+                    self.notices.push(MediaNotice::Warning(format!(
+                        "Now using the microphone “{name}”."
+                    )));
+                    mic.device = Some(d);
+                }
+                Err(e) => {
+                    debug!(error = %e, "the chosen microphone is listed but does not open");
+                    if let Some(w) = &wanted {
+                        mic.chosen = Some(ChosenWatch::start(
+                            conclave_media::DeviceKind::Microphone,
+                            w,
+                        ));
+                    }
+                }
             }
         }
         if self.next_audio + MAX_CATCH_UP < now {
@@ -988,14 +1087,17 @@ impl MediaIo {
                             (tap.0)(0, &block);
                         }
                         match mic.encoder.encode(&block) {
-                            Ok(Some(data)) => out.push(Encoded {
-                                video: false,
-                                screen: false,
-                                data,
-                                captured: block.captured,
-                                level,
-                                _in_flight: None,
-                            }),
+                            Ok(Some(data)) => {
+                                self.audio_sent += 1;
+                                out.push(Encoded {
+                                    video: false,
+                                    screen: false,
+                                    data,
+                                    captured: block.captured,
+                                    level,
+                                    _in_flight: None,
+                                });
+                            }
                             Ok(None) => {}
                             Err(e) => warn!(error = %e, "audio encoding failed"),
                         }
@@ -1023,20 +1125,48 @@ impl MediaIo {
 
     fn poll_playout(&mut self, now: Instant) {
         if let Some(o) = &mut self.out {
+            let call = self.share_audio.is_none();
             if o.device.is_none() && o.retry_at.is_some_and(|t| t <= now) {
-                // The chosen speaker again (it may be back), else the default.
-                let call = self.share_audio.is_none();
-                match SystemSpeaker::open_for(o.wanted.as_deref(), call)
-                    .or_else(|_| SystemSpeaker::open_for(None, call))
-                {
+                // The chosen speaker again (it may be back), else the default
+                // (and the chosen one looked for meanwhile).
+                let (opened, stand_in) = match SystemSpeaker::open_for(o.wanted.as_deref(), call) {
+                    Ok(d) => (Ok(d), false),
+                    Err(_) => (SystemSpeaker::open_for(None, call), o.wanted.is_some()),
+                };
+                match opened {
                     Ok(d) => {
                         let name = d.info().name;
+                        info!(speaker = %name, stand_in, "speaker fallback");
                         self.notices
                             .push(MediaNotice::Warning(format!("Now playing on “{name}”.")));
                         o.device = Some(Box::new(d));
                         o.retry_at = None;
+                        o.chosen =
+                            o.wanted.as_deref().filter(|_| stand_in).map(|w| {
+                                ChosenWatch::start(conclave_media::DeviceKind::Speaker, w)
+                            });
                     }
                     Err(_) => o.retry_at = Some(now + DEVICE_RETRY * 3),
+                }
+            }
+            // The chosen speaker is back: it takes over from the stand-in.
+            if o.chosen.as_ref().is_some_and(ChosenWatch::found) {
+                o.chosen = None;
+                match SystemSpeaker::open_for(o.wanted.as_deref(), call) {
+                    Ok(d) => {
+                        let name = d.info().name;
+                        info!(speaker = %name, "chosen speaker back");
+                        self.notices
+                            .push(MediaNotice::Warning(format!("Now playing on “{name}”.")));
+                        o.device = Some(Box::new(d));
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "the chosen speaker is listed but does not open");
+                        if let Some(w) = &o.wanted {
+                            o.chosen =
+                                Some(ChosenWatch::start(conclave_media::DeviceKind::Speaker, w));
+                        }
+                    }
                 }
             }
         }

@@ -48,14 +48,39 @@ const PRESENCE_INTERVAL: Duration = Duration::from_secs(1);
 /// How long opening a stream may take.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// Tries at a PulseAudio server that is there before ALSA is used instead.
+const PULSE_ATTEMPTS: usize = 3;
+
+/// The audio host: on Linux the PulseAudio host when a PulseAudio (or
+/// pipewire-pulse) server is configured, ALSA otherwise. On a busy machine
+/// the PulseAudio handshake can take longer than the two seconds `cpal`
+/// waits: it is tried [`PULSE_ATTEMPTS`] times before ALSA is used (whose
+/// devices have other names, so a device chosen by its PulseAudio name
+/// would not be found and another one would play its part).
 fn host() -> cpal::Host {
     #[cfg(target_os = "linux")]
     {
-        if let Ok(host) = cpal::host_from_id(cpal::HostId::PulseAudio) {
-            return host;
+        if cpal::available_hosts().contains(&cpal::HostId::PulseAudio) {
+            let mut failure = None;
+            for _ in 0..PULSE_ATTEMPTS {
+                match cpal::host_from_id(cpal::HostId::PulseAudio) {
+                    Ok(host) => return host,
+                    Err(e) => failure = Some(e.to_string()),
+                }
+            }
+            tracing::warn!(
+                error = failure.unwrap_or_default(),
+                "PulseAudio did not answer; using ALSA"
+            );
         }
     }
     cpal::default_host()
+}
+
+/// Whether a device matching `wanted` (as [`SystemMicrophone::open`] and
+/// [`SystemSpeaker::open`] match it) is there now.
+pub fn is_present(kind: DeviceKind, wanted: &str) -> bool {
+    find_device(kind, Some(wanted)).is_ok()
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -6,7 +6,7 @@
 
 use conclave_engine::{
     ChatMessage, EffectsStats, EngineEvent, MediaStats, NetworkStats, Participant, RecordingState,
-    RemoteMediaStats,
+    RemoteMediaStats, SendingStats,
 };
 use ts_rs::TS;
 
@@ -313,6 +313,7 @@ fn render() -> String {
         RemoteMediaStats::decl(),
         NetworkStats::decl(),
         EffectsStats::decl(),
+        SendingStats::decl(),
         MediaStats::decl(),
         RecordingState::decl(),
         EngineEvent::decl(),

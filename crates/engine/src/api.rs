@@ -121,6 +121,30 @@ pub struct NetworkStats {
     pub receive_loss_permille: u32,
 }
 
+/// What we send (0 where nothing is sent).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+pub struct SendingStats {
+    /// Audio packets made from the microphone so far.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub audio_packets: u64,
+    /// Size of the camera video sent now.
+    pub video_width: u32,
+    /// Height of the camera video sent now.
+    pub video_height: u32,
+    /// Camera frames sent in the last second.
+    pub video_fps: u32,
+    /// Share of each frame interval the camera video takes of the
+    /// processor, in percent (0: not measured yet).
+    pub video_cpu_percent: u32,
+    /// Whether the camera video is made smaller or less frequent because
+    /// the processor cannot keep up.
+    pub video_limited_by_cpu: bool,
+    /// Camera frames not encoded because the ones before had not gone out.
+    #[cfg_attr(feature = "ts", ts(type = "number"))]
+    pub video_dropped: u64,
+}
+
 /// Media figures of the meeting.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -140,6 +164,8 @@ pub struct MediaStats {
     /// What the camera effects (virtual background, touch-up) cost, when
     /// any are on.
     pub effects: Option<EffectsStats>,
+    /// What we send.
+    pub sending: SendingStats,
     /// Per remote participant.
     pub remotes: Vec<RemoteMediaStats>,
     /// The media connections.

@@ -25,7 +25,7 @@ pub mod video;
 
 pub use api::{
     ChatMessage, Command, EffectsStats, EngineEvent, MediaStats, NetworkStats, Participant,
-    RecordingState, RemoteMediaStats,
+    RecordingState, RemoteMediaStats, SendingStats,
 };
 pub use conclave_codec::VideoCodec;
 pub use conclave_media::processing::ProcessingSettings;

@@ -196,6 +196,10 @@ struct Shared {
     dropped: AtomicU64,
     /// The processor's share of the frame interval, and the step it gives.
     cpu: Mutex<(Option<f64>, CpuStep)>,
+    /// The size of the frames encoded last.
+    sent_size: Mutex<(usize, usize)>,
+    /// When frames were encoded in the last second.
+    sent_recently: Mutex<std::collections::VecDeque<Instant>>,
 }
 
 impl Shared {
@@ -566,6 +570,19 @@ impl VideoSender {
                         Err(e) => warn!(error = %e, "video encoding failed"),
                     }
                     let took = began.elapsed();
+                    if let Ok(mut sent) = slot.shared.sent_recently.lock() {
+                        let now = Instant::now();
+                        sent.push_back(now);
+                        while sent
+                            .front()
+                            .is_some_and(|t| now.duration_since(*t) > Duration::from_secs(1))
+                        {
+                            sent.pop_front();
+                        }
+                    }
+                    if let Ok(mut s) = slot.shared.sent_size.lock() {
+                        *s = (size.width, size.height);
+                    }
                     let frames_apart = interval * size.frame_skip;
                     if cpu.on_frame(took, frames_apart, Instant::now()) {
                         info!(
@@ -635,6 +652,32 @@ impl VideoSender {
         self.send(SendControl::Effects(effects, tx));
         rx.recv()
             .map_err(|_| "The video thread has ended.".to_string())?
+    }
+
+    /// What is sent now (the video part of the statistics).
+    pub fn sending(&self) -> crate::api::SendingStats {
+        let shared = &self.shared;
+        let (usage, step) = shared.cpu.lock().map(|c| *c).unwrap_or_default();
+        let now = Instant::now();
+        let fps = shared.sent_recently.lock().map_or(0, |s| {
+            s.iter()
+                .filter(|t| now.duration_since(**t) <= Duration::from_secs(1))
+                .count() as u32
+        });
+        let (width, height) = if self.enabled && fps > 0 {
+            shared.sent_size.lock().map(|s| *s).unwrap_or_default()
+        } else {
+            (0, 0)
+        };
+        crate::api::SendingStats {
+            audio_packets: 0,
+            video_width: width as u32,
+            video_height: height as u32,
+            video_fps: fps,
+            video_cpu_percent: usage.map_or(0, |u| (u * 100.0).round() as u32),
+            video_limited_by_cpu: step != CpuStep::default(),
+            video_dropped: shared.dropped.load(Ordering::Relaxed),
+        }
     }
 
     /// What the camera effects cost recently, if any are applied.

@@ -133,6 +133,38 @@ us_per_frame: number,
  */
 mask_every: number, };
 
+export type SendingStats = { 
+/**
+ * Audio packets made from the microphone so far.
+ */
+audio_packets: number, 
+/**
+ * Size of the camera video sent now.
+ */
+video_width: number, 
+/**
+ * Height of the camera video sent now.
+ */
+video_height: number, 
+/**
+ * Camera frames sent in the last second.
+ */
+video_fps: number, 
+/**
+ * Share of each frame interval the camera video takes of the
+ * processor, in percent (0: not measured yet).
+ */
+video_cpu_percent: number, 
+/**
+ * Whether the camera video is made smaller or less frequent because
+ * the processor cannot keep up.
+ */
+video_limited_by_cpu: boolean, 
+/**
+ * Camera frames not encoded because the ones before had not gone out.
+ */
+video_dropped: number, };
+
 export type MediaStats = { 
 /**
  * The microphone's level, in -dBov (127 = silence or muted).
@@ -163,6 +195,10 @@ sharing: boolean,
  * any are on.
  */
 effects: EffectsStats | null, 
+/**
+ * What we send.
+ */
+sending: SendingStats, 
 /**
  * Per remote participant.
  */

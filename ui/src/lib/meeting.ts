@@ -57,6 +57,8 @@ export interface MeetingState {
   recorders: Recorder[];
   /** What our camera effects (background, touch-up) cost, when any are on. */
   effects: EffectsStats | null;
+  /** Whether our video is reduced because this computer cannot keep up. */
+  cpuLimited: boolean;
 }
 
 /** A short-lived notice for the user. */
@@ -95,6 +97,7 @@ export function fromJoined(event: Extract<EngineEvent, { type: "joined" }>, now:
     severalPresenters: event.several_presenters,
     recorders: [],
     effects: null,
+    cpuLimited: false,
   };
 }
 
@@ -197,6 +200,7 @@ export function applyEvent(
           hasMicrophone: event.stats.has_microphone,
           selfSharing: event.stats.sharing,
           effects: event.stats.effects,
+          cpuLimited: event.stats.sending.video_limited_by_cpu,
         },
         notice: null,
       };

@@ -162,6 +162,8 @@ const en = {
   "devices.firstCamera": "First camera found",
   "meeting.alone": "You are the only one here. Copy the invitation and send it to others.",
   "meeting.elapsed": "Elapsed time",
+  "meeting.cpuLimited": "Video reduced",
+  "meeting.cpuLimitedDetail": "This computer is too busy to send your video at full size; it comes back when there is room.",
 
   "chat.empty": "No messages yet. Messages exist only in memory and vanish when you leave.",
   "chat.placeholder": "Message everyone",

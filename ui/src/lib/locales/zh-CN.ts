@@ -164,6 +164,8 @@ const zhCN: Record<MessageKey, string> = {
   "devices.firstCamera": "找到的第一个摄像头",
   "meeting.alone": "会议中只有你一人。复制邀请并发送给其他人。",
   "meeting.elapsed": "已进行时间",
+  "meeting.cpuLimited": "视频已降低",
+  "meeting.cpuLimitedDetail": "这台电脑太忙，无法以完整尺寸发送您的视频；有余力时会自动恢复。",
 
   "chat.empty": "还没有消息。消息只保存在内存中，离开会议后即消失。",
   "chat.placeholder": "发消息给所有人",

@@ -288,3 +288,32 @@ pub fn server_ip() -> std::net::IpAddr {
     host.parse()
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
 }
+
+/// A busy loop on one core for as long as it lives (the last core, where
+/// there is more than one): the machine a real user meets and records on
+/// is doing other things. Killed when dropped.
+pub struct CpuHog(Option<std::process::Child>);
+
+impl CpuHog {
+    /// Starts the busy loop.
+    pub fn start() -> CpuHog {
+        let core = std::thread::available_parallelism().map_or(1, |n| n.get()) - 1;
+        let busy = ["sh", "-c", "while :; do :; done"];
+        let child = std::process::Command::new("taskset")
+            .args(["-c", &core.to_string()])
+            .args(busy)
+            .spawn()
+            .or_else(|_| std::process::Command::new(busy[0]).args(&busy[1..]).spawn())
+            .expect("a busy loop");
+        CpuHog(Some(child))
+    }
+}
+
+impl Drop for CpuHog {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -2,6 +2,7 @@
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { availableParallelism } from "node:os";
 import { deflateSync } from "node:zlib";
 import { readWav } from "../audio/wav.mjs";
 import { waitFor } from "./webdriver.mjs";
@@ -58,6 +59,9 @@ export async function installPageProbes(session) {
         const handler = internals.transformCallback((e) => {
           const type = e?.payload?.type;
           window.__eventCounts[type] = (window.__eventCounts[type] ?? 0) + 1;
+          // The engine's latest figures, for reports of what broke.
+          if (type === "stats") window.__lastStats = e.payload.stats;
+          if (type === "warning" || type === "error") window.__joinErrors.push(type + ": " + e.payload.message);
           if (["joined", "left", "disconnected", "error", "join_failed"].includes(type)) {
             window.__joinErrors.push(new Date().toISOString().slice(11, 23) + " event " + type + (e.payload.room ? " " + e.payload.room : ""));
           }
@@ -296,4 +300,13 @@ export function screenGrab(file) {
   } catch {
     // Only for looking at; never a reason to fail.
   }
+}
+
+/** A busy loop on one core (the last) until `stop()`: the machine a real
+ * user meets on is doing other things, and the meeting must hold there. */
+export function cpuHog() {
+  const core = String(availableParallelism() - 1);
+  const hog = spawn("taskset", ["-c", core, "sh", "-c", "while :; do :; done"], { stdio: "ignore" });
+  hog.on("error", () => {});
+  return { stop: () => hog.kill("SIGKILL") };
 }

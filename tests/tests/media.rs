@@ -119,7 +119,24 @@ async fn synthetic_720p_camera_and_tone_are_encoded_sent_decoded_and_saved() {
         "every stamp reads back (no corruption)"
     );
     assert!(frames.windows(2).all(|w| w[1] > w[0]), "counters increase");
-    assert!(text.lines().skip(1).all(|l| l.ends_with(",1280,720")));
+    // 720p, unless the sender said its processor could not keep up (the
+    // suite runs tests side by side on two cores): then one of its steps
+    // down (3/4, 1/2, 3/8, 1/4 of the width) and fewer frames allowed.
+    let limited = sender
+        .seen
+        .iter()
+        .any(|e| matches!(e, EngineEvent::Stats { stats } if stats.sending.video_limited_by_cpu));
+    let sizes: &[&str] = if limited {
+        &[",1280,720", ",960,540", ",640,360", ",480,270", ",320,180"]
+    } else {
+        &[",1280,720"]
+    };
+    assert!(
+        text.lines()
+            .skip(1)
+            .all(|l| sizes.iter().any(|s| l.ends_with(s))),
+        "sizes (limited by the processor: {limited}): {text}"
+    );
     // 720p at 25 frames/s or more, by the decoded capture times.
     let captured: Vec<f64> = text
         .lines()
@@ -128,7 +145,11 @@ async fn synthetic_720p_camera_and_tone_are_encoded_sent_decoded_and_saved() {
         .collect();
     let span = (captured[captured.len() - 1] - captured[0]) / 1e6;
     let fps = (captured.len() - 1) as f64 / span;
-    assert!(fps >= 25.0, "720p at {fps:.1} frames/s");
+    let least = if limited { 12.0 } else { 25.0 };
+    assert!(
+        fps >= least,
+        "720p at {fps:.1} frames/s (limited by the processor: {limited})"
+    );
 
     // Audio: the tone arrives with its energy.
     let wav = std::fs::read_dir(&dir)

@@ -90,6 +90,10 @@ async fn synthetic_720p_camera_and_tone_are_encoded_sent_decoded_and_saved() {
     receiver.settle(std::time::Duration::from_secs(3)).await;
     receiver.leave().await;
     sender.settle(std::time::Duration::from_millis(10)).await;
+    let limited = sender
+        .seen
+        .iter()
+        .any(|e| matches!(e, EngineEvent::Stats { stats } if stats.sending.video_limited_by_cpu));
     sender.leave().await;
 
     // Video: the decoded test-pattern stamps are intact and count up.
@@ -122,10 +126,6 @@ async fn synthetic_720p_camera_and_tone_are_encoded_sent_decoded_and_saved() {
     // 720p, unless the sender said its processor could not keep up (the
     // suite runs tests side by side on two cores): then one of its steps
     // down (3/4, 1/2, 3/8, 1/4 of the width) and fewer frames allowed.
-    let limited = sender
-        .seen
-        .iter()
-        .any(|e| matches!(e, EngineEvent::Stats { stats } if stats.sending.video_limited_by_cpu));
     let sizes: &[&str] = if limited {
         &[",1280,720", ",960,540", ",640,360", ",480,270", ",320,180"]
     } else {

@@ -97,11 +97,13 @@ async function conclave(dir) {
     const text = await readFile(join(save, csv), "utf8");
     if (process.env.LATENCY_KEEP) await writeFile(join(process.env.LATENCY_KEEP, "conclave-video.csv"), text);
     const rows = text.trim().split("\n").slice(1).map((l) => l.split(",").map(Number));
-    const g2g = rows.filter(([n, cap, rx]) => n >= 0 && rx >= from && rx <= to).map(([, cap, rx]) => (rx - cap) / 1000);
+    const measured = rows.filter(([n, cap, rx]) => n >= 0 && rx >= from && rx <= to);
+    const g2g = measured.map(([, cap, rx]) => (rx - cap) / 1000);
+    const sizes = measured.map(([, , , w, h]) => `${w}x${h}`);
     const frames = rows.filter(([n, , rx]) => rx >= from && rx <= to);
     const stats = b.events.filter((e) => e.event === "stats").pop();
     console.log(`conclave receiver's last stats: ${JSON.stringify(stats?.remotes)}`);
-    return { g2g, m2e: audio.m2e_ms, clicks: audio.clicks, heard: audio.heard,
+    return { g2g, sizes, m2e: audio.m2e_ms, clicks: audio.clicks, heard: audio.heard,
       fps: frames.length / ((to - from) / 1e6), damaged: frames.filter(([n]) => n < 0).length };
   } finally {
     for (const c of children.splice(0)) c.kill("SIGKILL");
@@ -138,10 +140,11 @@ async function chromium() {
     await load(sender, "send", "publishing");
     await load(receiver, "recv", "receiving");
     await waitFor("Chromium decodes video", async () => (await receiver.execute("return window.bench.g2g.length")) > 30, 20000);
-    await receiver.execute("window.bench.g2g = []; window.bench.ears = []; return 0");
+    await receiver.execute("window.bench.g2g = []; window.bench.sizes = []; window.bench.ears = []; return 0");
     const from = Date.now();
     await sleep(SECONDS * 1000);
     const g2g = await receiver.execute("return window.bench.g2g");
+    const sizes = await receiver.execute("return window.bench.sizes");
     const ears = await receiver.execute("return window.bench.ears");
     const clicks = (await sender.execute("return window.bench.clicks")).filter((t) => t >= from);
     const m2e = [];
@@ -149,7 +152,7 @@ async function chromium() {
       const e = ears.find((t) => t > c);
       if (e !== undefined && e - c < 600) m2e.push(e - c);
     }
-    return { g2g, m2e, clicks: clicks.length, heard: ears.length, fps: g2g.length / SECONDS, damaged: 0 };
+    return { g2g, sizes, m2e, clicks: clicks.length, heard: ears.length, fps: g2g.length / SECONDS, damaged: 0 };
   } finally {
     busy?.kill("SIGKILL");
     await senderPages.stop();
@@ -166,16 +169,27 @@ try {
   for (const c of children) c.kill("SIGKILL");
   await rm(dir, { recursive: true, force: true });
 }
+/** The picture size most frames had, with its share. */
+function commonSize(sizes) {
+  const counts = new Map();
+  for (const s of sizes ?? []) counts.set(s, (counts.get(s) ?? 0) + 1);
+  const [size, n] = [...counts].sort((a, b) => b[1] - a[1])[0] ?? ["-", 0];
+  return `${size} (${Math.round((100 * n) / Math.max(1, sizes.length))} %)`;
+}
 const row = (name, r) => [name,
-  round(percentile(r.g2g, 50)), round(percentile(r.g2g, 95)), r.g2g.length, round(r.fps),
+  round(percentile(r.g2g, 50)), round(percentile(r.g2g, 95)), r.g2g.length, round(r.fps), commonSize(r.sizes),
   round(percentile(r.m2e, 50)), round(percentile(r.m2e, 95)), `${r.m2e.length}/${r.clicks}`];
-const header = ["client", "video p50 ms", "video p95 ms", "frames", "fps", "audio p50 ms", "audio p95 ms", "clicks heard"];
+const header = ["client", "video p50 ms", "video p95 ms", "frames", "fps", "size", "audio p50 ms", "audio p95 ms", "clicks heard"];
 const table = [header, row("conclave", ours), row("chromium", theirs)];
 const widths = header.map((_, i) => Math.max(...table.map((r) => String(r[i]).length)));
 console.log(`Latency over ${SECONDS} s through ${SERVER} (720p30 video, click train every 600 ms)` +
   (STARVE ? `; each sender on core ${SENDER_CPU} with a busy loop` : ""));
 for (const r of table) console.log(r.map((c, i) => String(c).padEnd(widths[i])).join("  "));
 if (ours.damaged) console.log(`conclave: ${ours.damaged} frames with a damaged stamp`);
+// Lip sync: how much later than the picture the sound arrives (p50s);
+// negative: the sound is ahead.
+const avOffset = (r) => round(percentile(r.m2e, 50) - percentile(r.g2g, 50));
+console.log(`sound after picture (p50): conclave ${avOffset(ours)} ms, chromium ${avOffset(theirs)} ms`);
 console.log(JSON.stringify({
   variant: STARVE ? "starved" : "idle",
   video_g2g_p50_ms: round(percentile(ours.g2g, 50)),
@@ -185,4 +199,6 @@ console.log(JSON.stringify({
   chromium_video_g2g_p50_ms: round(percentile(theirs.g2g, 50)),
   chromium_video_g2g_p95_ms: round(percentile(theirs.g2g, 95)),
   chromium_audio_m2e_p50_ms: round(percentile(theirs.m2e, 50)),
+  av_offset_ms: avOffset(ours),
+  chromium_av_offset_ms: avOffset(theirs),
 }));

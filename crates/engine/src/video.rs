@@ -516,9 +516,11 @@ impl VideoSender {
                     if !enabled {
                         continue;
                     }
-                    // How long this frame keeps the thread, from when it
-                    // was taken (effects, scaling, encoding).
-                    let began = now;
+                    // How long this frame keeps the thread once the camera
+                    // handed it over (effects, scaling, encoding), as
+                    // libwebrtc measures it: a camera makes its pictures on
+                    // a thread of its own (only the test pattern draws here).
+                    let began = Instant::now();
                     let mut frame = frame;
                     if let Err(error) = camera_effects.apply(&mut frame, interval) {
                         warn!(%error, "virtual background off");

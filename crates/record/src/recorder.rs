@@ -461,8 +461,15 @@ impl Recording {
             self.next_audio_ms += BLOCK_MS;
         }
         if self.next_video_ms <= now_ms {
-            // Late (a starved thread): the canvas takes the slot of now.
-            let slot = (now_ms - now_ms % FRAME_MS).max(self.next_video_ms);
+            // One slot late: caught up at once. Later still (a starved
+            // thread): the canvas takes the slot of now, and the picture
+            // before it holds meanwhile.
+            let current = now_ms - now_ms % FRAME_MS;
+            let slot = if self.next_video_ms + FRAME_MS >= current {
+                self.next_video_ms
+            } else {
+                current
+            };
             self.video_frame(latest, slot)?;
             self.next_video_ms = slot + FRAME_MS;
         }

@@ -1,5 +1,5 @@
 // Helpers shared by the app's WebDriver tests.
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { availableParallelism } from "node:os";
@@ -309,4 +309,11 @@ export function cpuHog() {
   const hog = spawn("taskset", ["-c", core, "sh", "-c", "while :; do :; done"], { stdio: "ignore" });
   hog.on("error", () => {});
   return { stop: () => hog.kill("SIGKILL") };
+}
+
+/** What ffmpeg says, warnings included, while decoding every stream of
+ * `file` (empty: nothing). */
+export function ffmpegSays(file) {
+  const run = spawnSync("ffmpeg", ["-nostdin", "-v", "warning", "-i", file, "-map", "0", "-f", "null", "-"], { encoding: "utf8" });
+  return `${run.stderr ?? ""}${run.status === 0 ? "" : `(exit ${run.status})`}`.trim();
 }

@@ -94,10 +94,11 @@ fn probe(path: &Path) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// ffmpeg's decode errors for the whole file (empty: none).
+/// What ffmpeg says, warnings included, decoding the whole file (empty:
+/// nothing).
 fn decode_errors(path: &Path) -> String {
     let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-xerror", "-i"])
+        .args(["-nostdin", "-v", "warning", "-xerror", "-i"])
         .arg(path)
         .args(["-f", "null", "-"])
         .output()

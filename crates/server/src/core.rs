@@ -152,10 +152,22 @@ pub struct Server {
     out: VecDeque<Output>,
     transmits: Vec<Transmit>,
     last_sweep: Instant,
+    /// Which handle's peer last took an ICE check from each address, and
+    /// when: a client's first DTLS flight can come before our own check of
+    /// that address has succeeded, and is routed by this instead of lost
+    /// (its retransmission would cost a second of joining).
+    checked_from: HashMap<SocketAddr, (u64, Instant)>,
 }
 
 /// How often idle sessions and rate-limit counters are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// How long an address that sent an ICE check stays routed to its peer.
+const CHECKED_FROM_FOR: Duration = Duration::from_secs(30);
+
+/// Whether a datagram is STUN (RFC 7983: its first byte is 0..=3).
+fn is_stun(contents: &[u8]) -> bool {
+    contents.first().is_some_and(|b| *b < 4)
+}
 
 impl Server {
     /// A server whose peers offer `candidates` (the media socket's address,
@@ -176,6 +188,7 @@ impl Server {
             out: VecDeque::new(),
             transmits: Vec::new(),
             last_sweep: now,
+            checked_from: HashMap::new(),
         }
     }
 
@@ -738,6 +751,27 @@ impl Server {
             peer.try_receive(now, source, destination, contents)
                 .then_some(*id)
         });
+        let owner = match owner {
+            Some(id) => {
+                if is_stun(contents) {
+                    self.checked_from.insert(source, (id, now));
+                }
+                Some(id)
+            }
+            // Not yet a path of ours, but an address that was just checked
+            // for one of our peers: its DTLS (say) goes there.
+            None => self
+                .checked_from
+                .get(&source)
+                .filter(|(_, at)| now.saturating_duration_since(*at) < CHECKED_FROM_FOR)
+                .map(|(id, _)| *id)
+                .filter(|id| {
+                    self.handles
+                        .get_mut(id)
+                        .and_then(|h| h.peer.as_mut())
+                        .is_some_and(|p| p.receive_checked(now, source, destination, contents))
+                }),
+        };
         if let Some(id) = owner {
             self.drain_peer(id);
         }
@@ -766,6 +800,10 @@ impl Server {
             self.last_sweep = now;
             self.sweep_sessions();
             self.pins.prune(now);
+            let handles = &self.handles;
+            self.checked_from.retain(|_, (id, at)| {
+                now.saturating_duration_since(*at) < CHECKED_FROM_FOR && handles.contains_key(id)
+            });
         }
     }
 

@@ -267,6 +267,25 @@ impl Peer {
         true
     }
 
+    /// Takes a datagram from an address this peer just took an ICE check
+    /// from, though its own ICE has not confirmed the path yet (a client's
+    /// first DTLS flight); returns whether it was a packet at all.
+    pub fn receive_checked(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) -> bool {
+        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, contents) else {
+            return false;
+        };
+        if let Err(e) = self.rtc.handle_input(str0m::Input::Receive(now, receive)) {
+            debug!(error = %e, "WebRTC input failed");
+        }
+        true
+    }
+
     /// Advances time.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.next_timeout.is_some_and(|t| t <= now) {

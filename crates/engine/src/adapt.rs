@@ -1,9 +1,11 @@
-//! How big and how often our video is sent, from what the network and the
-//! processor allow (sans-IO). [`QualityLadder`] follows the bandwidth
-//! estimate; [`CpuAdapter`] follows the time each frame costs, as
-//! libwebrtc's overuse detector does: a processor that cannot keep up (a
-//! slow laptop, a busy one, a build beside the meeting) gets fewer pixels,
-//! and they come back when there is room again. [`SendSize`] combines both.
+//! How our media is sent, from what the network and the processor allow
+//! (sans-IO). [`QualityLadder`] follows the bandwidth estimate;
+//! [`CpuAdapter`] follows the time each frame costs, as libwebrtc's overuse
+//! detector does: a processor that cannot keep up (a slow laptop, a busy
+//! one, a build beside the meeting) gets fewer pixels, and they come back
+//! when there is room again. [`SendSize`] combines both. [`AudioProtection`]
+//! follows the loss the receiver of our audio reports: Opus spends bits on
+//! forward error correction only where packets are lost.
 
 use std::time::{Duration, Instant};
 
@@ -271,6 +273,100 @@ impl SendSize {
     }
 }
 
+/// How much of our audio the path loses, smoothed, and the protection
+/// Opus is asked for: its expected-loss setting (which decides how many
+/// bits its in-band FEC takes from the voice) in steps with hysteresis, as
+/// libwebrtc sets it from the receiver's RTCP reports. A clean link gets
+/// the codec's whole quality; a lossy one the redundancy it needs.
+#[derive(Debug)]
+pub struct AudioProtection {
+    /// Smoothed loss fraction (0..1), once reported.
+    loss: Option<f64>,
+    /// When the last report came.
+    last: Option<Instant>,
+    /// The expected loss Opus is set to, in percent.
+    percent: u8,
+}
+
+impl Default for AudioProtection {
+    fn default() -> Self {
+        AudioProtection {
+            loss: None,
+            last: None,
+            percent: Self::STEPS[0],
+        }
+    }
+}
+
+impl AudioProtection {
+    /// The expected-loss settings used, in percent.
+    const STEPS: [u8; 6] = [0, 1, 5, 10, 20, 30];
+    /// A step is taken when the loss passes it by a tenth of it (at least
+    /// half a percent) and left when the loss falls as far below it.
+    const MARGIN: f64 = 0.1;
+    const MIN_MARGIN: f64 = 0.5;
+    /// Time constant of the smoothing: rises quickly enough to protect
+    /// within a few seconds, falls slowly so that bursts keep their cover.
+    const RISE: Duration = Duration::from_secs(2);
+    const FALL: Duration = Duration::from_secs(10);
+
+    /// The expected loss to give Opus, in percent.
+    pub fn percent(&self) -> u8 {
+        self.percent
+    }
+
+    /// The smoothed loss, as a fraction, once reported.
+    pub fn loss(&self) -> Option<f64> {
+        self.loss
+    }
+
+    /// The receiver reports `fraction` (0..1) of our audio lost; returns
+    /// the new expected loss if it changed.
+    pub fn on_report(&mut self, fraction: f32, now: Instant) -> Option<u8> {
+        let sample = f64::from(fraction).clamp(0.0, 1.0);
+        let loss = match (self.loss, self.last) {
+            (Some(before), Some(last)) => {
+                let dt = now.saturating_duration_since(last).as_secs_f64();
+                let tau = if sample > before {
+                    Self::RISE
+                } else {
+                    Self::FALL
+                };
+                let keep = (-dt / tau.as_secs_f64()).exp();
+                keep * before + (1.0 - keep) * sample
+            }
+            _ => sample,
+        };
+        self.loss = Some(loss);
+        self.last = Some(now);
+        let percent = loss * 100.0;
+        let mut at = Self::STEPS
+            .iter()
+            .position(|s| *s == self.percent)
+            .unwrap_or(0);
+        let margin = |step: u8| (f64::from(step) * Self::MARGIN).max(Self::MIN_MARGIN);
+        while at + 1 < Self::STEPS.len() {
+            let next = Self::STEPS[at + 1];
+            if percent < f64::from(next) + margin(next) {
+                break;
+            }
+            at += 1;
+        }
+        while at > 0 {
+            let step = Self::STEPS[at];
+            if percent >= f64::from(step) - margin(step) {
+                break;
+            }
+            at -= 1;
+        }
+        let chosen = Self::STEPS[at];
+        (chosen != self.percent).then(|| {
+            self.percent = chosen;
+            chosen
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -395,5 +491,56 @@ mod tests {
         // Small pictures stay codable.
         assert_eq!(SendSize::of(64, 36, full, cpu(2, 2)), size(16, 16, 2));
         assert_eq!(SendSize::of(10, 6, full, cpu(2, 1)), size(10, 6, 1));
+    }
+
+    /// Reports `fraction` once a second for `seconds`; returns the steps.
+    fn report(p: &mut AudioProtection, now: &mut Instant, fraction: f32, seconds: u32) -> Vec<u8> {
+        let mut steps = Vec::new();
+        for _ in 0..seconds {
+            *now += Duration::from_secs(1);
+            if let Some(s) = p.on_report(fraction, *now) {
+                steps.push(s);
+            }
+        }
+        steps
+    }
+
+    #[test]
+    fn a_clean_link_gets_no_fec_and_a_lossy_one_its_cover() {
+        let mut p = AudioProtection::default();
+        let mut now = Instant::now();
+        assert_eq!(p.percent(), 0, "no loss expected before any report");
+        assert!(report(&mut p, &mut now, 0.0, 10).is_empty());
+        assert_eq!(p.percent(), 0);
+        // A quarter lost: protection rises within a few seconds, step by step.
+        let steps = report(&mut p, &mut now, 0.25, 6);
+        assert_eq!(p.percent(), 20, "{steps:?}");
+        assert!(steps.windows(2).all(|w| w[1] > w[0]), "{steps:?}");
+        // Clean again: it falls, more slowly, back to none.
+        let steps = report(&mut p, &mut now, 0.0, 4);
+        assert!(
+            p.percent() >= 10,
+            "a burst keeps its cover a while: {steps:?}"
+        );
+        report(&mut p, &mut now, 0.0, 60);
+        assert_eq!(p.percent(), 0);
+    }
+
+    #[test]
+    fn a_loss_near_a_step_does_not_flap() {
+        let mut p = AudioProtection::default();
+        let mut now = Instant::now();
+        report(&mut p, &mut now, 0.06, 20);
+        assert_eq!(p.percent(), 5);
+        // Wobbling around 5 % keeps 5 %.
+        for (i, f) in [0.045f32, 0.056, 0.048, 0.054, 0.046]
+            .iter()
+            .cycle()
+            .take(40)
+            .enumerate()
+        {
+            now += Duration::from_secs(1);
+            assert_eq!(p.on_report(*f, now), None, "report {i}");
+        }
     }
 }

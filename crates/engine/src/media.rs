@@ -118,15 +118,18 @@ impl CameraChoice {
     }
 }
 
-/// Opens the computer's sound for a share: the default speaker's monitor.
-fn open_share_audio(now: Instant) -> Result<ShareAudio, String> {
+/// Opens the computer's sound for a share (the default speaker's
+/// monitor), its encoder expecting `expected_loss` percent lost.
+fn open_share_audio(now: Instant, expected_loss: u8) -> Result<ShareAudio, String> {
+    let setup = |e: conclave_codec::CodecError| format!("Could not start the audio encoder: {e}");
+    let mut encoder = OpusEncoder::with_frame(64_000, AUDIO_BLOCK).map_err(setup)?;
+    encoder.set_expected_loss(expected_loss).map_err(setup)?;
     Ok(ShareAudio {
         device: open_output_monitor(now)?,
         // No voice processing: music and system sounds are not noise, and
         // their level is the user's to set.
         canceller: PlaybackCanceller::new(),
-        encoder: OpusEncoder::with_frame(64_000, AUDIO_BLOCK)
-            .map_err(|e| format!("Could not start the audio encoder: {e}"))?,
+        encoder,
         next: now,
     })
 }
@@ -505,6 +508,8 @@ pub(crate) struct MediaIo {
     talking: BTreeMap<u64, bool>,
     /// Microphone packets made so far.
     audio_sent: u64,
+    /// How much protection our audio gets, from the loss reported.
+    protection: crate::adapt::AudioProtection,
 }
 
 fn open_microphone(
@@ -562,7 +567,12 @@ impl MediaIo {
                     Err(e) => return Err(format!("Could not open the microphone: {e}")),
                 };
                 // 10 ms packets: the lowest delay Opus offers for voice.
-                let encoder = OpusEncoder::with_frame(32_000, AUDIO_BLOCK)
+                let mut encoder = OpusEncoder::with_frame(32_000, AUDIO_BLOCK)
+                    .map_err(|e| format!("Could not start the audio encoder: {e}"))?;
+                // No loss is expected until the server reports some: FEC
+                // takes no bits from the voice on a clean link.
+                encoder
+                    .set_expected_loss(crate::adapt::AudioProtection::default().percent())
                     .map_err(|e| format!("Could not start the audio encoder: {e}"))?;
                 let settings = options.processing.unwrap_or(match choice {
                     MicrophoneChoice::Device(_) => ProcessingSettings::default(),
@@ -626,7 +636,10 @@ impl MediaIo {
             )?),
         };
         let share_audio = if share.is_some() && options.share_audio {
-            Some(open_share_audio(now)?)
+            Some(open_share_audio(
+                now,
+                crate::adapt::AudioProtection::default().percent(),
+            )?)
         } else {
             None
         };
@@ -644,6 +657,7 @@ impl MediaIo {
             next_audio: now + Duration::from_millis(10),
             next_playout: now + Duration::from_millis(10),
             audio_sent: 0,
+            protection: crate::adapt::AudioProtection::default(),
             save: options.save_received.clone(),
             audio_tap: options.audio_tap.clone(),
             remotes: BTreeMap::new(),
@@ -718,7 +732,7 @@ impl MediaIo {
         self.share = None;
         self.share_audio = None;
         if audio {
-            match open_share_audio(Instant::now()) {
+            match open_share_audio(Instant::now(), self.protection.percent()) {
                 Ok(a) => self.share_audio = Some(a),
                 Err(e) => self.notices.push(MediaNotice::Warning(e)),
             }
@@ -842,6 +856,25 @@ impl MediaIo {
         }
     }
 
+    /// The share of our audio the server reports lost: Opus's protection
+    /// (its expected-loss setting, which paces its in-band FEC) follows.
+    pub fn on_audio_loss(&mut self, fraction: f32, now: Instant) {
+        let Some(percent) = self.protection.on_report(fraction, now) else {
+            return;
+        };
+        info!(percent, loss = fraction, "audio protection");
+        if let Some(m) = &mut self.mic {
+            if let Err(e) = m.encoder.set_expected_loss(percent) {
+                debug!(error = %e, "could not set the expected loss");
+            }
+        }
+        if let Some(a) = &mut self.share_audio {
+            if let Err(e) = a.encoder.set_expected_loss(percent) {
+                debug!(error = %e, "could not set the expected loss");
+            }
+        }
+    }
+
     /// The local microphone's level (-dBov, 127 = silence or muted).
     pub fn local_level(&self) -> u8 {
         self.mic
@@ -874,6 +907,11 @@ impl MediaIo {
             effects: self.camera.as_ref().and_then(VideoSender::effects_cost),
             sending: crate::api::SendingStats {
                 audio_packets: self.audio_sent,
+                audio_loss_permille: self
+                    .protection
+                    .loss()
+                    .map_or(0, |l| (l * 1000.0).round() as u32),
+                audio_protection_percent: u32::from(self.protection.percent()),
                 ..self
                     .camera
                     .as_ref()

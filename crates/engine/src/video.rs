@@ -679,6 +679,8 @@ impl VideoSender {
             video_cpu_percent: usage.map_or(0, |u| (u * 100.0).round() as u32),
             video_limited_by_cpu: step != CpuStep::default(),
             video_dropped: shared.dropped.load(Ordering::Relaxed),
+            audio_loss_permille: 0,
+            audio_protection_percent: 0,
         }
     }
 

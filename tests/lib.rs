@@ -108,6 +108,7 @@ pub async fn try_join_media(
     media: conclave_engine::MediaOptions,
 ) -> (MeetingHandle, UnboundedReceiver<EngineEvent>, EngineEvent) {
     let (meeting, mut events) = conclave_engine::start(JoinOptions {
+        network: Default::default(),
         frame_sink: None,
         info: info.clone(),
         nickname: name.into(),

@@ -5,8 +5,8 @@
 //! `CONCLAVE_WRITE_BINDINGS=1` with the same command rewrites it.
 
 use conclave_engine::{
-    ChatMessage, EffectsStats, EngineEvent, MediaStats, NetworkStats, Participant, RecordingState,
-    RemoteMediaStats, SendingStats,
+    ChatMessage, ConnectionPath, EffectsStats, EngineEvent, MediaStats, NetworkStats, Participant,
+    RecordingState, RemoteMediaStats, SendingStats,
 };
 use ts_rs::TS;
 
@@ -311,6 +311,7 @@ fn render() -> String {
         Participant::decl(),
         ChatMessage::decl(),
         RemoteMediaStats::decl(),
+        ConnectionPath::decl(),
         NetworkStats::decl(),
         EffectsStats::decl(),
         SendingStats::decl(),

@@ -352,6 +352,7 @@ async fn enter_meeting(
     let generations = state.generation.clone();
     let generation = generations.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
     let (meeting, mut events) = conclave_engine::start(JoinOptions {
+        network: Default::default(),
         frame_sink: Some(control.frame_sink(frames.map(FrameServer::sink))),
         info: info.clone(),
         nickname: nickname.clone(),

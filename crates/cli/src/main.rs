@@ -157,6 +157,72 @@ struct JoinArgs {
     /// everyone's sound in Opus), written crash-safely; finalised on leaving.
     #[arg(long, value_name = "DIR")]
     record: Option<std::path::PathBuf>,
+    /// A relay or STUN server to use: `turn:HOST[:PORT]`,
+    /// `turn:HOST[:PORT]?transport=tcp`, `turns:HOST[:PORT]` (TLS) or
+    /// `stun:HOST[:PORT]`. Repeatable; none is used unless named here.
+    #[arg(long = "ice-server", value_name = "URL")]
+    ice_servers: Vec<String>,
+    /// The user name for the relay given by the same position of
+    /// --ice-server (the last one given serves the relays after it).
+    #[arg(long = "ice-username", value_name = "USER")]
+    ice_usernames: Vec<String>,
+    /// The password for the relay at the same position, as --ice-username.
+    #[arg(
+        long = "ice-password",
+        value_name = "PASSWORD",
+        env = "CONCLAVE_ICE_PASSWORD",
+        hide_env_values = true
+    )]
+    ice_passwords: Vec<String>,
+    /// The SHA-256 fingerprint of a `turns:` relay's certificate, for a
+    /// relay without one from a public authority.
+    #[arg(long, value_name = "SHA256")]
+    ice_fingerprint: Option<String>,
+    /// Offer only relayed paths: neither the server nor anyone else learns
+    /// this computer's addresses (needs a relay).
+    #[arg(long)]
+    relay_only: bool,
+}
+
+/// The relays and STUN servers of `conclave-cli join`'s flags.
+fn network_options(args: &JoinArgs) -> anyhow::Result<conclave_engine::NetworkOptions> {
+    fn pick(list: &[String], i: usize) -> Option<&str> {
+        list.get(i).or(list.last()).map(String::as_str)
+    }
+    let mut ice_servers = Vec::new();
+    for (i, url) in args.ice_servers.iter().enumerate() {
+        let server = conclave_engine::IceServer::parse(
+            url,
+            pick(&args.ice_usernames, i),
+            pick(&args.ice_passwords, i),
+        )?;
+        ice_servers.push(server);
+    }
+    if args.relay_only
+        && !ice_servers
+            .iter()
+            .any(|s| matches!(s, conclave_engine::IceServer::Turn { .. }))
+    {
+        bail!(
+            "--relay-only needs a relay: add --ice-server turn:… with its user name and password"
+        );
+    }
+    let relay_fingerprint = args
+        .ice_fingerprint
+        .as_deref()
+        .map(|f| f.replace(':', "").to_ascii_lowercase())
+        .filter(|f| !f.is_empty());
+    if let Some(f) = &relay_fingerprint {
+        anyhow::ensure!(
+            f.len() == 64 && f.bytes().all(|b| b.is_ascii_hexdigit()),
+            "--ice-fingerprint must be a SHA-256 fingerprint: 64 hex digits"
+        );
+    }
+    Ok(conclave_engine::NetworkOptions {
+        ice_servers,
+        relay_only: args.relay_only,
+        relay_fingerprint,
+    })
 }
 
 /// Repairs the unfinished recordings among `paths` (files, or folders to
@@ -712,7 +778,9 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
         ))
     });
     let room = info.room;
+    let network = network_options(&args)?;
     let (meeting, mut events) = conclave_engine::start(JoinOptions {
+        network,
         frame_sink,
         info,
         nickname: args.name.clone(),

@@ -119,6 +119,26 @@ pub struct NetworkStats {
     pub send_loss_permille: u32,
     /// Share of packets lost on the way to us, in per mille.
     pub receive_loss_permille: u32,
+    /// How our media reaches the server.
+    pub path: ConnectionPath,
+}
+
+/// How a media connection reaches the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionPath {
+    /// Not connected yet.
+    #[default]
+    Unknown,
+    /// Straight to the server over UDP.
+    Direct,
+    /// Through a relay reached over UDP.
+    RelayUdp,
+    /// Through a relay reached over TCP.
+    RelayTcp,
+    /// Through a relay reached over TLS.
+    RelayTls,
 }
 
 /// What we send (0 where nothing is sent).
@@ -128,6 +148,12 @@ pub struct SendingStats {
     /// Audio packets made from the microphone so far.
     #[cfg_attr(feature = "ts", ts(type = "number"))]
     pub audio_packets: u64,
+    /// Our audio lost on the way to the server, smoothed, in per mille (as
+    /// the server reports it).
+    pub audio_loss_permille: u32,
+    /// The loss Opus is set to expect, in percent: its forward error
+    /// correction takes bits from the voice accordingly (0 on a clean link).
+    pub audio_protection_percent: u32,
     /// Size of the camera video sent now.
     pub video_width: u32,
     /// Height of the camera video sent now.

@@ -86,6 +86,44 @@ pub struct ClientConfig {
     pub publish: PublishConfig,
     /// Emit every TextRoom frame as [`EngineEvent::RawTextRoom`] (tests, audits).
     pub tap_textroom: bool,
+    /// Relayed addresses (TURN allocations) of each peer connection: more
+    /// local candidates, after the host ones.
+    pub relayed: RelayedAddrs,
+    /// Offer only relayed candidates: our own addresses stay hidden from
+    /// the server and everyone else.
+    pub relay_only: bool,
+}
+
+/// The relayed addresses of each peer connection, each with the local
+/// address the relay saw it asked from.
+#[derive(Debug, Clone, Default)]
+pub struct RelayedAddrs {
+    /// Of the chat (TextRoom) connection.
+    pub chat: Vec<(SocketAddr, SocketAddr)>,
+    /// Of the connection that receives media.
+    pub media: Vec<(SocketAddr, SocketAddr)>,
+    /// Of the connection that sends media.
+    pub publish: Vec<(SocketAddr, SocketAddr)>,
+}
+
+/// The local ICE candidates of a peer connection: its host address (unless
+/// only relays may be offered), then its relayed addresses.
+pub(crate) fn local_candidates(
+    host: SocketAddr,
+    relayed: &[(SocketAddr, SocketAddr)],
+    relay_only: bool,
+) -> Result<Vec<Candidate>, String> {
+    let mut out = Vec::new();
+    if !relay_only {
+        out.push(Candidate::host(host, "udp").map_err(|e| e.to_string())?);
+    }
+    for (addr, local) in relayed {
+        out.push(Candidate::relayed(*addr, *local, "udp").map_err(|e| e.to_string())?);
+    }
+    if out.is_empty() {
+        return Err("no relay could be reached".into());
+    }
+    Ok(out)
 }
 
 /// Something the caller feeds into the client.
@@ -170,6 +208,9 @@ pub enum Output {
     /// The video bitrate to aim for (bits per second), from the bandwidth
     /// estimate.
     VideoBitrate(u32),
+    /// The share of our audio the receiving server reports lost (0..1,
+    /// from its RTCP receiver reports), for the encoder's protection.
+    AudioLoss(f32),
     /// An encoded frame from another participant, for decoding.
     RemoteMedia {
         /// The participant (publisher id).
@@ -445,6 +486,7 @@ impl Client {
             },
             send_loss_permille: send.loss_permille,
             receive_loss_permille: receive.loss_permille,
+            path: crate::api::ConnectionPath::Unknown,
         }
     }
 
@@ -787,9 +829,15 @@ impl Client {
             Some(rtc) => rtc,
             None => {
                 let mut rtc = Rtc::builder().build(self.now);
-                let candidate = Candidate::host(self.cfg.local_addr, "udp")
-                    .map_err(|e| format!("No usable local network address: {e}"))?;
-                rtc.add_local_candidate(candidate);
+                let candidates = local_candidates(
+                    self.cfg.local_addr,
+                    &self.cfg.relayed.chat,
+                    self.cfg.relay_only,
+                )
+                .map_err(|e| format!("No usable network address: {e}"))?;
+                for c in candidates {
+                    rtc.add_local_candidate(c);
+                }
                 rtc
             }
         };
@@ -797,8 +845,14 @@ impl Client {
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| format!("Could not negotiate the chat connection: {e}"));
-        self.rtc = Some(rtc);
+        let rtc = self.rtc.insert(rtc);
         let answer = answer?;
+        // ICE starts its own checks only once time is given to it: without
+        // this it would wait for the server's, which a relay drops until
+        // we have sent something ourselves (a permission).
+        if let Err(e) = rtc.handle_input(str0m::Input::Timeout(self.now)) {
+            warn!(error = %e, "WebRTC timeout handling failed");
+        }
         self.drain_rtc();
         let Some(handle) = self.textroom_handle else {
             return Ok(());
@@ -863,10 +917,16 @@ impl Client {
     // ----- WebRTC ----------------------------------------------------------
 
     fn on_udp(&mut self, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
-        if destination == self.cfg.media_addr && destination != self.cfg.local_addr {
+        let relayed_to =
+            |list: &[(SocketAddr, SocketAddr)]| list.iter().any(|(a, _)| *a == destination);
+        if (destination == self.cfg.media_addr && destination != self.cfg.local_addr)
+            || relayed_to(&self.cfg.relayed.media)
+        {
             return self.on_media_udp(source, destination, data);
         }
-        if destination == self.cfg.publish_addr && destination != self.cfg.local_addr {
+        if (destination == self.cfg.publish_addr && destination != self.cfg.local_addr)
+            || relayed_to(&self.cfg.relayed.publish)
+        {
             return self.on_publish_udp(source, destination, data);
         }
         let Some(rtc) = &mut self.rtc else {
@@ -906,7 +966,7 @@ impl Client {
                     return;
                 }
                 str0m::Output::Transmit(t) => self.out.push_back(Output::Transmit {
-                    source: self.cfg.local_addr,
+                    source: t.source,
                     destination: t.destination,
                     data: t.contents.to_vec(),
                 }),

@@ -18,17 +18,20 @@ pub mod api;
 pub mod chat;
 pub mod client;
 pub mod frames;
+pub mod ice_servers;
 pub mod media;
+mod relay;
 pub mod runtime;
 pub mod tls;
 pub mod video;
 
 pub use api::{
-    ChatMessage, Command, EffectsStats, EngineEvent, MediaStats, NetworkStats, Participant,
-    RecordingState, RemoteMediaStats, SendingStats,
+    ChatMessage, Command, ConnectionPath, EffectsStats, EngineEvent, MediaStats, NetworkStats,
+    Participant, RecordingState, RemoteMediaStats, SendingStats,
 };
 pub use conclave_codec::VideoCodec;
 pub use conclave_media::processing::ProcessingSettings;
+pub use ice_servers::{IceServer, NetworkOptions, RelayTransport};
 pub use media::{
     open_camera, AudioTap, BackdropChoice, BackgroundOptions, CameraChoice, MediaOptions,
     MicrophoneChoice, SpeakerChoice, VideoEffects,

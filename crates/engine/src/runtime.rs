@@ -18,9 +18,12 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use tracing::{debug, info, warn};
 
-use crate::api::{ChatMessage, Command, EngineEvent};
+use crate::api::{ChatMessage, Command, ConnectionPath, EngineEvent};
 use crate::chat::transcript_markdown;
-use crate::client::{sanitize_nickname, Client, ClientConfig, Input, Output, PublishConfig};
+use crate::client::{
+    sanitize_nickname, Client, ClientConfig, Input, Output, PublishConfig, RelayedAddrs,
+};
+use crate::ice_servers::RelayTransport;
 use crate::media::{MediaIo, MediaNotice, MediaOptions, MicrophoneChoice};
 
 /// How long connecting to the signaling server may take.
@@ -60,6 +63,8 @@ pub struct JoinOptions {
     pub media: MediaOptions,
     /// Where decoded remote video goes for display, if anywhere.
     pub frame_sink: Option<crate::video::FrameSink>,
+    /// Relays, and whether only they may be used.
+    pub network: crate::ice_servers::NetworkOptions,
 }
 
 enum Request {
@@ -254,6 +259,23 @@ async fn run(
     let (socket, local_addr) = bind_udp(ip).await?;
     let (media_socket, media_addr) = bind_udp(ip).await?;
     let (publish_socket, publish_addr) = bind_udp(ip).await?;
+    let (relay_tx, mut relay_rx) = mpsc::unbounded_channel();
+    let relays = crate::relay::allocate_all(&opts.network, ip, relay_tx).await?;
+    for failure in &relays.failures {
+        let _ = events.send(EngineEvent::Warning {
+            message: format!("A relay could not be used: {failure}"),
+        });
+    }
+    let relayed = |list: &[crate::relay::Relay]| -> Vec<(SocketAddr, SocketAddr)> {
+        list.iter().map(|r| (r.relayed, r.local)).collect()
+    };
+    let relayed = RelayedAddrs {
+        chat: relayed(&relays.chat),
+        media: relayed(&relays.media),
+        publish: relayed(&relays.publish),
+    };
+    // How each connection (chat, receiving, sending) reaches the server.
+    let mut paths = [ConnectionPath::Unknown; 3];
     let (video_tx, mut video_rx) = mpsc::unbounded_channel();
     let mut media = MediaIo::open(
         &opts.media,
@@ -280,6 +302,8 @@ async fn run(
                 video_codec: opts.media.video_codec,
             },
             tap_textroom: opts.tap_textroom,
+            relayed,
+            relay_only: opts.network.relay_only,
         },
         Instant::now(),
     );
@@ -337,6 +361,34 @@ async fn run(
                     destination,
                     data,
                 } => {
+                    // DTLS and media (not ICE checks, which try every
+                    // path) go only the way ICE chose.
+                    let chosen = data.first().is_some_and(|b| *b >= 4);
+                    let connection = if source == media_addr
+                        || relays.media.iter().any(|r| r.relayed == source)
+                    {
+                        1
+                    } else if source == publish_addr
+                        || relays.publish.iter().any(|r| r.relayed == source)
+                    {
+                        2
+                    } else {
+                        0
+                    };
+                    if let Some(relay) = relays.by_address(source) {
+                        if chosen {
+                            paths[connection] = match relay.transport {
+                                RelayTransport::Udp => ConnectionPath::RelayUdp,
+                                RelayTransport::Tcp => ConnectionPath::RelayTcp,
+                                RelayTransport::Tls => ConnectionPath::RelayTls,
+                            };
+                        }
+                        relay.send(destination, data);
+                        continue;
+                    }
+                    if chosen {
+                        paths[connection] = ConnectionPath::Direct;
+                    }
                     let out = if source == media_addr {
                         &media_socket
                     } else if source == publish_addr {
@@ -359,6 +411,7 @@ async fn run(
                 }
                 Output::KeyframeRequested { screen } => media.request_keyframe(screen),
                 Output::VideoBitrate(bps) => media.set_video_bitrate(bps),
+                Output::AudioLoss(fraction) => media.on_audio_loss(fraction, Instant::now()),
                 Output::RemoteMedia {
                     participant,
                     video,
@@ -396,6 +449,7 @@ async fn run(
             if client.is_in_meeting() {
                 let mut stats = media.stats();
                 stats.network = client.network_stats();
+                stats.network.path = shown_path(&paths);
                 let _ = events.send(EngineEvent::Stats { stats });
             }
         }
@@ -442,6 +496,10 @@ async fn run(
                 ),
                 Err(e) => debug!(error = %e, "UDP receive failed"),
             },
+            Some(p) = relay_rx.recv() => client.handle_input(
+                Instant::now(),
+                Input::Udp { source: p.peer, destination: p.relayed, data: &p.data },
+            ),
             Some(e) = video_rx.recv() => client.handle_input(
                 Instant::now(),
                 Input::EncodedVideo { data: &e.data, captured: e.captured, screen: e.screen },
@@ -465,6 +523,7 @@ async fn run(
                         // The new state at once, so the UI need not guess.
                         let mut stats = media.stats();
                         stats.network = client.network_stats();
+                        stats.network.path = shown_path(&paths);
                         let _ = events.send(EngineEvent::Stats { stats });
                     }
                     // A share whose capture could not start is not offered.
@@ -667,4 +726,13 @@ pub fn block_on<F: std::future::Future>(fut: F) -> std::io::Result<F::Output> {
     // keep the process alive forever).
     runtime.shutdown_background();
     Ok(output)
+}
+
+/// How the meeting's media reaches the server, for the statistics: the
+/// sending connection's path, else the receiving one's, else the chat's.
+fn shown_path(paths: &[ConnectionPath; 3]) -> ConnectionPath {
+    [paths[2], paths[1], paths[0]]
+        .into_iter()
+        .find(|p| *p != ConnectionPath::Unknown)
+        .unwrap_or_default()
 }

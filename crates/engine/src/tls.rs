@@ -48,25 +48,29 @@ fn public_roots_config() -> Arc<rustls::ClientConfig> {
 /// The connector for a signaling connection; pinned when `fingerprint`
 /// (64 lowercase hex digits) is given.
 pub fn connector(fingerprint: Option<&str>) -> Connector {
-    match fingerprint {
-        None => Connector::Rustls(public_roots_config()),
-        Some(fp) => {
-            let verifier = PinnedCertificate {
-                fingerprint: fp.to_ascii_lowercase(),
-                provider: provider(),
-            };
-            let config = rustls::ClientConfig::builder_with_provider(provider())
-                .with_safe_default_protocol_versions()
-                .map(|b| {
-                    b.dangerous()
-                        .with_custom_certificate_verifier(Arc::new(verifier))
-                        .with_no_client_auth()
-                });
-            match config {
-                Ok(c) => Connector::Rustls(Arc::new(c)),
-                Err(_) => Connector::Rustls(public_roots_config()),
-            }
-        }
+    Connector::Rustls(client_config(fingerprint))
+}
+
+/// A TLS client configuration (signaling, relays over TLS): public roots,
+/// or only the certificate whose SHA-256 fingerprint is `fingerprint`.
+pub fn client_config(fingerprint: Option<&str>) -> Arc<rustls::ClientConfig> {
+    let Some(fp) = fingerprint else {
+        return public_roots_config();
+    };
+    let verifier = PinnedCertificate {
+        fingerprint: fp.to_ascii_lowercase(),
+        provider: provider(),
+    };
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map(|b| {
+            b.dangerous()
+                .with_custom_certificate_verifier(Arc::new(verifier))
+                .with_no_client_auth()
+        });
+    match config {
+        Ok(c) => Arc::new(c),
+        Err(_) => public_roots_config(),
     }
 }
 

@@ -95,6 +95,8 @@ video_width: number,
  */
 video_height: number, };
 
+export type ConnectionPath = "unknown" | "direct" | "relay_udp" | "relay_tcp" | "relay_tls";
+
 export type NetworkStats = { 
 /**
  * Media sent, in kbit/s (all packets, with overhead).
@@ -119,7 +121,11 @@ send_loss_permille: number,
 /**
  * Share of packets lost on the way to us, in per mille.
  */
-receive_loss_permille: number, };
+receive_loss_permille: number, 
+/**
+ * How our media reaches the server.
+ */
+path: ConnectionPath, };
 
 export type EffectsStats = { 
 /**
@@ -138,6 +144,16 @@ export type SendingStats = {
  * Audio packets made from the microphone so far.
  */
 audio_packets: number, 
+/**
+ * Our audio lost on the way to the server, smoothed, in per mille (as
+ * the server reports it).
+ */
+audio_loss_permille: number, 
+/**
+ * The loss Opus is set to expect, in percent: its forward error
+ * correction takes bits from the voice accordingly (0 on a clean link).
+ */
+audio_protection_percent: number, 
 /**
  * Size of the camera video sent now.
  */

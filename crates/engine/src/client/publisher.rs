@@ -19,7 +19,7 @@ const MAX_VIDEO_BPS: u32 = 2_500_000;
 
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event as RtcEvent, Rtc};
+use str0m::{Event as RtcEvent, Rtc};
 use tracing::{debug, warn};
 
 use super::{Client, Output, Tx, STATS_INTERVAL};
@@ -114,9 +114,15 @@ impl Client {
             str0m::bwe::Bitrate::bps(u64::from(MIN_VIDEO_BPS)),
             str0m::bwe::Bitrate::bps(u64::from(MAX_VIDEO_BPS) + 64_000),
         );
-        match Candidate::host(self.cfg.publish_addr, "udp") {
-            Ok(c) => {
-                rtc.add_local_candidate(c);
+        match super::local_candidates(
+            self.cfg.publish_addr,
+            &self.cfg.relayed.publish,
+            self.cfg.relay_only,
+        ) {
+            Ok(candidates) => {
+                for c in candidates {
+                    rtc.add_local_candidate(c);
+                }
             }
             Err(e) => {
                 warn!(error = %e, "no usable address for sending media");
@@ -283,11 +289,17 @@ impl Client {
         else {
             return;
         };
+        let now = self.now;
         let applied = SdpAnswer::from_sdp_string(&jsep.sdp)
             .map_err(|e| e.to_string())
             .and_then(|a| {
                 rtc.sdp_api()
                     .accept_answer(pending, a)
+                    .map_err(|e| e.to_string())
+            })
+            .and_then(|()| {
+                // Our own ICE checks start now, not when the server's arrive.
+                rtc.handle_input(str0m::Input::Timeout(now))
                     .map_err(|e| e.to_string())
             });
         match applied {
@@ -411,7 +423,7 @@ impl Client {
                     return;
                 }
                 str0m::Output::Transmit(t) => self.out.push_back(Output::Transmit {
-                    source: self.cfg.publish_addr,
+                    source: t.source,
                     destination: t.destination,
                     data: t.contents.to_vec(),
                 }),
@@ -430,6 +442,13 @@ impl Client {
                 str0m::Output::Event(RtcEvent::KeyframeRequest(req)) => {
                     let screen = self.publisher.screen == Some(req.mid);
                     self.out.push_back(Output::KeyframeRequested { screen })
+                }
+                str0m::Output::Event(RtcEvent::MediaEgressStats(s))
+                    if Some(s.mid) == self.publisher.audio =>
+                {
+                    if let Some(loss) = s.loss {
+                        self.out.push_back(Output::AudioLoss(loss));
+                    }
                 }
                 str0m::Output::Event(RtcEvent::PeerStats(s)) => self.publisher.meter.update(
                     s.timestamp,

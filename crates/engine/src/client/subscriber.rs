@@ -17,7 +17,7 @@ use str0m::change::SdpOffer;
 use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event as RtcEvent, Rtc};
+use str0m::{Event as RtcEvent, Rtc};
 use tracing::{debug, warn};
 
 use super::{Client, Output, Tx};
@@ -334,15 +334,25 @@ impl Client {
                     .enable_h264(true)
                     .set_stats_interval(Some(super::STATS_INTERVAL))
                     .build(self.now);
-                let candidate =
-                    Candidate::host(self.cfg.media_addr, "udp").map_err(|e| e.to_string())?;
-                rtc.add_local_candidate(candidate);
+                let candidates = super::local_candidates(
+                    self.cfg.media_addr,
+                    &self.cfg.relayed.media,
+                    self.cfg.relay_only,
+                )?;
+                for c in candidates {
+                    rtc.add_local_candidate(c);
+                }
                 rtc
             }
         };
         let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| e.to_string());
-        self.sub.rtc = Some(rtc);
+        let rtc = self.sub.rtc.insert(rtc);
         let answer = answer?;
+        // Our own ICE checks start now, not when the server's arrive (see
+        // `accept_offer` of the chat connection).
+        if let Err(e) = rtc.handle_input(str0m::Input::Timeout(self.now)) {
+            warn!(error = %e, "WebRTC timeout handling failed");
+        }
         self.drain_subscriber();
         let Some(handle) = self.sub.handle else {
             return Ok(());
@@ -469,7 +479,7 @@ impl Client {
                     return;
                 }
                 str0m::Output::Transmit(t) => self.out.push_back(Output::Transmit {
-                    source: self.cfg.media_addr,
+                    source: t.source,
                     destination: t.destination,
                     data: t.contents.to_vec(),
                 }),

@@ -1,0 +1,398 @@
+//! Real networks: a participant in a network namespace of its own
+//! (scripts/netns-client), its UDP blocked by nftables, joins through a
+//! real relay (coturn, started by scripts/e2e) over TCP and over TLS and
+//! exchanges audio, video and chat with someone on the open network; with
+//! `--relay-only`, none of its own addresses reaches the server.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use conclave_e2e::{new_meeting, server_ip, Peer};
+use conclave_engine::{
+    CameraChoice, Command as EngineCommand, ConnectionPath, EngineEvent, MediaOptions,
+    MicrophoneChoice,
+};
+use serde_json::Value;
+
+/// How long media through a relay may take to flow.
+const MEDIA_WAIT: Duration = Duration::from_secs(30);
+
+/// The relay's folder (its certificate, log): scripts/e2e starts coturn on
+/// the test network's address and names it here.
+fn turn_dir() -> PathBuf {
+    PathBuf::from(
+        std::env::var("CONCLAVE_TEST_TURN_DIR")
+            .expect("CONCLAVE_TEST_TURN_DIR: run through scripts/e2e, which starts the relay"),
+    )
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the repository")
+        .to_path_buf()
+}
+
+/// A time-limited relay user and its password (the TURN REST scheme, as a
+/// meeting server hands them out), from `scripts/turn credentials`.
+fn relay_credentials() -> Vec<String> {
+    let out = Command::new(repo().join("scripts/turn"))
+        .arg("credentials")
+        .output()
+        .expect("scripts/turn credentials");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut lines = text.lines();
+    let (Some(user), Some(password)) = (lines.next(), lines.next()) else {
+        panic!("no credentials: {text}");
+    };
+    vec![
+        "--ice-username".into(),
+        user.into(),
+        "--ice-password".into(),
+        password.into(),
+    ]
+}
+
+/// The SHA-256 fingerprint of the relay's TLS certificate, as openssl
+/// prints it (`AB:CD:…`).
+fn relay_fingerprint() -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(turn_dir().join("cert.pem"))
+        .output()
+        .expect("openssl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.trim()
+        .split('=')
+        .nth(1)
+        .expect("a fingerprint")
+        .to_string()
+}
+
+/// A `conclave-cli` participant in a namespace of its own, with the test
+/// pattern and a tone, printing JSON events; its standard input is sent
+/// as chat, and closing it makes it leave.
+struct Outside {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Outside {
+    /// Starts it in the namespace of client `id` with `impairments`, or
+    /// with no `id` beside the servers (the test namespace itself).
+    fn start(
+        id: Option<u8>,
+        impairments: &[&str],
+        link: &str,
+        name: &str,
+        extra: &[String],
+    ) -> Outside {
+        let mut command = match id {
+            Some(id) => {
+                let mut c = Command::new(repo().join("scripts/netns-client"));
+                c.args(["--id", &id.to_string()])
+                    .args(impairments)
+                    .arg("--")
+                    .arg(conclave_e2e::cli_path());
+                c
+            }
+            None => Command::new(conclave_e2e::cli_path()),
+        };
+        let mut child = command
+            .args(["join", link, "--name", name, "--json", "--stdin"])
+            .args(["--camera", "synthetic:320x180@15", "--mic", "tone:660"])
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("a participant in its own namespace");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let seen = events.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if let Ok(mut e) = seen.lock() {
+                        e.push(v);
+                    }
+                }
+            }
+        });
+        Outside {
+            child,
+            stdin,
+            events,
+        }
+    }
+
+    /// Sends a chat message to everyone.
+    fn say(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("still in the meeting");
+        writeln!(stdin, "{text}").expect("chat line");
+        stdin.flush().expect("chat line");
+    }
+
+    /// Waits until an event matches `pred`; panics with what was seen.
+    async fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let until = Instant::now() + MEDIA_WAIT;
+        loop {
+            if let Some(v) = self
+                .events
+                .lock()
+                .ok()
+                .and_then(|e| e.iter().find(|v| pred(v)).cloned())
+            {
+                return v;
+            }
+            let failed = self.events.lock().ok().and_then(|e| {
+                e.iter()
+                    .find(|v| v["event"] == "error" || v["event"] == "disconnected")
+                    .cloned()
+            });
+            if let Some(f) = failed {
+                panic!("waiting for {what}, the outside participant failed: {f}");
+            }
+            if Instant::now() > until {
+                let last: Vec<Value> = self
+                    .events
+                    .lock()
+                    .map(|e| e.iter().rev().take(5).cloned().collect())
+                    .unwrap_or_default();
+                panic!("no {what} in time; last events: {last:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Leaves (end of input) and waits for the process.
+    fn leave(mut self) {
+        drop(self.stdin.take());
+        let until = Instant::now() + Duration::from_secs(15);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    assert!(status.success(), "the outside participant exited {status}");
+                    return;
+                }
+                Ok(None) if Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(100))
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    panic!("the outside participant did not leave");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            drop(self.stdin.take());
+            std::thread::sleep(Duration::from_secs(2));
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The camera and tone of the participant on the open network.
+fn inside_media() -> MediaOptions {
+    MediaOptions {
+        camera: Some(CameraChoice::Synthetic {
+            width: 320,
+            height: 180,
+            fps: 15,
+        }),
+        microphone: Some(MicrophoneChoice::Tone(440.0)),
+        ..Default::default()
+    }
+}
+
+/// Whether a stats event shows at least `frames` video frames and 50 audio
+/// packets received from someone.
+fn receiving(stats: &Value, frames: u64) -> bool {
+    stats["event"] == "stats"
+        && stats["remotes"].as_array().is_some_and(|r| {
+            r.iter().any(|r| {
+                r["video_frames"].as_u64().unwrap_or(0) >= frames
+                    && r["audio_packets"].as_u64().unwrap_or(0) >= 50
+            })
+        })
+}
+
+/// One participant with UDP blocked, through the relay at `relay`, and one
+/// on the open network: audio, video and chat both ways.
+async fn meets_through_relay(id: u8, relay: &str, extra: &[String], path: ConnectionPath) {
+    let info = new_meeting(false).await;
+    let mut inside = Peer::join_media(&info, "Inside", false, inside_media()).await;
+    let mut args = vec!["--ice-server".to_string(), relay.to_string()];
+    args.extend(relay_credentials());
+    args.extend_from_slice(extra);
+    let mut outside = Outside::start(
+        Some(id),
+        &["--block-udp"],
+        &info.to_app_link(),
+        "Outside",
+        &args,
+    );
+    outside.wait_for("joined", |v| v["event"] == "joined").await;
+    inside
+        .wait_for("Outside in the roster", |e| {
+            matches!(e, EngineEvent::ParticipantJoined { participant } if participant.nickname == "Outside")
+        })
+        .await;
+    // Chat both ways (it rides on the chat connection, relayed too).
+    outside.say("hello from behind the firewall");
+    inside
+        .wait_for("chat from outside", |e| {
+            matches!(e, EngineEvent::Chat { message } if message.text == "hello from behind the firewall")
+        })
+        .await;
+    inside.meeting.command(EngineCommand::SendChat {
+        to: None,
+        text: "hello from the open network".into(),
+    });
+    outside
+        .wait_for("chat from inside", |v| {
+            v["event"] == "chat" && v["text"] == "hello from the open network"
+        })
+        .await;
+    // Media both ways, decoded.
+    let expected = serde_json::to_value(path).expect("path");
+    outside
+        .wait_for("the inside participant's audio and video", |v| {
+            receiving(v, 30)
+        })
+        .await;
+    outside
+        .wait_for("the path in the statistics", |v| {
+            v["event"] == "stats" && v["network"]["path"] == expected
+        })
+        .await;
+    inside
+        .wait_for("the outside participant's audio and video", |e| match e {
+            EngineEvent::Stats { stats } => stats
+                .remotes
+                .iter()
+                .any(|r| r.video_frames >= 30 && r.audio_packets >= 50),
+            _ => false,
+        })
+        .await;
+    outside.leave();
+    inside
+        .wait_for("Outside leaving", |e| {
+            matches!(e, EngineEvent::ParticipantLeft { participant } if participant.nickname == "Outside")
+        })
+        .await;
+    inside.leave().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_udp_blocked_a_participant_meets_through_a_relay_over_tcp() {
+    let relay = format!("turn:{}:3478?transport=tcp", server_ip());
+    meets_through_relay(11, &relay, &[], ConnectionPath::RelayTcp).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_udp_blocked_a_participant_meets_through_a_relay_over_tls() {
+    let relay = format!("turns:{}:5349", server_ip());
+    let pin = vec!["--ice-fingerprint".to_string(), relay_fingerprint()];
+    meets_through_relay(12, &relay, &pin, ConnectionPath::RelayTls).await;
+}
+
+/// Only relayed candidates are offered: the server (its audit of all it
+/// received, on conclave-server) never sees the participant's address,
+/// and media still flows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_only_reveals_no_address_of_ours() {
+    let info = new_meeting(false).await;
+    let mut inside = Peer::join_media(&info, "Inside", false, inside_media()).await;
+    let relay = format!("turn:{}:3478", server_ip());
+    let mut args = vec!["--ice-server".to_string(), relay, "--relay-only".into()];
+    args.extend(relay_credentials());
+    let id = 13;
+    let own_address = format!("10.78.{id}.2");
+    let outside = Outside::start(Some(id), &[], &info.to_app_link(), "Hidden", &args);
+    outside
+        .wait_for("the inside participant's audio and video", |v| {
+            receiving(v, 30)
+        })
+        .await;
+    let expected = serde_json::to_value(ConnectionPath::RelayUdp).expect("path");
+    outside
+        .wait_for("a relayed path", |v| {
+            v["event"] == "stats" && v["network"]["path"] == expected
+        })
+        .await;
+    inside
+        .wait_for("the hidden participant's audio and video", |e| match e {
+            EngineEvent::Stats { stats } => stats
+                .remotes
+                .iter()
+                .any(|r| r.video_frames >= 30 && r.audio_packets >= 50),
+            _ => false,
+        })
+        .await;
+    outside.leave();
+    inside.leave().await;
+    // conclave-server's audit (Janus keeps no such record).
+    if let Some(audit) = std::env::var("CONCLAVE_TEST_AUDIT")
+        .ok()
+        .filter(|a| !a.is_empty())
+    {
+        let text = std::fs::read_to_string(&audit).expect("the server's audit");
+        let ours: Vec<&str> = text.lines().filter(|l| l.contains(&own_address)).collect();
+        assert!(
+            ours.is_empty(),
+            "the server received the participant's own address: {:?}",
+            ours.iter()
+                .map(|l| &l[..l.len().min(300)])
+                .collect::<Vec<_>>()
+        );
+        assert!(
+            text.contains("typ relay"),
+            "the server received relayed candidates"
+        );
+    }
+}
+
+/// A relay that cannot be reached is a warning, not a failed meeting:
+/// the direct path is used. (Beside the servers: Janus answers no ICE
+/// check from the client namespaces of scripts/netns-client, whose
+/// packets reach it on another interface than its own address's; relayed
+/// paths, which reach it from the relay, are unaffected.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_relay_is_a_warning_and_the_meeting_goes_on() {
+    let info = new_meeting(false).await;
+    let inside = Peer::join_media(&info, "Inside", false, inside_media()).await;
+    // Nothing listens there.
+    let mut args = vec![
+        "--ice-server".to_string(),
+        format!("turn:{}:3999?transport=tcp", server_ip()),
+    ];
+    args.extend(relay_credentials());
+    let outside = Outside::start(None, &[], &info.to_app_link(), "Direct", &args);
+    outside
+        .wait_for("a warning about the relay", |v| {
+            v["event"] == "warning"
+                && v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("relay could not be used"))
+        })
+        .await;
+    let expected = serde_json::to_value(ConnectionPath::Direct).expect("path");
+    outside
+        .wait_for("media on the direct path", |v| {
+            receiving(v, 30) && v["network"]["path"] == expected
+        })
+        .await;
+    outside.leave();
+    inside.leave().await;
+}

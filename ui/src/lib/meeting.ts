@@ -2,7 +2,7 @@
  * The meeting as the UI shows it, built only from engine events. Pure
  * functions, so the whole screen state can be tested without a backend.
  */
-import type { ChatMessage, EffectsStats, EngineEvent, Participant, RecordingState } from "./bindings";
+import type { ChatMessage, ConnectionPath, EffectsStats, EngineEvent, Participant, RecordingState } from "./bindings";
 
 /** Someone recording the meeting on their device. */
 export interface Recorder {
@@ -59,6 +59,8 @@ export interface MeetingState {
   effects: EffectsStats | null;
   /** Whether our video is reduced because this computer cannot keep up. */
   cpuLimited: boolean;
+  /** How our media reaches the server (direct, or through a relay). */
+  connectionPath: ConnectionPath;
 }
 
 /** A short-lived notice for the user. */
@@ -98,6 +100,7 @@ export function fromJoined(event: Extract<EngineEvent, { type: "joined" }>, now:
     recorders: [],
     effects: null,
     cpuLimited: false,
+    connectionPath: "unknown",
   };
 }
 
@@ -201,6 +204,7 @@ export function applyEvent(
           selfSharing: event.stats.sharing,
           effects: event.stats.effects,
           cpuLimited: event.stats.sending.video_limited_by_cpu,
+          connectionPath: event.stats.network.path,
         },
         notice: null,
       };

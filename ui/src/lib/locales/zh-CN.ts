@@ -164,6 +164,8 @@ const zhCN: Record<MessageKey, string> = {
   "devices.firstCamera": "找到的第一个摄像头",
   "meeting.alone": "会议中只有你一人。复制邀请并发送给其他人。",
   "meeting.elapsed": "已进行时间",
+  "meeting.relayed": "经中继连接（{transport}）",
+  "meeting.relayedDetail": "直接连接被阻止或未被允许，您的音视频经由中继服务器到达会议。",
   "meeting.cpuLimited": "视频已降低",
   "meeting.cpuLimitedDetail": "这台电脑太忙，无法以完整尺寸发送您的视频；有余力时会自动恢复。",
 

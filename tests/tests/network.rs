@@ -363,8 +363,8 @@ async fn relay_only_reveals_no_address_of_ours() {
     }
 }
 
-/// A relay that cannot be reached is a warning, not a failed meeting:
-/// the direct path is used. (Beside the servers: Janus answers no ICE
+/// A relay that cannot be reached, or that refuses our credentials, is a
+/// warning, not a failed meeting: the direct path is used. (Beside the servers: Janus answers no ICE
 /// check from the client namespaces of scripts/netns-client, whose
 /// packets reach it on another interface than its own address's; relayed
 /// paths, which reach it from the relay, are unaffected.)
@@ -372,21 +372,40 @@ async fn relay_only_reveals_no_address_of_ours() {
 async fn an_unreachable_relay_is_a_warning_and_the_meeting_goes_on() {
     let info = new_meeting(false).await;
     let inside = Peer::join_media(&info, "Inside", false, inside_media()).await;
-    // Nothing listens there.
+    // Nothing listens at the first; the second refuses our password.
     let mut args = vec![
         "--ice-server".to_string(),
         format!("turn:{}:3999?transport=tcp", server_ip()),
     ];
     args.extend(relay_credentials());
+    args.extend([
+        "--ice-server".to_string(),
+        format!("turns:{}:5349", server_ip()),
+        "--ice-username".into(),
+        "4102444800:conclave".into(),
+        "--ice-password".into(),
+        "not-the-password".into(),
+        "--ice-fingerprint".into(),
+        relay_fingerprint(),
+    ]);
     let outside = Outside::start(None, &[], &info.to_app_link(), "Direct", &args);
-    outside
-        .wait_for("a warning about the relay", |v| {
+    let warning = outside
+        .wait_for("a warning about the relays", |v| {
             v["event"] == "warning"
                 && v["message"]
                     .as_str()
                     .is_some_and(|m| m.contains("relay could not be used"))
         })
         .await;
+    let message = warning["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains(":3999") && message.contains(":5349"),
+        "both relays are named: {message}"
+    );
+    assert!(
+        !message.contains("not-the-password"),
+        "no password in the warning: {message}"
+    );
     let expected = serde_json::to_value(ConnectionPath::Direct).expect("path");
     outside
         .wait_for("media on the direct path", |v| {

@@ -317,7 +317,30 @@ impl Allocation {
     }
 
     /// Hands what the relay sent to the client; peers' data goes to `inbox`.
+    /// An error if the TURN client broke on it: `turn-client-rustls` 0.1
+    /// panics (`unreachable!`) on a message its protocol layer ignores,
+    /// e.g. after the relay refused our credentials; the panic is caught
+    /// here and ends this allocation only.
     fn received(
+        &mut self,
+        data: &[u8],
+        from: Option<SocketAddr>,
+        inbox: &mpsc::UnboundedSender<RelayedPacket>,
+    ) -> Result<(), String> {
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.received_unguarded(data, from, inbox)
+        }));
+        caught.map_err(|_| {
+            if self.relayed.is_none() {
+                // What it breaks on before an allocation is a refusal.
+                "the relay refused us (is the user name or password wrong?)".to_string()
+            } else {
+                "the TURN client failed on the relay's answer".to_string()
+            }
+        })
+    }
+
+    fn received_unguarded(
         &mut self,
         data: &[u8],
         from: Option<SocketAddr>,
@@ -374,7 +397,11 @@ async fn run(
             read = a.link.recv(&mut buf) => match read {
                 Ok((n, from)) => {
                     let data = buf[..n].to_vec();
-                    a.received(&data, from, &inbox);
+                    if let Err(e) = a.received(&data, from, &inbox) {
+                        warn!(error = %e, relay = %a.server, "the relay cannot be used");
+                        a.fail(e);
+                        return;
+                    }
                 }
                 Err(e) => {
                     warn!(error = %e, relay = %a.server, "the relay is gone");

@@ -261,9 +261,9 @@ async fn run(
     let (publish_socket, publish_addr) = bind_udp(ip).await?;
     let (relay_tx, mut relay_rx) = mpsc::unbounded_channel();
     let relays = crate::relay::allocate_all(&opts.network, ip, relay_tx).await?;
-    for failure in &relays.failures {
+    if !relays.failures.is_empty() {
         let _ = events.send(EngineEvent::Warning {
-            message: format!("A relay could not be used: {failure}"),
+            message: format!("A relay could not be used: {}", relays.failures.join("; ")),
         });
     }
     let relayed = |list: &[crate::relay::Relay]| -> Vec<(SocketAddr, SocketAddr)> {

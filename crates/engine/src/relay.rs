@@ -108,14 +108,29 @@ enum Link {
 impl Link {
     async fn send(&mut self, to: SocketAddr, data: &[u8]) -> std::io::Result<()> {
         match self {
-            Link::Udp(s) => s.send_to(data, to).await.map(|_| ()),
+            // A datagram that cannot be sent (the network gone for a
+            // moment, a firewall's refusal) is lost like any other: the
+            // allocation stays, and works again when the network does.
+            Link::Udp(s) => {
+                if let Err(e) = s.send_to(data, to).await {
+                    debug!(error = %e, relay = %to, "could not send to the relay");
+                }
+                Ok(())
+            }
             Link::Stream(s) => s.write_all(data).await,
         }
     }
 
     async fn recv(&mut self, buf: &mut [u8]) -> std::io::Result<(usize, Option<SocketAddr>)> {
         match self {
-            Link::Udp(s) => s.recv_from(buf).await.map(|(n, from)| (n, Some(from))),
+            // A UDP receive error (an ICMP report of an earlier datagram)
+            // is not the end of the relay.
+            Link::Udp(s) => loop {
+                match s.recv_from(buf).await {
+                    Ok((n, from)) => return Ok((n, Some(from))),
+                    Err(e) => debug!(error = %e, "UDP receive from the relay failed"),
+                }
+            },
             Link::Stream(s) => {
                 let n = s.read(buf).await?;
                 if n == 0 {

@@ -453,7 +453,19 @@ async fn a_five_second_blackout_is_ridden_out_without_rejoining() {
     let _ = std::fs::remove_dir_all(&saved);
     std::fs::create_dir_all(&saved).expect("scratch folder");
     let control = saved.join("control");
-    let mut inside = Peer::join_saving(&info, "Inside", &saved).await;
+    // Inside speaks, so that the traveller receives media too and can
+    // tell that it stopped.
+    let mut inside = Peer::join_media(
+        &info,
+        "Inside",
+        false,
+        MediaOptions {
+            microphone: Some(MicrophoneChoice::Tone(440.0)),
+            save_received: Some(saved.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
     let mut args = Vec::new();
     if conclave_e2e::backend() == "janus" {
         args.extend([
@@ -511,6 +523,17 @@ async fn a_five_second_blackout_is_ridden_out_without_rejoining() {
         matches!(e, EngineEvent::ParticipantLeft { participant } if participant.nickname == "Traveller")
     });
     assert!(!left_meanwhile, "the traveller was seen to leave");
+    // The traveller was told it was reconnecting, and that it is over.
+    outside
+        .wait_for("reconnecting", |v| {
+            v["event"] == "reconnecting" && v["active"] == true
+        })
+        .await;
+    outside
+        .wait_for("reconnected", |v| {
+            v["event"] == "reconnecting" && v["active"] == false
+        })
+        .await;
     outside.leave();
     inside.leave().await;
     let times = received_times(&saved);

@@ -641,6 +641,9 @@ fn event_json(event: &EngineEvent) -> serde_json::Value {
             json!({"event": "disconnected", "message": message})
         }
         EngineEvent::Left => json!({"event": "left"}),
+        EngineEvent::Reconnecting { active } => {
+            json!({"event": "reconnecting", "active": active})
+        }
         EngineEvent::Recording {
             participant,
             nickname,
@@ -705,6 +708,8 @@ fn event_text(event: &EngineEvent) -> String {
         EngineEvent::Error { message } => format!("error: {message}"),
         EngineEvent::Disconnected { message } => format!("Disconnected: {message}"),
         EngineEvent::Left => "Left the meeting".into(),
+        EngineEvent::Reconnecting { active: true } => "Reconnecting…".into(),
+        EngineEvent::Reconnecting { active: false } => "Reconnected".into(),
         EngineEvent::Recording {
             nickname, state, ..
         } => match state {

@@ -277,6 +277,13 @@ pub enum EngineEvent {
         /// A message for the user.
         message: String,
     },
+    /// The media that was arriving has stopped (the network is gone for
+    /// now, say) and we wait for it to come back (`active`), or it is back
+    /// (`!active`). The meeting goes on: the UI shows *Reconnecting…*.
+    Reconnecting {
+        /// Whether we are waiting for the network now.
+        active: bool,
+    },
     /// We left the meeting on request.
     Left,
     /// A participant's audio or video track is live (its first packet

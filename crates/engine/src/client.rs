@@ -507,6 +507,9 @@ impl Client {
             if let Some(t) = self.sub.deadline {
                 next = next.min(t);
             }
+            if let Some(t) = self.media_silence_deadline() {
+                next = next.min(t);
+            }
             if let Some(t) = self.publisher.deadline {
                 next = next.min(t);
             }

@@ -290,7 +290,11 @@ message: string, } | { "type": "disconnected",
 /**
  * A message for the user.
  */
-message: string, } | { "type": "left" } | { "type": "track_added", 
+message: string, } | { "type": "reconnecting", 
+/**
+ * Whether we are waiting for the network now.
+ */
+active: boolean, } | { "type": "left" } | { "type": "track_added", 
 /**
  * Whose (participant id).
  */

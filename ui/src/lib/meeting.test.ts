@@ -80,6 +80,17 @@ describe("meeting state", () => {
     expect(r.state.messages).toHaveLength(2);
   });
 
+  it("shows reconnecting while the network is gone, and stays in the meeting", () => {
+    let s = joined([me, ada]);
+    expect(s.reconnecting).toBe(false);
+    s = applyEvent(s, { type: "reconnecting", active: true }).state;
+    expect(s.reconnecting).toBe(true);
+    expect(s.status).not.toBe("disconnected");
+    expect(s.participants).toHaveLength(2);
+    s = applyEvent(s, { type: "reconnecting", active: false }).state;
+    expect(s.reconnecting).toBe(false);
+  });
+
   it("turns warnings and errors into notices without changing state", () => {
     const s = joined([me]);
     const w: EngineEvent = { type: "warning", message: "A message could not be decrypted" };

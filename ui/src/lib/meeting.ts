@@ -61,6 +61,8 @@ export interface MeetingState {
   cpuLimited: boolean;
   /** How our media reaches the server (direct, or through a relay). */
   connectionPath: ConnectionPath;
+  /** Whether the network is gone for now and we wait for it to return. */
+  reconnecting: boolean;
 }
 
 /** A short-lived notice for the user. */
@@ -101,6 +103,7 @@ export function fromJoined(event: Extract<EngineEvent, { type: "joined" }>, now:
     effects: null,
     cpuLimited: false,
     connectionPath: "unknown",
+    reconnecting: false,
   };
 }
 
@@ -159,6 +162,8 @@ export function applyEvent(
       return { state: { ...state, status: "disconnected", endReason: event.message }, notice: null };
     case "left":
       return { state: { ...state, status: "left" }, notice: null };
+    case "reconnecting":
+      return { state: { ...state, reconnecting: event.active }, notice: null };
     case "joined":
       return { state: fromJoined(event, state.joinedAt), notice: null };
     case "talking":

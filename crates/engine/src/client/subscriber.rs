@@ -18,13 +18,21 @@ use str0m::format::Codec;
 use str0m::media::{KeyframeRequestKind, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event as RtcEvent, Rtc};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::{Client, Output, Tx};
 use crate::api::EngineEvent;
 
 /// A stream's sender is asked for a keyframe at most this often.
 const KEYFRAME_ASK_INTERVAL: std::time::Duration = std::time::Duration::from_millis(300);
+
+/// How long nothing at all may arrive on the receiving connection before
+/// we tell the user we are waiting for the network. Media can stop for
+/// good reasons (everyone muted, cameras off), but ICE's consent checks
+/// go out at least every 3 s (str0m's maximum STUN retransmission time)
+/// and their answers come back while the network works: a longer silence
+/// is the network's.
+pub(crate) const MEDIA_SILENCE: std::time::Duration = std::time::Duration::from_millis(3500);
 
 /// The subscription side of a client.
 #[derive(Default)]
@@ -49,6 +57,11 @@ pub(crate) struct Subscriber {
     /// When we last asked each of our m-lines' senders for a keyframe.
     keyframe_asked: HashMap<Mid, std::time::Instant>,
     rtc: Option<Rtc>,
+    /// When a datagram last came on this connection.
+    last_received: Option<std::time::Instant>,
+    /// Whether the media that was arriving has stopped (see
+    /// [`MEDIA_SILENCE`]).
+    interrupted: bool,
     /// What is received, from str0m's statistics.
     pub(super) meter: super::LinkMeter,
     /// Media events that came before the meeting was joined.
@@ -405,11 +418,37 @@ impl Client {
         if let Err(e) = rtc.handle_input(str0m::Input::Receive(self.now, receive)) {
             debug!(error = %e, "media input failed");
         }
+        self.sub.last_received = Some(self.now);
+        if self.sub.interrupted {
+            self.sub.interrupted = false;
+            info!("media is back");
+            self.emit(EngineEvent::Reconnecting { active: false });
+        }
         self.drain_subscriber();
+    }
+
+    /// When the receiving connection would count as cut off, while it is
+    /// up.
+    pub(super) fn media_silence_deadline(&self) -> Option<std::time::Instant> {
+        if self.sub.interrupted || self.sub.rtc.is_none() {
+            return None;
+        }
+        self.sub.last_received.map(|t| t + MEDIA_SILENCE)
+    }
+
+    /// Notices that nothing arrives any more on the receiving connection
+    /// (see [`MEDIA_SILENCE`]).
+    fn check_media_silence(&mut self) {
+        if self.media_silence_deadline().is_some_and(|t| self.now >= t) {
+            self.sub.interrupted = true;
+            info!("no media for a while: waiting for the network");
+            self.emit(EngineEvent::Reconnecting { active: true });
+        }
     }
 
     /// Advances the subscriber's peer in time.
     pub(super) fn subscriber_timeout(&mut self) {
+        self.check_media_silence();
         let now = self.now;
         if self.sub.deadline.is_some_and(|t| now >= t) {
             if let Some(rtc) = &mut self.sub.rtc {

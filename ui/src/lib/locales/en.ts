@@ -162,6 +162,7 @@ const en = {
   "devices.firstCamera": "First camera found",
   "meeting.alone": "You are the only one here. Copy the invitation and send it to others.",
   "meeting.elapsed": "Elapsed time",
+  "meeting.reconnecting": "Reconnecting… the network is gone for the moment; you are still in the meeting.",
   "meeting.relayed": "Through a relay ({transport})",
   "meeting.relayedDetail": "Your audio and video reach the meeting through a relay, as the direct way is blocked or not allowed.",
   "meeting.cpuLimited": "Video reduced",

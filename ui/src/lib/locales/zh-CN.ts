@@ -164,6 +164,7 @@ const zhCN: Record<MessageKey, string> = {
   "devices.firstCamera": "找到的第一个摄像头",
   "meeting.alone": "会议中只有你一人。复制邀请并发送给其他人。",
   "meeting.elapsed": "已进行时间",
+  "meeting.reconnecting": "正在重新连接……网络暂时中断；您仍在会议中。",
   "meeting.relayed": "经中继连接（{transport}）",
   "meeting.relayedDetail": "直接连接被阻止或未被允许，您的音视频经由中继服务器到达会议。",
   "meeting.cpuLimited": "视频已降低",

@@ -50,6 +50,11 @@ export function demoBackend(): Backend {
         setTimeout(() => emit({ type: "participant_joined", participant: others[1] }), 1500);
         setTimeout(() => emit({ type: "recording", participant: others[0].id, nickname: others[0].nickname, state: "recording" }), 2000);
         setTimeout(() => emit({ type: "chat", message: say(others[0], "Hello! Can everyone see the agenda?") }), 2500);
+        // `#reconnecting` in the address: the network goes away for a while.
+        if (location.hash.includes("reconnecting")) {
+          setTimeout(() => emit({ type: "reconnecting", active: true }), 3000);
+          setTimeout(() => emit({ type: "reconnecting", active: false }), 9000);
+        }
         return null;
       },
       async hostMeeting(nickname) {

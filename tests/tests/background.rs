@@ -162,6 +162,12 @@ async fn received_photo(name: &str, backdrop: BackdropChoice) -> (usize, usize, 
     let tile = sender.id.clone();
     sender.settle(std::time::Duration::from_millis(10)).await;
     let sender_events = format!("{:?}", sender.seen);
+    // A busy machine (the suite runs tests side by side on two cores) may
+    // make the sender's processor adaptation send a step smaller.
+    let limited = sender
+        .seen
+        .iter()
+        .any(|e| matches!(e, EngineEvent::Stats { stats } if stats.sending.video_limited_by_cpu));
     sender.leave().await;
     receiver.leave().await;
     let saved = dir.join(format!("{tile}-frame.png"));
@@ -181,10 +187,16 @@ async fn received_photo(name: &str, backdrop: BackdropChoice) -> (usize, usize, 
         dir.display()
     );
     let picture = read_png(&saved);
-    assert_eq!(
-        (picture.0, picture.1),
-        (640, 360),
-        "the picture camera's size"
+    let sizes: &[(usize, usize)] = if limited {
+        &[(640, 360), (480, 270), (320, 180), (240, 134), (160, 90)]
+    } else {
+        &[(640, 360)]
+    };
+    assert!(
+        sizes.contains(&(picture.0, picture.1)),
+        "the picture camera's size {}x{} (limited by the processor: {limited})",
+        picture.0,
+        picture.1
     );
     let _ = std::fs::remove_dir_all(&dir);
     picture

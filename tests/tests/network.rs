@@ -564,3 +564,107 @@ async fn a_five_second_blackout_is_ridden_out_without_rejoining() {
     );
     let _ = std::fs::remove_dir_all(&saved);
 }
+
+/// The signaling connection drops (its TCP connection aborted in the
+/// participant's namespace): the participant claims its session back on a
+/// new connection, nobody sees it leave, and signaling works again (it
+/// receives someone who joins afterwards, which only the server's
+/// signaling announces).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_signaling_connection_is_resumed_without_rejoining() {
+    let info = new_meeting(false).await;
+    let saved = std::env::temp_dir().join(format!(
+        "conclave-network-signaling-{}-{}",
+        conclave_e2e::backend(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&saved);
+    std::fs::create_dir_all(&saved).expect("scratch folder");
+    let control = saved.join("control");
+    let mut inside = Peer::join_media(&info, "Inside", false, inside_media()).await;
+    let mut args = Vec::new();
+    if conclave_e2e::backend() == "janus" {
+        args.extend([
+            "--ice-server".to_string(),
+            format!("turn:{}:3478", server_ip()),
+            "--relay-only".into(),
+        ]);
+        args.extend(relay_credentials());
+    }
+    let control_arg = control.to_string_lossy().into_owned();
+    let mut outside = Outside::start(
+        Some(16),
+        &["--control", &control_arg],
+        &info.to_app_link(),
+        "Commuter",
+        &args,
+    );
+    outside
+        .wait_for("the inside participant's media", |v| receiving(v, 15))
+        .await;
+    let port = conclave_e2e::server()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
+        .expect("the server's port");
+    let status = Command::new(repo().join("scripts/netns-client-set"))
+        .arg(&control)
+        .args(["drop-tcp", &port.to_string()])
+        .status()
+        .expect("scripts/netns-client-set");
+    assert!(status.success(), "drop-tcp");
+    outside
+        .wait_for("reconnecting", |v| {
+            v["event"] == "reconnecting" && v["active"] == true
+        })
+        .await;
+    outside
+        .wait_for("reconnected", |v| {
+            v["event"] == "reconnecting" && v["active"] == false
+        })
+        .await;
+    // Someone joins afterwards: only signaling tells the commuter, who
+    // must then subscribe to them.
+    let later = Peer::join_media(
+        &info,
+        "Later",
+        false,
+        MediaOptions {
+            camera: Some(CameraChoice::Synthetic {
+                width: 320,
+                height: 180,
+                fps: 15,
+            }),
+            ..Default::default()
+        },
+    )
+    .await;
+    let later_id = later.id.clone();
+    outside
+        .wait_for("the later participant's video", |v| {
+            v["event"] == "stats"
+                && v["remotes"].as_array().is_some_and(|r| {
+                    r.iter().any(|r| {
+                        r["participant"] == later_id.as_str()
+                            && r["video_frames"].as_u64().unwrap_or(0) >= 15
+                    })
+                })
+        })
+        .await;
+    // Chat still flows both ways.
+    outside.say("still here");
+    inside
+        .wait_for(
+            "chat after the drop",
+            |e| matches!(e, EngineEvent::Chat { message } if message.text == "still here"),
+        )
+        .await;
+    let left_meanwhile = inside.seen.iter().any(|e| {
+        matches!(e, EngineEvent::ParticipantLeft { participant } if participant.nickname == "Commuter")
+    });
+    assert!(!left_meanwhile, "the commuter was seen to leave");
+    outside.leave();
+    later.leave().await;
+    inside.leave().await;
+    let _ = std::fs::remove_dir_all(&saved);
+}

@@ -333,6 +333,11 @@ pub struct Client {
     channel: Option<ChannelId>,
     dc_backlog: Vec<String>,
     signal_up: bool,
+    /// The signaling connection dropped and our session is not claimed
+    /// back yet.
+    claiming: bool,
+    /// Whether the user was last told we are reconnecting.
+    reconnecting_shown: bool,
     signal_backlog: Vec<String>,
     roster: BTreeMap<String, Participant>,
     chat_log: Vec<ChatMessage>,
@@ -379,6 +384,8 @@ impl Client {
             channel: None,
             dc_backlog: Vec::new(),
             signal_up: true,
+            claiming: false,
+            reconnecting_shown: false,
             signal_backlog: Vec::new(),
             roster: BTreeMap::new(),
             chat_log: Vec::new(),
@@ -690,7 +697,11 @@ impl Client {
                     self.on_videoroom(&d);
                 }
             }
-            Tx::Claim => info!("signaling session reclaimed"),
+            Tx::Claim => {
+                info!("signaling session reclaimed");
+                self.claiming = false;
+                self.refresh_reconnecting();
+            }
             Tx::AttachSubscriber => match id {
                 Some(handle) => self.on_subscriber_attached(handle),
                 None => warn!("the server sent an invalid subscriber handle"),
@@ -898,6 +909,20 @@ impl Client {
         }
         warn!("signaling connection lost, reconnecting");
         self.signal_up = false;
+        if self.session_id.is_some() {
+            self.claiming = true;
+            self.refresh_reconnecting();
+        }
+    }
+
+    /// Tells the user whether we are reconnecting (the signaling session
+    /// being claimed back, or the media cut off), when that changes.
+    pub(super) fn refresh_reconnecting(&mut self) {
+        let now = self.claiming || self.sub.interrupted;
+        if now != self.reconnecting_shown && self.phase != Phase::Finished {
+            self.reconnecting_shown = now;
+            self.emit(EngineEvent::Reconnecting { active: now });
+        }
     }
 
     fn on_signal_restored(&mut self) {

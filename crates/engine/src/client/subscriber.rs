@@ -61,7 +61,7 @@ pub(crate) struct Subscriber {
     last_received: Option<std::time::Instant>,
     /// Whether the media that was arriving has stopped (see
     /// [`MEDIA_SILENCE`]).
-    interrupted: bool,
+    pub(super) interrupted: bool,
     /// What is received, from str0m's statistics.
     pub(super) meter: super::LinkMeter,
     /// Media events that came before the meeting was joined.
@@ -422,7 +422,7 @@ impl Client {
         if self.sub.interrupted {
             self.sub.interrupted = false;
             info!("media is back");
-            self.emit(EngineEvent::Reconnecting { active: false });
+            self.refresh_reconnecting();
         }
         self.drain_subscriber();
     }
@@ -442,7 +442,7 @@ impl Client {
         if self.media_silence_deadline().is_some_and(|t| self.now >= t) {
             self.sub.interrupted = true;
             info!("no media for a while: waiting for the network");
-            self.emit(EngineEvent::Reconnecting { active: true });
+            self.refresh_reconnecting();
         }
     }
 

@@ -416,6 +416,34 @@ async fn an_unreachable_relay_is_a_warning_and_the_meeting_goes_on() {
     inside.leave().await;
 }
 
+/// An empty folder of this test process for `name`.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "conclave-network-{name}-{}-{}",
+        conclave_e2e::backend(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch folder");
+    dir
+}
+
+/// The flags that give a participant in a client namespace a path to the
+/// server: direct to conclave-server; to Janus, which answers no ICE check
+/// from those namespaces, through the relay over UDP.
+fn path_to_the_server() -> Vec<String> {
+    let mut args = Vec::new();
+    if conclave_e2e::backend() == "janus" {
+        args.extend([
+            "--ice-server".to_string(),
+            format!("turn:{}:3478", server_ip()),
+            "--relay-only".into(),
+        ]);
+        args.extend(relay_credentials());
+    }
+    args
+}
+
 /// The receive times (unix µs) of the decoded frames in a frame log.
 fn received_times(dir: &Path) -> Vec<u64> {
     let log = std::fs::read_dir(dir)
@@ -445,13 +473,7 @@ fn unix_us() -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_five_second_blackout_is_ridden_out_without_rejoining() {
     let info = new_meeting(false).await;
-    let saved = std::env::temp_dir().join(format!(
-        "conclave-network-blackout-{}-{}",
-        conclave_e2e::backend(),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&saved);
-    std::fs::create_dir_all(&saved).expect("scratch folder");
+    let saved = scratch("blackout");
     let control = saved.join("control");
     // Inside speaks, so that the traveller receives media too and can
     // tell that it stopped.
@@ -466,15 +488,7 @@ async fn a_five_second_blackout_is_ridden_out_without_rejoining() {
         },
     )
     .await;
-    let mut args = Vec::new();
-    if conclave_e2e::backend() == "janus" {
-        args.extend([
-            "--ice-server".to_string(),
-            format!("turn:{}:3478", server_ip()),
-            "--relay-only".into(),
-        ]);
-        args.extend(relay_credentials());
-    }
+    let args = path_to_the_server();
     let control_arg = control.to_string_lossy().into_owned();
     let outside = Outside::start(
         Some(15),
@@ -573,24 +587,10 @@ async fn a_five_second_blackout_is_ridden_out_without_rejoining() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_signaling_connection_is_resumed_without_rejoining() {
     let info = new_meeting(false).await;
-    let saved = std::env::temp_dir().join(format!(
-        "conclave-network-signaling-{}-{}",
-        conclave_e2e::backend(),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&saved);
-    std::fs::create_dir_all(&saved).expect("scratch folder");
+    let saved = scratch("signaling");
     let control = saved.join("control");
     let mut inside = Peer::join_media(&info, "Inside", false, inside_media()).await;
-    let mut args = Vec::new();
-    if conclave_e2e::backend() == "janus" {
-        args.extend([
-            "--ice-server".to_string(),
-            format!("turn:{}:3478", server_ip()),
-            "--relay-only".into(),
-        ]);
-        args.extend(relay_credentials());
-    }
+    let args = path_to_the_server();
     let control_arg = control.to_string_lossy().into_owned();
     let mut outside = Outside::start(
         Some(16),

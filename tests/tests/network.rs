@@ -79,6 +79,8 @@ struct Outside {
     child: Child,
     stdin: Option<ChildStdin>,
     events: Arc<Mutex<Vec<Value>>>,
+    /// Its log (standard error), at the most verbose level.
+    log: PathBuf,
 }
 
 impl Outside {
@@ -91,6 +93,12 @@ impl Outside {
         name: &str,
         extra: &[String],
     ) -> Outside {
+        let log = std::env::temp_dir().join(format!(
+            "conclave-network-{name}-{}-{}-{}.log",
+            id.unwrap_or(0),
+            conclave_e2e::backend(),
+            std::process::id()
+        ));
         let mut command = match id {
             Some(id) => {
                 let mut c = Command::new(repo().join("scripts/netns-client"));
@@ -108,6 +116,11 @@ impl Outside {
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
+            // Its whole log, TURN client included, for the privacy check.
+            .env("CONCLAVE_LOG", "trace,str0m=info,is=info")
+            .stderr(Stdio::from(
+                std::fs::File::create(&log).expect("the participant's log"),
+            ))
             .spawn()
             .expect("a participant in its own namespace");
         let stdin = child.stdin.take();
@@ -127,6 +140,7 @@ impl Outside {
             child,
             stdin,
             events,
+            log,
         }
     }
 
@@ -169,15 +183,17 @@ impl Outside {
         }
     }
 
-    /// Leaves (end of input) and waits for the process.
-    fn leave(mut self) {
+    /// Leaves (end of input), waits for the process and returns its log.
+    fn leave(mut self) -> String {
         drop(self.stdin.take());
         let until = Instant::now() + Duration::from_secs(15);
         loop {
             match self.child.try_wait() {
                 Ok(Some(status)) => {
                     assert!(status.success(), "the outside participant exited {status}");
-                    return;
+                    let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                    let _ = std::fs::remove_file(&self.log);
+                    return log;
                 }
                 Ok(None) if Instant::now() < until => {
                     std::thread::sleep(Duration::from_millis(100))
@@ -227,13 +243,22 @@ fn receiving(stats: &Value, frames: u64) -> bool {
         })
 }
 
+/// Whether the engine's statistics show someone's audio and video
+/// received (30 frames, 50 audio packets).
+fn receives_audio_and_video(e: &EngineEvent) -> bool {
+    matches!(e, EngineEvent::Stats { stats }
+        if stats.remotes.iter().any(|r| r.video_frames >= 30 && r.audio_packets >= 50))
+}
+
 /// One participant with UDP blocked, through the relay at `relay`, and one
 /// on the open network: audio, video and chat both ways.
 async fn meets_through_relay(id: u8, relay: &str, extra: &[String], path: ConnectionPath) {
     let info = new_meeting(false).await;
     let mut inside = Peer::join_media(&info, "Inside", false, inside_media()).await;
     let mut args = vec!["--ice-server".to_string(), relay.to_string()];
-    args.extend(relay_credentials());
+    let credentials = relay_credentials();
+    let password = credentials[3].clone();
+    args.extend(credentials);
     args.extend_from_slice(extra);
     let mut outside = Outside::start(
         Some(id),
@@ -277,15 +302,17 @@ async fn meets_through_relay(id: u8, relay: &str, extra: &[String], path: Connec
         })
         .await;
     inside
-        .wait_for("the outside participant's audio and video", |e| match e {
-            EngineEvent::Stats { stats } => stats
-                .remotes
-                .iter()
-                .any(|r| r.video_frames >= 30 && r.audio_packets >= 50),
-            _ => false,
-        })
+        .wait_for(
+            "the outside participant's audio and video",
+            receives_audio_and_video,
+        )
         .await;
-    outside.leave();
+    let log = outside.leave();
+    assert!(log.len() > 1000, "the participant's log was captured");
+    assert!(
+        !log.contains(&password),
+        "the relay password is in the participant's log"
+    );
     inside
         .wait_for("Outside leaving", |e| {
             matches!(e, EngineEvent::ParticipantLeft { participant } if participant.nickname == "Outside")
@@ -332,13 +359,10 @@ async fn relay_only_reveals_no_address_of_ours() {
         })
         .await;
     inside
-        .wait_for("the hidden participant's audio and video", |e| match e {
-            EngineEvent::Stats { stats } => stats
-                .remotes
-                .iter()
-                .any(|r| r.video_frames >= 30 && r.audio_packets >= 50),
-            _ => false,
-        })
+        .wait_for(
+            "the hidden participant's audio and video",
+            receives_audio_and_video,
+        )
         .await;
     outside.leave();
     inside.leave().await;
@@ -412,7 +436,11 @@ async fn an_unreachable_relay_is_a_warning_and_the_meeting_goes_on() {
             receiving(v, 30) && v["network"]["path"] == expected
         })
         .await;
-    outside.leave();
+    let log = outside.leave();
+    assert!(
+        !log.contains("not-the-password"),
+        "a relay password is in the participant's log"
+    );
     inside.leave().await;
 }
 

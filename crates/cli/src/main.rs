@@ -207,22 +207,28 @@ fn network_options(args: &JoinArgs) -> anyhow::Result<conclave_engine::NetworkOp
             "--relay-only needs a relay: add --ice-server turn:… with its user name and password"
         );
     }
-    let relay_fingerprint = args
-        .ice_fingerprint
-        .as_deref()
-        .map(|f| f.replace(':', "").to_ascii_lowercase())
-        .filter(|f| !f.is_empty());
-    if let Some(f) = &relay_fingerprint {
-        anyhow::ensure!(
-            f.len() == 64 && f.bytes().all(|b| b.is_ascii_hexdigit()),
-            "--ice-fingerprint must be a SHA-256 fingerprint: 64 hex digits"
-        );
-    }
+    let relay_fingerprint =
+        sha256_fingerprint("--ice-fingerprint", args.ice_fingerprint.as_deref())?;
     Ok(conclave_engine::NetworkOptions {
         ice_servers,
         relay_only: args.relay_only,
         relay_fingerprint,
     })
+}
+
+/// A certificate fingerprint given to `flag` (`AB:CD:…` or plain hex),
+/// as lowercase hex; an error unless it is SHA-256's 64 digits.
+fn sha256_fingerprint(flag: &str, given: Option<&str>) -> anyhow::Result<Option<String>> {
+    let fingerprint = given
+        .map(|f| f.replace(':', "").to_ascii_lowercase())
+        .filter(|f| !f.is_empty());
+    if let Some(f) = &fingerprint {
+        anyhow::ensure!(
+            f.len() == 64 && f.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{flag} must be a SHA-256 fingerprint: 64 hex digits"
+        );
+    }
+    Ok(fingerprint)
 }
 
 /// Repairs the unfinished recordings among `paths` (files, or folders to
@@ -565,17 +571,7 @@ async fn create_room(args: CreateArgs) -> anyhow::Result<ExitCode> {
         }
         .to_description(),
     };
-    let fingerprint = args
-        .fingerprint
-        .as_deref()
-        .map(|f| f.replace(':', "").to_ascii_lowercase())
-        .filter(|f| !f.is_empty());
-    if let Some(f) = &fingerprint {
-        anyhow::ensure!(
-            f.len() == 64 && f.bytes().all(|b| b.is_ascii_hexdigit()),
-            "--fingerprint must be a SHA-256 fingerprint: 64 hex digits"
-        );
-    }
+    let fingerprint = sha256_fingerprint("--fingerprint", args.fingerprint.as_deref())?;
     let info = admin::host_meeting(&server, fingerprint.as_deref(), &spec).await?;
     let link = info.to_app_link();
     if args.json {

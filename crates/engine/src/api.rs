@@ -141,6 +141,17 @@ pub enum ConnectionPath {
     RelayTls,
 }
 
+impl From<crate::ice_servers::RelayTransport> for ConnectionPath {
+    fn from(transport: crate::ice_servers::RelayTransport) -> Self {
+        use crate::ice_servers::RelayTransport;
+        match transport {
+            RelayTransport::Udp => ConnectionPath::RelayUdp,
+            RelayTransport::Tcp => ConnectionPath::RelayTcp,
+            RelayTransport::Tls => ConnectionPath::RelayTls,
+        }
+    }
+}
+
 /// What we send (0 where nothing is sent).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]

@@ -152,15 +152,6 @@ impl IceServer {
             _ => Err(IceServerError::Scheme(url.to_owned())),
         }
     }
-
-    /// `host:port`, to resolve.
-    pub fn host_port(&self) -> (String, u16) {
-        match self {
-            IceServer::Turn { host, port, .. } | IceServer::Stun { host, port } => {
-                (host.clone(), *port)
-            }
-        }
-    }
 }
 
 /// How a meeting may reach the others: the relays and STUN servers the user

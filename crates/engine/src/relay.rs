@@ -157,12 +157,7 @@ pub(crate) async fn allocate(
     let connect = async {
         match server.transport {
             RelayTransport::Udp => {
-                let socket = UdpSocket::bind(SocketAddr::new(local_ip, 0))
-                    .await
-                    .map_err(|e| format!("no port for the relay: {e}"))?;
-                let local = socket
-                    .local_addr()
-                    .map_err(|e| format!("no port for the relay: {e}"))?;
+                let (socket, local) = crate::runtime::bind_udp(local_ip).await?;
                 Ok::<_, String>((Link::Udp(socket), local))
             }
             RelayTransport::Tcp | RelayTransport::Tls => {

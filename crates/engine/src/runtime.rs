@@ -23,7 +23,6 @@ use crate::chat::transcript_markdown;
 use crate::client::{
     sanitize_nickname, Client, ClientConfig, Input, Output, PublishConfig, RelayedAddrs,
 };
-use crate::ice_servers::RelayTransport;
 use crate::media::{MediaIo, MediaNotice, MediaOptions, MicrophoneChoice};
 
 /// How long connecting to the signaling server may take.
@@ -361,33 +360,27 @@ async fn run(
                     destination,
                     data,
                 } => {
+                    let relay = relays.by_address(source);
                     // DTLS and media (not ICE checks, which try every
                     // path) go only the way ICE chose.
-                    let chosen = data.first().is_some_and(|b| *b >= 4);
-                    let connection = if source == media_addr
-                        || relays.media.iter().any(|r| r.relayed == source)
-                    {
-                        1
-                    } else if source == publish_addr
-                        || relays.publish.iter().any(|r| r.relayed == source)
-                    {
-                        2
-                    } else {
-                        0
-                    };
-                    if let Some(relay) = relays.by_address(source) {
-                        if chosen {
-                            paths[connection] = match relay.transport {
-                                RelayTransport::Udp => ConnectionPath::RelayUdp,
-                                RelayTransport::Tcp => ConnectionPath::RelayTcp,
-                                RelayTransport::Tls => ConnectionPath::RelayTls,
-                            };
-                        }
+                    if data.first().is_some_and(|b| *b >= 4) {
+                        let connection = if source == media_addr
+                            || relays.media.iter().any(|r| r.relayed == source)
+                        {
+                            1
+                        } else if source == publish_addr
+                            || relays.publish.iter().any(|r| r.relayed == source)
+                        {
+                            2
+                        } else {
+                            0
+                        };
+                        paths[connection] =
+                            relay.map_or(ConnectionPath::Direct, |r| r.transport.into());
+                    }
+                    if let Some(relay) = relay {
                         relay.send(destination, data);
                         continue;
-                    }
-                    if chosen {
-                        paths[connection] = ConnectionPath::Direct;
                     }
                     let out = if source == media_addr {
                         &media_socket
@@ -618,7 +611,7 @@ fn apply_media_command(
 }
 
 /// A UDP socket on `ip` with a free port, and its address.
-async fn bind_udp(ip: IpAddr) -> Result<(UdpSocket, SocketAddr), String> {
+pub(crate) async fn bind_udp(ip: IpAddr) -> Result<(UdpSocket, SocketAddr), String> {
     let socket = UdpSocket::bind(SocketAddr::new(ip, 0))
         .await
         .map_err(|e| format!("Could not open a network port: {e}"))?;

@@ -254,17 +254,7 @@ impl Peer {
         destination: SocketAddr,
         contents: &[u8],
     ) -> bool {
-        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, contents) else {
-            return false;
-        };
-        let input = str0m::Input::Receive(now, receive);
-        if !self.rtc.accepts(&input) {
-            return false;
-        }
-        if let Err(e) = self.rtc.handle_input(input) {
-            debug!(error = %e, "WebRTC input failed");
-        }
-        true
+        self.receive(now, source, destination, contents, false)
     }
 
     /// Takes a datagram from an address this peer just took an ICE check
@@ -277,10 +267,27 @@ impl Peer {
         destination: SocketAddr,
         contents: &[u8],
     ) -> bool {
+        self.receive(now, source, destination, contents, true)
+    }
+
+    /// Takes a datagram if it is a packet at all and either the peer's ICE
+    /// knows its path or `checked` says the address was just checked.
+    fn receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+        checked: bool,
+    ) -> bool {
         let Ok(receive) = Receive::new(Protocol::Udp, source, destination, contents) else {
             return false;
         };
-        if let Err(e) = self.rtc.handle_input(str0m::Input::Receive(now, receive)) {
+        let input = str0m::Input::Receive(now, receive);
+        if !checked && !self.rtc.accepts(&input) {
+            return false;
+        }
+        if let Err(e) = self.rtc.handle_input(input) {
             debug!(error = %e, "WebRTC input failed");
         }
         true

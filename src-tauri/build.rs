@@ -7,6 +7,8 @@ fn main() {
             "launch_link",
             "get_settings",
             "save_settings",
+            "add_relay",
+            "remove_relay",
             "join",
             "host_meeting",
             "leave",

@@ -64,6 +64,7 @@ pub async fn new_meeting_described(
         password: Some(Password(password)),
         chat_key,
         cert_fingerprint: None,
+        relay: None,
     }
 }
 

@@ -18,7 +18,7 @@ use crate::commands::{
 use crate::history::HistoryEntry;
 use crate::privacy::DiagnosticsFile;
 use crate::recording::{RecordingEnded, RepairOutcome, RECORDING_ENDED_EVENT};
-use crate::settings::Settings;
+use crate::settings::{RelaySetting, Settings};
 
 /// Renders a TypeScript type.
 type TypeScript = fn() -> String;
@@ -66,6 +66,20 @@ const COMMANDS: &[CommandSignature] = &[
         name: "save_settings",
         args: &[("settings", ts::<Settings>)],
         returns: void,
+    },
+    CommandSignature {
+        name: "add_relay",
+        args: &[
+            ("url", ts::<String>),
+            ("username", ts::<String>),
+            ("password", ts::<String>),
+        ],
+        returns: ts::<Settings>,
+    },
+    CommandSignature {
+        name: "remove_relay",
+        args: &[("url", ts::<String>), ("username", ts::<String>)],
+        returns: ts::<Settings>,
     },
     CommandSignature {
         name: "join",
@@ -328,6 +342,7 @@ fn render() -> String {
         RecordingEnded::decl(),
         RepairOutcome::decl(),
         BackgroundImage::decl(),
+        RelaySetting::decl(),
         Settings::decl(),
     ] {
         out.push_str("export ");

@@ -209,6 +209,99 @@ pub fn save_settings(settings: Settings) -> Result<(), String> {
     settings::save(&settings).map_err(|e| format!("Could not save settings: {e}"))
 }
 
+/// Adds a relay or STUN server to the Connection settings (or replaces the
+/// one with the same URL and user): checked first, its password into the
+/// keychain (never the settings file). Returns the settings as they now are.
+#[tauri::command]
+pub fn add_relay(url: String, username: String, password: String) -> Result<Settings, String> {
+    let url = url.trim().to_owned();
+    let username = username.trim().to_owned();
+    let server = conclave_engine::IceServer::parse(
+        &url,
+        Some(&username)
+            .filter(|u| !u.is_empty())
+            .map(String::as_str),
+        Some(&password)
+            .filter(|p| !p.is_empty())
+            .map(String::as_str),
+    )
+    .map_err(|e| capitalise(&e.to_string()))?;
+    let username = match server {
+        conclave_engine::IceServer::Turn { .. } => {
+            privacy::remember_relay_password(
+                &privacy::relay_keychain_name(&url, &username),
+                &password,
+            )
+            .map_err(|e| e.to_string())?;
+            username
+        }
+        conclave_engine::IceServer::Stun { .. } => String::new(),
+    };
+    let mut stored = settings::load();
+    stored
+        .relays
+        .retain(|r| !(r.url == url && r.username == username));
+    stored.relays.push(settings::RelaySetting { url, username });
+    settings::save(&stored).map_err(|e| format!("Could not save settings: {e}"))?;
+    Ok(stored)
+}
+
+/// Removes a relay from the Connection settings, its password from the
+/// keychain with it. Returns the settings as they now are.
+#[tauri::command]
+pub fn remove_relay(url: String, username: String) -> Result<Settings, String> {
+    let name = privacy::relay_keychain_name(&url, &username);
+    if !username.is_empty() {
+        privacy::forget(&name).map_err(|e| e.to_string())?;
+    }
+    let mut stored = settings::load();
+    stored
+        .relays
+        .retain(|r| !(r.url == url && r.username == username));
+    // "Only through a relay" with no relay left would keep every meeting
+    // out: it goes with the last relay.
+    if !stored.relays.iter().any(|r| !r.username.is_empty()) {
+        stored.relay_only = false;
+    }
+    settings::save(&stored).map_err(|e| format!("Could not save settings: {e}"))?;
+    Ok(stored)
+}
+
+/// The relays of the Connection settings with their passwords from the
+/// keychain, and what could not be used (for the user).
+fn network_options(stored: &Settings) -> (conclave_engine::NetworkOptions, Vec<String>) {
+    let mut options = conclave_engine::NetworkOptions {
+        relay_only: stored.relay_only,
+        ..Default::default()
+    };
+    let mut problems = Vec::new();
+    for relay in &stored.relays {
+        let password = if relay.username.is_empty() {
+            None
+        } else {
+            match privacy::relay_password(&privacy::relay_keychain_name(
+                &relay.url,
+                &relay.username,
+            )) {
+                Ok(p) => p,
+                Err(e) => {
+                    problems.push(format!("{}: {e}", relay.url));
+                    continue;
+                }
+            }
+        };
+        match conclave_engine::IceServer::parse(
+            &relay.url,
+            Some(relay.username.as_str()),
+            password.as_deref(),
+        ) {
+            Ok(server) => options.ice_servers.push(server),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    (options, problems)
+}
+
 /// Joins a meeting; resolves once joined (with a notice for the user, if
 /// something beside the meeting went wrong), rejects with a message otherwise.
 #[tauri::command]
@@ -351,8 +444,18 @@ async fn enter_meeting(
     let control = state.recording.clone();
     let generations = state.generation.clone();
     let generation = generations.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    let (network, relay_problems) = network_options(&stored);
+    for problem in relay_problems {
+        tracing::warn!(%problem, "a relay of the settings is not used");
+        let _ = app.emit(
+            ENGINE_EVENT,
+            &EngineEvent::Warning {
+                message: format!("A relay of your Connection settings is not used: {problem}"),
+            },
+        );
+    }
     let (meeting, mut events) = conclave_engine::start(JoinOptions {
-        network: Default::default(),
+        network,
         frame_sink: Some(control.frame_sink(frames.map(FrameServer::sink))),
         info: info.clone(),
         nickname: nickname.clone(),
@@ -446,6 +549,7 @@ pub async fn host_meeting(
         tls: Some(std::sync::Arc::new(identity)),
         public_ip: None,
         audit: None,
+        ice_tcp: true,
     })
     .await
     .map_err(|e| format!("Could not start the meeting server: {e}"))?;

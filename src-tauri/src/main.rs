@@ -59,6 +59,8 @@ fn main() {
             commands::launch_link,
             commands::get_settings,
             commands::save_settings,
+            commands::add_relay,
+            commands::remove_relay,
             commands::join,
             commands::host_meeting,
             commands::leave,

@@ -77,6 +77,35 @@ pub fn remember(info: &MeetingInfo, name: &str) -> Result<(), KeychainError> {
     Ok(())
 }
 
+/// The keychain entry name of a relay's password: its URL and user (no
+/// secret).
+pub fn relay_keychain_name(url: &str, username: &str) -> String {
+    format!("relay {url} user {username}")
+}
+
+/// Stores a relay's password in the keychain and notes the entry so that
+/// "Delete all local data" removes it.
+pub fn remember_relay_password(name: &str, password: &str) -> Result<(), KeychainError> {
+    let secret = MeetingSecret {
+        password: Some(password.to_owned()),
+        key: None,
+    };
+    Keychain::default().remember(name, &secret)?;
+    let mut stored = settings::load();
+    if !stored.remembered.iter().any(|n| n == name) {
+        stored.remembered.push(name.to_owned());
+        settings::save(&stored).map_err(|e| KeychainError::Failed(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// A relay's password from the keychain (`None` if none is stored).
+pub fn relay_password(name: &str) -> Result<Option<String>, KeychainError> {
+    Ok(Keychain::default()
+        .recall(name)?
+        .and_then(|secret| secret.password))
+}
+
 /// Removes what the keychain holds for `name`.
 pub fn forget(name: &str) -> Result<(), KeychainError> {
     Keychain::default().forget(name)?;

@@ -56,6 +56,23 @@ pub struct Settings {
     pub background_enabled: bool,
     /// Face touch-up (skin smoothing, light correction) on the camera.
     pub touch_up: bool,
+    /// Relays and STUN servers of the Connection settings, in the order
+    /// added; their passwords are in the keychain, never here.
+    pub relays: Vec<RelaySetting>,
+    /// Offer only relayed paths, so nobody learns this computer's address
+    /// (needs a relay that answers).
+    pub relay_only: bool,
+}
+
+/// One relay (`turn:`, `turns:`) or STUN server of the Connection settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+#[serde(default)]
+pub struct RelaySetting {
+    /// As the user typed it: `turn:host[:port][?transport=tcp]`,
+    /// `turns:host[:port]` or `stun:host[:port]`.
+    pub url: String,
+    /// The TURN user name (empty for STUN).
+    pub username: String,
 }
 
 impl Default for Settings {
@@ -80,6 +97,8 @@ impl Default for Settings {
             background: "blur".into(),
             background_enabled: false,
             touch_up: false,
+            relays: Vec::new(),
+            relay_only: false,
         }
     }
 }

@@ -23,6 +23,7 @@ async fn pinned_certificate_is_required_and_sufficient() {
         tls: Some(Arc::new(identity)),
         public_ip: None,
         audit: None,
+        ice_tcp: true,
     })
     .await
     .expect("server");

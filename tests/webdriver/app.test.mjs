@@ -800,6 +800,61 @@ test("a conclave:// link opened while the app runs goes to it: one instance, its
   await session.clear('[data-testid="link-input"]');
 });
 
+test("a relay added in the Connection settings carries the meeting (only through the relay); its password stays in the keychain", async () => {
+  const turnDir = env("CONCLAVE_TEST_TURN_DIR");
+  assert.ok(existsSync(turnDir), "the relay runs");
+  const relayHost = new URL(server.replace(/^ws/, "http")).hostname;
+  const [user, password] = execFileSync(join(fileURLToPath(new URL("../..", import.meta.url)), "scripts/turn"), ["credentials"], { encoding: "utf8" }).trim().split("\n");
+  planted.push(password);
+  const room = createMeeting("relay pass");
+  const guest = new CliPeer(room.link, "Grace (cli)");
+  await guest.waitEvent("cli joined", (e) => e.event === "joined");
+  await leaveIfInMeeting(session);
+  await session.click('[data-testid="settings-button"]');
+  await session.waitFind('[data-testid="connection-settings"]');
+  // A wrong address is refused where it was typed.
+  await session.type('[data-testid="relay-url"]', "http://not-a-relay");
+  await session.click('[data-testid="relay-add"]');
+  assert.match(await waitFor("the refusal", () => session.text('[data-testid="relay-error"]')), /not a turn:/);
+  await session.clear('[data-testid="relay-url"]');
+  await session.type('[data-testid="relay-url"]', `turn:${relayHost}:3478?transport=tcp`);
+  await session.type('[data-testid="relay-username"]', user);
+  await session.type('[data-testid="relay-password"]', password);
+  await session.click('[data-testid="relay-add"]');
+  await waitFor("the relay listed", async () => (await session.texts('[data-testid="relay-entry"]')).some((t) => t.includes(`turn:${relayHost}:3478`)));
+  await session.click('[data-testid="relay-only"]');
+  const settingsFile = join(env("CONCLAVE_APP_CONFIG"), "conclave", "settings.json");
+  await waitFor("relay-only stored", () => JSON.parse(readFileSync(settingsFile, "utf8")).relay_only === true);
+  await screenshot(session, "settings-connection");
+  await session.click('[data-testid="settings-close"]');
+  const stored = readFileSync(settingsFile, "utf8");
+  assert.ok(!stored.includes(password), "no relay password in the settings file");
+  assert.equal(JSON.parse(stored).relays[0].username, user);
+
+  await joinFromScreen(session, room.link, "Ada (app)");
+  await guest.waitEvent("app joins", (e) => e.event === "participant_joined" && e.nickname === "Ada (app)");
+  const path = await waitFor("the header says the relay carries the media", () =>
+    session.execute("return document.querySelector('[data-testid=\"connection-path\"]')?.dataset.path ?? ''"), 20000);
+  assert.equal(path, "relay_tcp");
+  // The app's audio reaches the cli through the relay.
+  await guest.waitEvent("the app's audio", (e) => e.event === "stats" && (e.remotes ?? []).some((r) => r.audio_packets >= 50), 20000);
+  await screenshot(session, "meeting-relayed");
+  await session.click('[data-testid="leave-button"]');
+  await session.waitFind('[data-testid="join-screen"]');
+  await guest.stop();
+
+  // Removing the last relay removes its password and "only through a relay".
+  await session.click('[data-testid="settings-button"]');
+  await session.waitFind('[data-testid="relay-entry"]');
+  await session.click('[data-testid="relay-remove"]');
+  await waitFor("the relay gone", async () => (await session.findAll('[data-testid="relay-entry"]')).length === 0);
+  await session.click('[data-testid="settings-close"]');
+  const after = JSON.parse(readFileSync(settingsFile, "utf8"));
+  assert.equal(after.relays.length, 0);
+  assert.equal(after.relay_only, false);
+  assert.ok(!after.remembered.some((n) => n.startsWith("relay ")), "the keychain entry is forgotten");
+});
+
 test("remember a password in the keychain; settings: consent, a diagnostics bundle without secrets, delete all local data", async () => {
   const room = createMeeting("keychain-pw-7");
   planted.push("keychain-pw-7");

@@ -293,6 +293,7 @@ pub async fn host_meeting(
         password: spec.password.clone().map(Password),
         chat_key: Some(ChatKey(key)),
         cert_fingerprint: fingerprint.map(str::to_owned),
+        relay: None,
     })
 }
 

@@ -133,6 +133,8 @@ pub enum ConnectionPath {
     Unknown,
     /// Straight to the server over UDP.
     Direct,
+    /// Straight to the server over TCP (ICE-TCP), as UDP is blocked.
+    DirectTcp,
     /// Through a relay reached over UDP.
     RelayUdp,
     /// Through a relay reached over TCP.

@@ -22,7 +22,7 @@ use conclave_protocol::MeetingInfo;
 use serde_json::Value;
 use str0m::change::SdpOffer;
 use str0m::channel::{ChannelConfig, ChannelId};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Rtc};
 use tracing::{debug, info, warn};
 
@@ -106,8 +106,13 @@ pub struct RelayedAddrs {
     pub publish: Vec<(SocketAddr, SocketAddr)>,
 }
 
-/// The local ICE candidates of a peer connection: its host address (unless
-/// only relays may be offered), then its relayed addresses.
+/// The local ICE candidates of a peer connection: its host address over
+/// UDP and an active ICE-TCP candidate on the same address (unless only
+/// relays may be offered), then its relayed addresses.
+///
+/// The active candidate's port is the UDP socket's, not RFC 6544's 9: an
+/// active candidate is never connected to, and a port of its own lets the
+/// runtime tell the three peer connections' TCP packets apart.
 pub(crate) fn local_candidates(
     host: SocketAddr,
     relayed: &[(SocketAddr, SocketAddr)],
@@ -116,6 +121,14 @@ pub(crate) fn local_candidates(
     let mut out = Vec::new();
     if !relay_only {
         out.push(Candidate::host(host, "udp").map_err(|e| e.to_string())?);
+        out.push(
+            Candidate::builder()
+                .tcp()
+                .host(host)
+                .tcptype(TcpType::Active)
+                .build()
+                .map_err(|e| e.to_string())?,
+        );
     }
     for (addr, local) in relayed {
         out.push(Candidate::relayed(*addr, *local, "udp").map_err(|e| e.to_string())?);
@@ -137,8 +150,10 @@ pub enum Input<'a> {
     SignalRestored,
     /// The signaling connection is gone for good.
     SignalGaveUp(String),
-    /// A UDP datagram arrived.
-    Udp {
+    /// A packet arrived: a UDP datagram, or a frame on an ICE-TCP connection.
+    Packet {
+        /// UDP or TCP.
+        proto: Protocol,
         /// Sender.
         source: SocketAddr,
         /// Local address it arrived on.
@@ -188,8 +203,10 @@ pub enum Input<'a> {
 pub enum Output {
     /// Send a text frame on the signaling connection.
     Signal(String),
-    /// Send a UDP datagram.
+    /// Send a packet.
     Transmit {
+        /// UDP, or TCP (ICE-TCP: the runtime connects to `destination`).
+        proto: Protocol,
         /// The local address (socket) to send from.
         source: SocketAddr,
         /// Where to.
@@ -448,11 +465,12 @@ impl Client {
             Input::SignalGaveUp(reason) => self.fail(format!(
                 "Lost the connection to the meeting server: {reason}"
             )),
-            Input::Udp {
+            Input::Packet {
+                proto,
                 source,
                 destination,
                 data,
-            } => self.on_udp(source, destination, data),
+            } => self.on_packet(proto, source, destination, data),
             Input::Timeout => self.on_timeout(),
             Input::EncodedAudio {
                 data,
@@ -944,23 +962,29 @@ impl Client {
 
     // ----- WebRTC ----------------------------------------------------------
 
-    fn on_udp(&mut self, source: SocketAddr, destination: SocketAddr, data: &[u8]) {
+    fn on_packet(
+        &mut self,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
         let relayed_to =
             |list: &[(SocketAddr, SocketAddr)]| list.iter().any(|(a, _)| *a == destination);
         if (destination == self.cfg.media_addr && destination != self.cfg.local_addr)
             || relayed_to(&self.cfg.relayed.media)
         {
-            return self.on_media_udp(source, destination, data);
+            return self.on_media_packet(proto, source, destination, data);
         }
         if (destination == self.cfg.publish_addr && destination != self.cfg.local_addr)
             || relayed_to(&self.cfg.relayed.publish)
         {
-            return self.on_publish_udp(source, destination, data);
+            return self.on_publish_packet(proto, source, destination, data);
         }
         let Some(rtc) = &mut self.rtc else {
             return;
         };
-        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, data) else {
+        let Ok(receive) = Receive::new(proto, source, destination, data) else {
             debug!("dropping an unrecognised datagram");
             return;
         };
@@ -994,6 +1018,7 @@ impl Client {
                     return;
                 }
                 str0m::Output::Transmit(t) => self.out.push_back(Output::Transmit {
+                    proto: t.proto,
                     source: t.source,
                     destination: t.destination,
                     data: t.contents.to_vec(),

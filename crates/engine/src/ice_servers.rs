@@ -169,6 +169,25 @@ pub struct NetworkOptions {
     pub relay_fingerprint: Option<String>,
 }
 
+impl NetworkOptions {
+    /// Adds the relay a meeting link carries (after the user's own, which
+    /// come first); an unusable one is an error for the caller to show.
+    pub fn add_link_relay(
+        &mut self,
+        relay: &conclave_protocol::LinkRelay,
+    ) -> Result<(), IceServerError> {
+        let server = IceServer::parse(
+            &relay.url,
+            relay.username.as_deref(),
+            relay.password.as_ref().map(|p| p.0.as_str()),
+        )?;
+        if !self.ice_servers.contains(&server) {
+            self.ice_servers.push(server);
+        }
+        Ok(())
+    }
+}
+
 /// `host`, `host:port`, `[v6]`, `[v6]:port`; `None` when the host is empty
 /// or the port is not 1..=65535.
 fn split_host_port(address: &str, default_port: u16) -> Option<(String, u16)> {
@@ -208,6 +227,36 @@ mod tests {
             username: "u".into(),
             password: "p".into(),
         }
+    }
+
+    #[test]
+    fn a_link_relay_comes_after_the_users_own_and_only_once() {
+        let mut options = NetworkOptions {
+            ice_servers: vec![turn("mine.example.org", 3478, RelayTransport::Udp)],
+            ..Default::default()
+        };
+        let relay = conclave_protocol::LinkRelay {
+            url: "turns:host.example.org".into(),
+            username: Some("u".into()),
+            password: Some(conclave_protocol::link::Password("p".into())),
+        };
+        options.add_link_relay(&relay).expect("a usable relay");
+        options.add_link_relay(&relay).expect("a usable relay");
+        assert_eq!(
+            options.ice_servers,
+            vec![
+                turn("mine.example.org", 3478, RelayTransport::Udp),
+                turn("host.example.org", 5349, RelayTransport::Tls)
+            ]
+        );
+        let no_password = conclave_protocol::LinkRelay {
+            password: None,
+            ..relay
+        };
+        assert!(matches!(
+            options.add_link_relay(&no_password),
+            Err(IceServerError::Credentials(_))
+        ));
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! WebRTC through str0m), the roster, chat with end-to-end encryption, and
 //! sending and receiving audio and video. [`client::Client`] is a sans-IO
 //! state machine that sees encoded frames only; [`runtime`] drives it with
-//! one WebSocket, three UDP sockets (chat, receiving, sending) and one timer;
+//! one WebSocket, three UDP sockets (chat, receiving, sending), ICE-TCP
+//! connections when UDP is blocked (`ice_tcp`) and one timer;
 //! [`media`] holds the devices and codecs at that edge. The desktop app, the
 //! command-line client and the tests all use the same [`api`].
 //!
@@ -19,6 +20,7 @@ pub mod chat;
 pub mod client;
 pub mod frames;
 pub mod ice_servers;
+mod ice_tcp;
 pub mod media;
 mod relay;
 pub mod runtime;

@@ -23,7 +23,9 @@ use crate::chat::transcript_markdown;
 use crate::client::{
     sanitize_nickname, Client, ClientConfig, Input, Output, PublishConfig, RelayedAddrs,
 };
+use crate::ice_tcp::TcpEvent;
 use crate::media::{MediaIo, MediaNotice, MediaOptions, MicrophoneChoice};
+use str0m::net::Protocol;
 
 /// How long connecting to the signaling server may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
@@ -258,8 +260,17 @@ async fn run(
     let (socket, local_addr) = bind_udp(ip).await?;
     let (media_socket, media_addr) = bind_udp(ip).await?;
     let (publish_socket, publish_addr) = bind_udp(ip).await?;
+    let (mut ice_tcp, mut ice_tcp_rx) = crate::ice_tcp::IceTcp::new();
     let (relay_tx, mut relay_rx) = mpsc::unbounded_channel();
-    let relays = crate::relay::allocate_all(&opts.network, ip, relay_tx).await?;
+    let mut network = opts.network.clone();
+    if let Some(relay) = &opts.info.relay {
+        if let Err(e) = network.add_link_relay(relay) {
+            let _ = events.send(EngineEvent::Warning {
+                message: format!("The relay in the meeting link cannot be used: {e}"),
+            });
+        }
+    }
+    let relays = crate::relay::allocate_all(&network, ip, relay_tx).await?;
     if !relays.failures.is_empty() {
         let _ = events.send(EngineEvent::Warning {
             message: format!("A relay could not be used: {}", relays.failures.join("; ")),
@@ -302,7 +313,7 @@ async fn run(
             },
             tap_textroom: opts.tap_textroom,
             relayed,
-            relay_only: opts.network.relay_only,
+            relay_only: network.relay_only,
         },
         Instant::now(),
     );
@@ -356,11 +367,13 @@ async fn run(
                     }
                 }
                 Output::Transmit {
+                    proto,
                     source,
                     destination,
                     data,
                 } => {
                     let relay = relays.by_address(source);
+                    let tcp = proto == str0m::net::Protocol::Tcp;
                     // DTLS and media (not ICE checks, which try every
                     // path) go only the way ICE chose.
                     if data.first().is_some_and(|b| *b >= 4) {
@@ -375,8 +388,15 @@ async fn run(
                         } else {
                             0
                         };
-                        paths[connection] =
-                            relay.map_or(ConnectionPath::Direct, |r| r.transport.into());
+                        paths[connection] = match relay {
+                            Some(r) => r.transport.into(),
+                            None if tcp => ConnectionPath::DirectTcp,
+                            None => ConnectionPath::Direct,
+                        };
+                    }
+                    if tcp {
+                        ice_tcp.send(source, destination, &data);
+                        continue;
                     }
                     if let Some(relay) = relay {
                         relay.send(destination, data);
@@ -471,28 +491,35 @@ async fn run(
             received = socket.recv_from(&mut buf) => match received {
                 Ok((n, source)) => client.handle_input(
                     Instant::now(),
-                    Input::Udp { source, destination: local_addr, data: &buf[..n] },
+                    Input::Packet { proto: Protocol::Udp, source, destination: local_addr, data: &buf[..n] },
                 ),
                 Err(e) => debug!(error = %e, "UDP receive failed"),
             },
             received = publish_socket.recv_from(&mut publish_buf) => match received {
                 Ok((n, source)) => client.handle_input(
                     Instant::now(),
-                    Input::Udp { source, destination: publish_addr, data: &publish_buf[..n] },
+                    Input::Packet { proto: Protocol::Udp, source, destination: publish_addr, data: &publish_buf[..n] },
                 ),
                 Err(e) => debug!(error = %e, "UDP receive failed"),
             },
             received = media_socket.recv_from(&mut media_buf) => match received {
                 Ok((n, source)) => client.handle_input(
                     Instant::now(),
-                    Input::Udp { source, destination: media_addr, data: &media_buf[..n] },
+                    Input::Packet { proto: Protocol::Udp, source, destination: media_addr, data: &media_buf[..n] },
                 ),
                 Err(e) => debug!(error = %e, "UDP receive failed"),
             },
             Some(p) = relay_rx.recv() => client.handle_input(
                 Instant::now(),
-                Input::Udp { source: p.peer, destination: p.relayed, data: &p.data },
+                Input::Packet { proto: Protocol::Udp, source: p.peer, destination: p.relayed, data: &p.data },
             ),
+            Some(e) = ice_tcp_rx.recv() => match e {
+                TcpEvent::Packet { local, remote, data } => client.handle_input(
+                    Instant::now(),
+                    Input::Packet { proto: Protocol::Tcp, source: remote, destination: local, data: &data },
+                ),
+                TcpEvent::Closed { local, remote } => ice_tcp.closed(local, remote),
+            },
             Some(e) = video_rx.recv() => client.handle_input(
                 Instant::now(),
                 Input::EncodedVideo { data: &e.data, captured: e.captured, screen: e.screen },

@@ -2,17 +2,19 @@
 //!
 //! This crate owns everything that crosses a process boundary as text: the
 //! Janus WebRTC Server API subset Conclave speaks ([`janus`], [`videoroom`],
-//! [`textroom`]), and meeting links, IDs and invitations ([`link`]).
+//! [`textroom`]), meeting links, IDs and invitations ([`link`]), and the
+//! RFC 4571 framing of packets over TCP ([`framing`]).
 //!
 //! It does no I/O and holds no state. It must never log: the values it parses
 //! include passwords, chat keys and pasted clipboard text.
 
+pub mod framing;
 pub mod janus;
 pub mod link;
 pub mod textroom;
 pub mod videoroom;
 
-pub use link::{Invitation, LinkError, MeetingId, MeetingInfo};
+pub use link::{Invitation, LinkError, LinkRelay, MeetingId, MeetingInfo};
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;

@@ -55,6 +55,9 @@ pub enum LinkError {
     /// The certificate fingerprint is not 32 bytes of hex.
     #[error("the certificate fingerprint in the link is damaged")]
     BadFingerprint,
+    /// The relay (`turn=`, `turn_user=`, `turn_pass=`) is not usable.
+    #[error("the relay in the link is not a turn:, turns: or stun: address")]
+    BadRelay,
     /// A percent-escape in the link is broken.
     #[error("the link contains a broken %-escape")]
     BadEscape,
@@ -187,6 +190,37 @@ pub struct MeetingInfo {
     /// SHA-256 of the server's TLS certificate (lowercase hex), to pin a
     /// self-signed certificate.
     pub cert_fingerprint: Option<String>,
+    /// A relay the meeting's host named for those whose network needs one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<LinkRelay>,
+}
+
+/// A relay (TURN) or STUN server carried in a link's fragment, with its
+/// credentials: `turn=<URL>&turn_user=<user>&turn_pass=<password>`, each
+/// percent-encoded. The URL is checked here only for its scheme and
+/// characters; the engine parses it fully when joining.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkRelay {
+    /// `turn:HOST[:PORT][?transport=tcp]`, `turns:HOST[:PORT]` or
+    /// `stun:HOST[:PORT]`.
+    pub url: String,
+    /// The TURN user name.
+    pub username: Option<String>,
+    /// The TURN password (a secret, like the meeting's).
+    pub password: Option<Password>,
+}
+
+/// Longest relay URL or user name a link may carry.
+const MAX_RELAY_FIELD: usize = 256;
+
+/// Whether `url` looks like a relay or STUN address a link may carry.
+fn is_relay_url(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    ["turn:", "turns:", "stun:"]
+        .iter()
+        .any(|s| lower.starts_with(s) && lower.len() > s.len())
+        && url.len() <= MAX_RELAY_FIELD
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 impl MeetingInfo {
@@ -198,6 +232,7 @@ impl MeetingInfo {
             password: None,
             chat_key: None,
             cert_fingerprint: None,
+            relay: None,
         }
     }
 
@@ -269,6 +304,15 @@ impl MeetingInfo {
         }
         if let Some(fp) = &self.cert_fingerprint {
             parts.push(format!("fp={fp}"));
+        }
+        if let Some(relay) = &self.relay {
+            parts.push(format!("turn={}", percent_encode(&relay.url)));
+            if let Some(user) = &relay.username {
+                parts.push(format!("turn_user={}", percent_encode(user)));
+            }
+            if let Some(pass) = &relay.password {
+                parts.push(format!("turn_pass={}", percent_encode(&pass.0)));
+            }
         }
         if !parts.is_empty() {
             link.push('#');
@@ -351,6 +395,7 @@ pub fn parse_link(link: &str) -> Result<MeetingInfo, LinkError> {
             info.server = Some(normalise_server(&server).ok_or(LinkError::BadServer)?);
         }
     }
+    let (mut relay_url, mut relay_user, mut relay_pass) = (None, None, None);
     for (k, v) in pairs(fragment.unwrap_or_default()) {
         match k {
             "pwd" => {
@@ -361,8 +406,29 @@ pub fn parse_link(link: &str) -> Result<MeetingInfo, LinkError> {
             }
             "key" => info.chat_key = Some(ChatKey::from_base64(v)?),
             "fp" => info.cert_fingerprint = Some(parse_fingerprint(v)?),
+            "turn" => relay_url = Some(percent_decode(v)?),
+            "turn_user" => relay_user = Some(percent_decode(v)?),
+            "turn_pass" => relay_pass = Some(percent_decode(v)?),
             _ => {}
         }
+    }
+    match relay_url {
+        Some(url) if is_relay_url(&url) => {
+            if relay_user
+                .as_ref()
+                .is_some_and(|u| u.len() > MAX_RELAY_FIELD)
+            {
+                return Err(LinkError::BadRelay);
+            }
+            info.relay = Some(LinkRelay {
+                url,
+                username: relay_user.filter(|u| !u.is_empty()),
+                password: relay_pass.filter(|p| !p.is_empty()).map(Password),
+            });
+        }
+        Some(_) => return Err(LinkError::BadRelay),
+        // Credentials without a relay mean nothing; they are dropped.
+        None => {}
     }
     Ok(info)
 }
@@ -757,6 +823,35 @@ mod tests {
     }
 
     #[test]
+    fn a_relay_rides_in_the_fragment() {
+        let info = MeetingInfo::parse(
+            "conclave://join/123456789#pwd=x&turn=turn%3Arelay.example.org%3A3478%3Ftransport%3Dtcp&turn_user=1700000000%3Aa&turn_pass=p%26w",
+        )
+        .expect("valid in this test");
+        let relay = info.relay.clone().expect("valid in this test");
+        assert_eq!(relay.url, "turn:relay.example.org:3478?transport=tcp");
+        assert_eq!(relay.username.as_deref(), Some("1700000000:a"));
+        assert_eq!(relay.password, Some(Password("p&w".into())));
+        let link = info.to_app_link();
+        let (_, fragment) = link.split_once('#').expect("valid in this test");
+        assert!(fragment.contains("turn_pass=p%26w"), "{link}");
+        assert_eq!(MeetingInfo::parse(&link).expect("valid in this test"), info);
+        assert!(!format!("{info:?}").contains("p&w"));
+    }
+
+    #[test]
+    fn a_relay_that_is_not_one_is_refused() {
+        for bad in ["http%3A%2F%2Fx", "turn%3A", "turn%3Aa%20b", ""] {
+            let link = format!("conclave://join/123456789#turn={bad}&turn_user=u&turn_pass=p");
+            assert_eq!(MeetingInfo::parse(&link), Err(LinkError::BadRelay), "{bad}");
+        }
+        // Credentials alone are ignored.
+        let info = MeetingInfo::parse("conclave://join/123456789#turn_user=u&turn_pass=p")
+            .expect("valid in this test");
+        assert_eq!(info.relay, None);
+    }
+
+    #[test]
     fn secrets_are_redacted_in_debug() {
         let mut info = MeetingInfo::new(MeetingId(123456789));
         info.password = Some(Password("topsecret".into()));
@@ -773,13 +868,23 @@ mod tests {
             proptest::option::of(any::<[u8; 32]>()),
             proptest::option::of("[0-9a-f]{64}"),
             proptest::option::of(("(ws|wss)", "[a-z0-9.-]{1,20}", 1u16..)),
+            proptest::option::of((
+                "(turn|turns|stun):[a-z0-9.-]{1,20}(:[0-9]{1,5})?(\\?transport=tcp)?",
+                proptest::option::of("\\PC{1,30}"),
+                proptest::option::of("\\PC{1,30}"),
+            )),
         )
-            .prop_map(|(room, pwd, key, fp, server)| MeetingInfo {
+            .prop_map(|(room, pwd, key, fp, server, relay)| MeetingInfo {
                 server: server.map(|(s, h, p)| format!("{s}://{h}:{p}/janus")),
                 room: MeetingId(room),
                 password: pwd.filter(|p| !p.is_empty()).map(Password),
                 chat_key: key.map(ChatKey),
                 cert_fingerprint: fp,
+                relay: relay.map(|(url, username, password)| LinkRelay {
+                    url,
+                    username,
+                    password: password.map(Password),
+                }),
             })
     }
 

@@ -19,6 +19,7 @@ use crate::peer::{Peer, PeerEvent, Transmit};
 use crate::sfu::Sfu;
 use crate::textroom::{TextRoom, TextRoomHandle};
 use crate::videoroom::{VideoRoom, VideoRoomHandle};
+pub use str0m::net::Protocol;
 
 /// Janus core error codes.
 pub(crate) mod code {
@@ -64,8 +65,11 @@ pub enum Input<'a> {
         /// The connection.
         conn: ConnId,
     },
-    /// A datagram arrived on the media socket.
-    Udp {
+    /// A packet arrived: a datagram on the media socket, or a frame on an
+    /// ICE-TCP connection.
+    Packet {
+        /// UDP or TCP.
+        proto: Protocol,
         /// Sender.
         source: SocketAddr,
         /// Our address it arrived on.
@@ -101,8 +105,10 @@ pub enum Output {
         /// Exactly what arrived.
         text: String,
     },
-    /// Send a datagram.
+    /// Send a packet.
     Transmit {
+        /// UDP, or TCP on the ICE-TCP connection from `destination`.
+        proto: Protocol,
         /// Our address to send from.
         source: SocketAddr,
         /// Where to.
@@ -156,7 +162,7 @@ pub struct Server {
     /// when: a client's first DTLS flight can come before our own check of
     /// that address has succeeded, and is routed by this instead of lost
     /// (its retransmission would cost a second of joining).
-    checked_from: HashMap<SocketAddr, (u64, Instant)>,
+    checked_from: HashMap<(Protocol, SocketAddr), (u64, Instant)>,
 }
 
 /// How often idle sessions and rate-limit counters are swept.
@@ -209,11 +215,12 @@ impl Server {
             }
             Input::Text { conn, text } => self.on_text(conn, text),
             Input::Disconnected { conn } => self.on_disconnected(conn),
-            Input::Udp {
+            Input::Packet {
+                proto,
                 source,
                 destination,
                 contents,
-            } => self.on_udp(source, destination, contents),
+            } => self.on_packet(proto, source, destination, contents),
             Input::Timeout => self.on_timeout(),
         }
     }
@@ -226,6 +233,7 @@ impl Server {
         if !self.transmits.is_empty() {
             self.out
                 .extend(self.transmits.drain(..).map(|t| Output::Transmit {
+                    proto: t.proto,
                     source: t.source,
                     destination: t.destination,
                     contents: t.contents,
@@ -744,17 +752,23 @@ impl Server {
 
     // ----- media ------------------------------------------------------------
 
-    fn on_udp(&mut self, source: SocketAddr, destination: SocketAddr, contents: &[u8]) {
+    fn on_packet(
+        &mut self,
+        proto: Protocol,
+        source: SocketAddr,
+        destination: SocketAddr,
+        contents: &[u8],
+    ) {
         let now = self.now;
         let owner = self.handles.iter_mut().find_map(|(id, h)| {
             let peer = h.peer.as_mut()?;
-            peer.try_receive(now, source, destination, contents)
+            peer.try_receive(now, proto, source, destination, contents)
                 .then_some(*id)
         });
         let owner = match owner {
             Some(id) => {
                 if is_stun(contents) {
-                    self.checked_from.insert(source, (id, now));
+                    self.checked_from.insert((proto, source), (id, now));
                 }
                 Some(id)
             }
@@ -762,14 +776,16 @@ impl Server {
             // for one of our peers: its DTLS (say) goes there.
             None => self
                 .checked_from
-                .get(&source)
+                .get(&(proto, source))
                 .filter(|(_, at)| now.saturating_duration_since(*at) < CHECKED_FROM_FOR)
                 .map(|(id, _)| *id)
                 .filter(|id| {
                     self.handles
                         .get_mut(id)
                         .and_then(|h| h.peer.as_mut())
-                        .is_some_and(|p| p.receive_checked(now, source, destination, contents))
+                        .is_some_and(|p| {
+                            p.receive_checked(now, proto, source, destination, contents)
+                        })
                 }),
         };
         if let Some(id) = owner {
@@ -1062,13 +1078,15 @@ pub struct IceAddresses {
     /// Public addresses that map to a local socket behind a 1:1 NAT
     /// (server-reflexive candidates): `(public, local base)`.
     pub reflexive: Vec<(SocketAddr, SocketAddr)>,
+    /// Listening TCP sockets that take ICE-TCP (passive candidates).
+    pub tcp: Vec<SocketAddr>,
 }
 
 impl From<Vec<SocketAddr>> for IceAddresses {
     fn from(host: Vec<SocketAddr>) -> Self {
         IceAddresses {
             host,
-            reflexive: Vec::new(),
+            ..IceAddresses::default()
         }
     }
 }

@@ -34,5 +34,5 @@ mod sfu_tests;
 #[cfg(test)]
 mod tests;
 
-pub use crate::core::{ConnId, IceAddresses, Input, Output, Server};
+pub use crate::core::{ConnId, IceAddresses, Input, Output, Protocol, Server};
 pub use config::{Config, Limits};

@@ -10,7 +10,7 @@ use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::{ChannelConfig, ChannelId};
 use str0m::format::{Codec, CodecSpec};
 use str0m::media::{Direction, KeyframeRequestKind, MediaKind, Mid, Pt};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::{RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, Rtc};
 use tracing::debug;
@@ -47,9 +47,11 @@ pub enum PeerEvent {
 /// clients in the DTLS server role pick odd streams).
 const UNUSED_STREAM: u16 = 1000;
 
-/// A datagram to send.
+/// A packet to send.
 #[derive(Debug)]
 pub struct Transmit {
+    /// UDP, or TCP (ICE-TCP, framed by RFC 4571).
+    pub proto: Protocol,
     /// Our address it leaves from.
     pub source: SocketAddr,
     /// Where it goes.
@@ -84,7 +86,19 @@ fn new_rtc(now: Instant, candidates: &IceAddresses) -> Rtc {
         .reflexive
         .iter()
         .map(|(public, base)| (*public, Candidate::server_reflexive(*public, *base, "udp")));
-    for (addr, candidate) in host.chain(reflexive) {
+    // Passive ICE-TCP candidates: clients connect to them when UDP is
+    // blocked (RFC 6544); never preferred over UDP (type preference 90).
+    let tcp = candidates.tcp.iter().map(|a| {
+        (
+            *a,
+            Candidate::builder()
+                .tcp()
+                .host(*a)
+                .tcptype(TcpType::Passive)
+                .build(),
+        )
+    });
+    for (addr, candidate) in host.chain(reflexive).chain(tcp) {
         match candidate {
             Ok(c) => {
                 rtc.add_local_candidate(c);
@@ -250,11 +264,12 @@ impl Peer {
     pub fn try_receive(
         &mut self,
         now: Instant,
+        proto: Protocol,
         source: SocketAddr,
         destination: SocketAddr,
         contents: &[u8],
     ) -> bool {
-        self.receive(now, source, destination, contents, false)
+        self.receive(now, proto, source, destination, contents, false)
     }
 
     /// Takes a datagram from an address this peer just took an ICE check
@@ -263,11 +278,12 @@ impl Peer {
     pub fn receive_checked(
         &mut self,
         now: Instant,
+        proto: Protocol,
         source: SocketAddr,
         destination: SocketAddr,
         contents: &[u8],
     ) -> bool {
-        self.receive(now, source, destination, contents, true)
+        self.receive(now, proto, source, destination, contents, true)
     }
 
     /// Takes a datagram if it is a packet at all and either the peer's ICE
@@ -275,12 +291,13 @@ impl Peer {
     fn receive(
         &mut self,
         now: Instant,
+        proto: Protocol,
         source: SocketAddr,
         destination: SocketAddr,
         contents: &[u8],
         checked: bool,
     ) -> bool {
-        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, contents) else {
+        let Ok(receive) = Receive::new(proto, source, destination, contents) else {
             return false;
         };
         let input = str0m::Input::Receive(now, receive);
@@ -394,6 +411,7 @@ impl Peer {
                     break;
                 }
                 Ok(str0m::Output::Transmit(t)) => transmits.push(Transmit {
+                    proto: t.proto,
                     source: t.source,
                     destination: t.destination,
                     contents: t.contents.to_vec(),

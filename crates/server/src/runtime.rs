@@ -1,5 +1,7 @@
 //! The tokio driver of [`Server`]: a WebSocket listener (subprotocol
-//! `janus-protocol`), one UDP socket for all media, and the clock.
+//! `janus-protocol`) that also takes ICE-TCP connections (RFC 6544, framed
+//! by RFC 4571) on the same port, one UDP socket for all media, and the
+//! clock.
 
 use std::collections::HashMap;
 use std::io;
@@ -18,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::core::{ConnId, Input, Output, Server};
+use crate::core::{ConnId, Input, Output, Protocol, Server};
 
 /// Where and how to run.
 #[derive(Debug, Clone)]
@@ -38,6 +40,9 @@ pub struct Options {
     /// Append everything received at the application level to this file, one
     /// JSON object per line. Off unless set; for privacy tests and audits.
     pub audit: Option<std::path::PathBuf>,
+    /// Take media over TCP on the WebSocket's port (a passive ICE-TCP
+    /// candidate), for clients whose UDP is blocked.
+    pub ice_tcp: bool,
 }
 
 /// A running server. Dropping it does not stop it; call [`RunningServer::stop`].
@@ -96,7 +101,28 @@ enum ConnEvent {
         conn: ConnId,
         request: String,
     },
+    /// An ICE-TCP connection opened: packets for `remote` go to `tx`.
+    IceTcpOpen {
+        remote: SocketAddr,
+        tx: mpsc::Sender<Vec<u8>>,
+    },
+    /// A packet arrived on an ICE-TCP connection.
+    IceTcpPacket {
+        remote: SocketAddr,
+        packet: Vec<u8>,
+    },
+    /// An ICE-TCP connection ended.
+    IceTcpClosed {
+        remote: SocketAddr,
+    },
 }
+
+/// ICE-TCP connections held at once; more are refused.
+const MAX_ICE_TCP_LINKS: usize = 2000;
+
+/// Framed packets queued for one ICE-TCP connection; beyond it they are
+/// dropped, as a full UDP buffer would drop them.
+const ICE_TCP_QUEUE: usize = 512;
 
 /// Binds the sockets and starts serving.
 pub async fn start(options: Options) -> io::Result<RunningServer> {
@@ -129,6 +155,16 @@ pub async fn start(options: Options) -> io::Result<RunningServer> {
         }
         None => None,
     };
+    // The passive ICE-TCP candidate: the WebSocket's port, on the address
+    // it listens on (the media IP when that is every interface).
+    let ice_tcp = options.ice_tcp.then(|| {
+        let ip = if ws_addr.ip().is_unspecified() {
+            media_ip
+        } else {
+            ws_addr.ip()
+        };
+        SocketAddr::new(ip, ws_addr.port())
+    });
     let ice = crate::core::IceAddresses {
         host: vec![media_addr],
         reflexive: options
@@ -136,6 +172,7 @@ pub async fn start(options: Options) -> io::Result<RunningServer> {
             .map(|ip| (SocketAddr::new(ip, media_addr.port()), media_addr))
             .into_iter()
             .collect(),
+        tcp: ice_tcp.into_iter().collect(),
     };
     let server = Server::new(config, ice, Instant::now());
     let (conn_tx, conn_rx) = mpsc::unbounded_channel();
@@ -148,6 +185,7 @@ pub async fn start(options: Options) -> io::Result<RunningServer> {
             conn_rx,
             acceptor,
             audit,
+            ice_tcp,
         },
         shutdown.clone(),
         max_message,
@@ -167,6 +205,8 @@ struct Listeners {
     conn_rx: mpsc::UnboundedReceiver<ConnEvent>,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     audit: Option<std::fs::File>,
+    /// The passive ICE-TCP candidate's address, if ICE-TCP is on.
+    ice_tcp: Option<SocketAddr>,
 }
 
 async fn run(
@@ -182,7 +222,9 @@ async fn run(
         mut conn_rx,
         acceptor,
         mut audit,
+        ice_tcp,
     } = listeners;
+    let mut ice_tcp_links: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let media_addr = match udp.local_addr() {
         Ok(a) => a,
         Err(e) => {
@@ -204,7 +246,11 @@ async fn run(
                     workers.retain(|w| !w.is_finished());
                     let events = conn_tx.clone();
                     let acceptor = acceptor.clone();
+                    let take_ice_tcp = ice_tcp.is_some() && ice_tcp_links.len() < MAX_ICE_TCP_LINKS;
                     workers.push(tokio::spawn(async move {
+                        if take_ice_tcp && first_byte_is_ice_tcp(&stream, remote).await {
+                            return ice_tcp_link(stream, remote, events).await;
+                        }
                         match acceptor {
                             Some(acceptor) => match acceptor.accept(stream).await {
                                 Ok(tls) => connection(tls, true, remote, conn, events, max_message).await,
@@ -236,11 +282,32 @@ async fn run(
                         write_audit(file, "http", conn.0, &request);
                     }
                 }
+                ConnEvent::IceTcpOpen { remote, tx } => {
+                    ice_tcp_links.insert(remote, tx);
+                }
+                ConnEvent::IceTcpPacket { remote, packet } => {
+                    if let Some(local) = ice_tcp {
+                        server.handle_input(Instant::now(), Input::Packet {
+                            proto: Protocol::Tcp,
+                            source: remote,
+                            destination: local,
+                            contents: &packet,
+                        });
+                    }
+                }
+                ConnEvent::IceTcpClosed { remote } => {
+                    ice_tcp_links.remove(&remote);
+                }
             },
             received = udp.recv_from(&mut buf) => match received {
                 Ok((n, source)) => {
                     let contents = buf.get(..n).unwrap_or_default();
-                    server.handle_input(Instant::now(), Input::Udp { source, destination: media_addr, contents });
+                    server.handle_input(Instant::now(), Input::Packet {
+                        proto: Protocol::Udp,
+                        source,
+                        destination: media_addr,
+                        contents,
+                    });
                 }
                 Err(e) => debug!(error = %e, "media receive failed"),
             },
@@ -264,6 +331,26 @@ async fn run(
                     }
                 }
                 Output::Transmit {
+                    proto: Protocol::Tcp,
+                    destination,
+                    contents,
+                    ..
+                } => {
+                    // Only the client's own connection reaches it: a
+                    // passive candidate never dials out.
+                    let Some(link) = ice_tcp_links.get(&destination) else {
+                        continue;
+                    };
+                    match conclave_protocol::framing::encode(&contents) {
+                        Some(frame) => {
+                            if link.try_send(frame).is_err() {
+                                debug!(%destination, "ICE-TCP queue full; packet dropped");
+                            }
+                        }
+                        None => debug!(%destination, "packet too large for ICE-TCP"),
+                    }
+                }
+                Output::Transmit {
                     destination,
                     contents,
                     ..
@@ -279,6 +366,64 @@ async fn run(
         w.abort();
     }
     info!("meeting server stopped");
+}
+
+/// Whether a new TCP connection speaks ICE-TCP rather than HTTP, a
+/// WebSocket or TLS: its first byte tells (see
+/// [`conclave_protocol::framing::starts_like_ice_tcp`]).
+async fn first_byte_is_ice_tcp(stream: &tokio::net::TcpStream, remote: SocketAddr) -> bool {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(std::time::Duration::from_secs(10), stream.peek(&mut first)).await {
+        Ok(Ok(1)) => conclave_protocol::framing::starts_like_ice_tcp(first[0]),
+        Ok(_) => false,
+        Err(_) => {
+            debug!(%remote, "nothing sent in time");
+            false
+        }
+    }
+}
+
+/// One ICE-TCP connection: RFC 4571 frames in both directions between the
+/// client and the loop, which routes them to the peer they belong to.
+async fn ice_tcp_link(
+    stream: tokio::net::TcpStream,
+    remote: SocketAddr,
+    events: mpsc::UnboundedSender<ConnEvent>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let _ = stream.set_nodelay(true);
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(ICE_TCP_QUEUE);
+    if events.send(ConnEvent::IceTcpOpen { remote, tx }).is_err() {
+        return;
+    }
+    debug!(%remote, "ICE-TCP connection");
+    let (mut reader, mut writer) = stream.into_split();
+    let mut decoder = conclave_protocol::framing::FrameDecoder::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        tokio::select! {
+            read = reader.read(&mut buf) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    decoder.push(buf.get(..n).unwrap_or_default());
+                    while let Some(packet) = decoder.next_packet() {
+                        if events.send(ConnEvent::IceTcpPacket { remote, packet }).is_err() {
+                            return;
+                        }
+                    }
+                }
+            },
+            frame = rx.recv() => match frame {
+                Some(frame) => {
+                    if writer.write_all(&frame).await.is_err() {
+                        break;
+                    }
+                }
+                None => break,
+            },
+        }
+    }
+    let _ = events.send(ConnEvent::IceTcpClosed { remote });
 }
 
 /// Appends one line to the audit file: when, what kind, on which

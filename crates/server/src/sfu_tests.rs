@@ -164,6 +164,7 @@ impl World {
                     source,
                     destination,
                     contents,
+                    ..
                 } => datagrams.push((source, destination, contents)),
                 _ => {}
             }
@@ -204,7 +205,8 @@ impl World {
             for (source, destination, contents) in to_server {
                 self.server.handle_input(
                     now,
-                    Input::Udp {
+                    Input::Packet {
+                        proto: crate::Protocol::Udp,
                         source,
                         destination,
                         contents: &contents,

@@ -95,7 +95,7 @@ video_width: number,
  */
 video_height: number, };
 
-export type ConnectionPath = "unknown" | "direct" | "relay_udp" | "relay_tcp" | "relay_tls";
+export type ConnectionPath = "unknown" | "direct" | "direct_tcp" | "relay_udp" | "relay_tcp" | "relay_tls";
 
 export type NetworkStats = { 
 /**
@@ -510,6 +510,17 @@ id: string,
  */
 thumbnail: string, };
 
+export type RelaySetting = { 
+/**
+ * As the user typed it: `turn:host[:port][?transport=tcp]`,
+ * `turns:host[:port]` or `stun:host[:port]`.
+ */
+url: string, 
+/**
+ * The TURN user name (empty for STUN).
+ */
+username: string, };
+
 export type Settings = { 
 /**
  * Last nickname used.
@@ -593,7 +604,17 @@ background_enabled: boolean,
 /**
  * Face touch-up (skin smoothing, light correction) on the camera.
  */
-touch_up: boolean, };
+touch_up: boolean, 
+/**
+ * Relays and STUN servers of the Connection settings, in the order
+ * added; their passwords are in the keychain, never here.
+ */
+relays: Array<RelaySetting>, 
+/**
+ * Offer only relayed paths, so nobody learns this computer's address
+ * (needs a relay that answers).
+ */
+relay_only: boolean, };
 
 /** The commands of the app, as an interface so tests and demos can supply their own. */
 export interface Commands {
@@ -601,6 +622,8 @@ export interface Commands {
   launchLink(): Promise<string | null>;
   getSettings(): Promise<Settings>;
   saveSettings(settings: Settings): Promise<void>;
+  addRelay(url: string, username: string, password: string): Promise<Settings>;
+  removeRelay(url: string, username: string): Promise<Settings>;
   join(request: JoinRequest): Promise<string | null>;
   hostMeeting(nickname: string, topic: string | null, allowRecording: boolean, severalPresenters: boolean): Promise<string>;
   leave(): Promise<void>;
@@ -650,6 +673,8 @@ export const tauriCommands: Commands = {
   launchLink: () => invoke<string | null>("launch_link"),
   getSettings: () => invoke<Settings>("get_settings"),
   saveSettings: (settings: Settings) => invoke<void>("save_settings", { settings }),
+  addRelay: (url: string, username: string, password: string) => invoke<Settings>("add_relay", { url, username, password }),
+  removeRelay: (url: string, username: string) => invoke<Settings>("remove_relay", { url, username }),
   join: (request: JoinRequest) => invoke<string | null>("join", { request }),
   hostMeeting: (nickname: string, topic: string | null, allowRecording: boolean, severalPresenters: boolean) => invoke<string>("host_meeting", { nickname, topic, allowRecording, severalPresenters }),
   leave: () => invoke<void>("leave"),

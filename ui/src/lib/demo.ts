@@ -9,7 +9,7 @@ import type { ChatMessage, EngineEvent, LinkSummary, Participant, Settings } fro
 export function demoBackend(): Backend {
   const handlers = new Set<(e: EngineEvent) => void>();
   const emit = (e: EngineEvent) => handlers.forEach((h) => h(e));
-  let settings: Settings = { nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "default", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [], keep_content_in_app: false, recording_folder: "", background: "blur", background_enabled: false, touch_up: false };
+  let settings: Settings = { nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "default", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [], keep_content_in_app: false, recording_folder: "", background: "blur", background_enabled: false, touch_up: false, relays: [], relay_only: false };
   let self: Participant = { id: "1", nickname: "", is_self: true };
   let recording = false;
   const others: Participant[] = [
@@ -42,6 +42,16 @@ export function demoBackend(): Backend {
       getSettings: async () => settings,
       saveSettings: async (s) => {
         settings = s;
+      },
+      async addRelay(url, username) {
+        if (!/^(turns?|stun):./i.test(url.trim())) throw `“${url}” is not a turn:, turns: or stun: address`;
+        const relays = settings.relays.filter((r) => !(r.url === url && r.username === username));
+        settings = { ...settings, relays: [...relays, { url: url.trim(), username: url.startsWith("stun") ? "" : username }] };
+        return settings;
+      },
+      async removeRelay(url, username) {
+        settings = { ...settings, relays: settings.relays.filter((r) => !(r.url === url && r.username === username)) };
+        return settings;
       },
       async join(request) {
         await new Promise((r) => setTimeout(r, 600));

@@ -9,8 +9,10 @@ export function fakeCommands(overrides: Partial<Commands> = {}): Commands {
       return { room: "123 456 789", server: null, has_password: text.includes("pw="), has_chat_key: text.includes("k="), remembered: false };
     }),
     launchLink: vi.fn(async () => null),
-    getSettings: vi.fn(async () => ({ nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [], keep_content_in_app: false, recording_folder: "", background: "blur", background_enabled: false, touch_up: false })),
+    getSettings: vi.fn(async () => ({ nickname: "", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [], keep_content_in_app: false, recording_folder: "", background: "blur", background_enabled: false, touch_up: false, relays: [], relay_only: false })),
     saveSettings: vi.fn(async () => {}),
+    addRelay: vi.fn(async () => { throw "not in this test"; }),
+    removeRelay: vi.fn(async () => { throw "not in this test"; }),
     join: vi.fn(async () => null),
     hostMeeting: vi.fn(async () => "conclave://join/1"),
     leave: vi.fn(async () => {}),

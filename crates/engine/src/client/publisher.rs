@@ -372,8 +372,9 @@ impl Client {
     }
 
     /// A datagram on the sending port.
-    pub(super) fn on_publish_udp(
+    pub(super) fn on_publish_packet(
         &mut self,
+        proto: Protocol,
         source: std::net::SocketAddr,
         destination: std::net::SocketAddr,
         data: &[u8],
@@ -381,7 +382,7 @@ impl Client {
         let Some(rtc) = &mut self.publisher.rtc else {
             return;
         };
-        let Ok(receive) = Receive::new(Protocol::Udp, source, destination, data) else {
+        let Ok(receive) = Receive::new(proto, source, destination, data) else {
             return;
         };
         if let Err(e) = rtc.handle_input(str0m::Input::Receive(self.now, receive)) {
@@ -423,6 +424,7 @@ impl Client {
                     return;
                 }
                 str0m::Output::Transmit(t) => self.out.push_back(Output::Transmit {
+                    proto: t.proto,
                     source: t.source,
                     destination: t.destination,
                     data: t.contents.to_vec(),

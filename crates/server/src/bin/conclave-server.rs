@@ -46,6 +46,10 @@ struct Args {
     /// in links as `fp=` so clients pin it.
     #[arg(long, conflicts_with = "tls_cert")]
     self_signed: Option<PathBuf>,
+    /// Do not take media over TCP on the WebSocket's port (ICE-TCP, for
+    /// clients whose UDP is blocked). On by default.
+    #[arg(long)]
+    no_ice_tcp: bool,
 }
 
 /// The `--config` file.
@@ -55,6 +59,8 @@ struct FileConfig {
     listen: Option<SocketAddr>,
     media_ip: Option<IpAddr>,
     public_ip: Option<IpAddr>,
+    /// Media over TCP on the WebSocket's port (default true).
+    ice_tcp: Option<bool>,
     admin_key: Option<String>,
     tls: Option<TlsFiles>,
     limits: conclave_server::Limits,
@@ -121,6 +127,7 @@ async fn main() -> anyhow::Result<()> {
         tls: tls.map(std::sync::Arc::new),
         public_ip: args.public_ip.or(file.public_ip),
         audit: args.audit.clone(),
+        ice_tcp: !args.no_ice_tcp && file.ice_tcp.unwrap_or(true),
     })
     .await
     .with_context(|| format!("starting on {listen}"))?;

@@ -7,7 +7,7 @@ import { fakeCommands } from "../test-commands";
 import { setLocale } from "../i18n.svelte";
 
 
-const settings = { nickname: "Ada", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [], keep_content_in_app: false, recording_folder: "", background: "blur", background_enabled: false, touch_up: false };
+const settings = { nickname: "Ada", server: "ws://127.0.0.1:8188", language: null, camera: "", microphone: "default", speaker: "default", screenshot_folder: "", clipboard_detection: true, clipboard_offered: "", history_enabled: true, history_days: 30, camera_allowed: true, microphone_allowed: true, remembered: [], keep_content_in_app: false, recording_folder: "", background: "blur", background_enabled: false, touch_up: false, relays: [], relay_only: false };
 
 describe("JoinScreen", () => {
   setLocale("en");

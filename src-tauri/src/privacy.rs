@@ -80,8 +80,12 @@ pub fn remember(info: &MeetingInfo, name: &str) -> Result<(), KeychainError> {
 /// The keychain entry name of a relay's password: its URL and user (no
 /// secret).
 pub fn relay_keychain_name(url: &str, username: &str) -> String {
-    format!("relay {url} user {username}")
+    format!("{RELAY_ENTRY_PREFIX}{url} user {username}")
 }
+
+/// How a relay's keychain entry name begins (a meeting's begins with its
+/// server URL, never with this).
+pub const RELAY_ENTRY_PREFIX: &str = "relay ";
 
 /// Stores a relay's password in the keychain and notes the entry so that
 /// "Delete all local data" removes it.
@@ -278,7 +282,7 @@ pub fn diagnostics_files(log_dir: &Path, devices: &[String]) -> Vec<DiagnosticsF
 /// remembered meetings; only choices.
 fn anonymised_settings(s: &Settings) -> String {
     format!(
-        "language: {}\ncamera allowed: {}\nmicrophone allowed: {}\ncamera: {}\nclipboard detection: {}\nhistory: {} ({} days)\nremembered meetings: {}\n",
+        "language: {}\ncamera allowed: {}\nmicrophone allowed: {}\ncamera: {}\nclipboard detection: {}\nhistory: {} ({} days)\nremembered meetings: {}\nrelays: {} (relay only: {})\n",
         s.language.as_deref().unwrap_or("system"),
         s.camera_allowed,
         s.microphone_allowed,
@@ -286,7 +290,12 @@ fn anonymised_settings(s: &Settings) -> String {
         s.clipboard_detection,
         s.history_enabled,
         s.history_days,
-        s.remembered.len(),
+        s.remembered
+            .iter()
+            .filter(|n| !n.starts_with(RELAY_ENTRY_PREFIX))
+            .count(),
+        s.relays.len(),
+        s.relay_only,
     )
 }
 

@@ -184,8 +184,12 @@ struct JoinArgs {
     relay_only: bool,
 }
 
-/// The relays and STUN servers of `conclave-cli join`'s flags.
-fn network_options(args: &JoinArgs) -> anyhow::Result<conclave_engine::NetworkOptions> {
+/// The relays and STUN servers of `conclave-cli join`'s flags; `link_relay`
+/// says whether the meeting link carries one (then `--relay-only` has one).
+fn network_options(
+    args: &JoinArgs,
+    link_relay: bool,
+) -> anyhow::Result<conclave_engine::NetworkOptions> {
     fn pick(list: &[String], i: usize) -> Option<&str> {
         list.get(i).or(list.last()).map(String::as_str)
     }
@@ -199,12 +203,13 @@ fn network_options(args: &JoinArgs) -> anyhow::Result<conclave_engine::NetworkOp
         ice_servers.push(server);
     }
     if args.relay_only
+        && !link_relay
         && !ice_servers
             .iter()
             .any(|s| matches!(s, conclave_engine::IceServer::Turn { .. }))
     {
         bail!(
-            "--relay-only needs a relay: add --ice-server turn:… with its user name and password"
+            "--relay-only needs a relay: add --ice-server turn:… with its user name and password, or use a link that carries one"
         );
     }
     let relay_fingerprint =
@@ -779,7 +784,7 @@ async fn join(args: JoinArgs) -> anyhow::Result<ExitCode> {
         ))
     });
     let room = info.room;
-    let network = network_options(&args)?;
+    let network = network_options(&args, info.relay.is_some())?;
     let (meeting, mut events) = conclave_engine::start(JoinOptions {
         network,
         frame_sink,

@@ -72,7 +72,7 @@ const en = {
   "join.clipboardDismiss": "Not now",
   "join.clipboardSetting": "Offer meetings found on the clipboard (read only on this device, never kept)",
   "settings.button": "Settings",
-  "settings.title": "Privacy and data",
+  "settings.title": "Settings",
   "settings.consent": "What Conclave may use",
   "settings.camera": "Camera (off: no camera is ever opened)",
   "settings.microphone": "Microphone (off: no microphone is ever opened)",

@@ -74,7 +74,7 @@ const zhCN: Record<MessageKey, string> = {
   "join.clipboardDismiss": "暂不",
   "join.clipboardSetting": "提示剪贴板中的会议（只在本设备上读取，从不保存）",
   "settings.button": "设置",
-  "settings.title": "隐私与数据",
+  "settings.title": "设置",
   "settings.consent": "Conclave 可以使用的内容",
   "settings.camera": "摄像头（关闭后从不打开摄像头）",
   "settings.microphone": "麦克风（关闭后从不打开麦克风）",

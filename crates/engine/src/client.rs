@@ -161,6 +161,17 @@ pub enum Input<'a> {
         /// Payload.
         data: &'a [u8],
     },
+    /// The machine's address toward the server changed (Wi-Fi to a phone's
+    /// hotspot, say): the runtime has bound new sockets there. ICE restarts
+    /// on every peer connection.
+    AddressChanged {
+        /// The chat connection's new local address.
+        chat: SocketAddr,
+        /// The receiving connection's.
+        media: SocketAddr,
+        /// The sending connection's.
+        publish: SocketAddr,
+    },
     /// Time passed; nothing else happened.
     Timeout,
     /// An encoded Opus packet from the microphone, with its level in dBov.
@@ -303,6 +314,7 @@ enum Tx {
     SubscriberUpdate,
     SubscriberStart,
     Publish,
+    IceRestart,
 }
 
 impl Tx {
@@ -318,6 +330,7 @@ impl Tx {
                 | Tx::SubscriberUpdate
                 | Tx::SubscriberStart
                 | Tx::Publish
+                | Tx::IceRestart
         )
     }
 }
@@ -471,6 +484,11 @@ impl Client {
                 destination,
                 data,
             } => self.on_packet(proto, source, destination, data),
+            Input::AddressChanged {
+                chat,
+                media,
+                publish,
+            } => self.on_address_changed(chat, media, publish),
             Input::Timeout => self.on_timeout(),
             Input::EncodedAudio {
                 data,
@@ -912,6 +930,49 @@ impl Client {
             });
         }
         Ok(())
+    }
+
+    /// The network changed: every peer connection gets our new candidates
+    /// and restarts ICE (the chat's and the receiving one's by asking the
+    /// server for a new offer, the sending one's with an offer of ours).
+    /// The old candidates stay and fail; relays, reached from the old
+    /// address, are not offered again.
+    fn on_address_changed(&mut self, chat: SocketAddr, media: SocketAddr, publish: SocketAddr) {
+        info!("the network changed: restarting ICE on every connection");
+        self.cfg.local_addr = chat;
+        self.cfg.media_addr = media;
+        self.cfg.publish_addr = publish;
+        self.cfg.relayed = RelayedAddrs::default();
+        if self.cfg.relay_only {
+            return self.emit(EngineEvent::Warning {
+                message: "The network changed, and the relays were reached from the old one: \
+                          leave and join again to use them."
+                    .into(),
+            });
+        }
+        self.restart_chat_ice();
+        self.restart_subscriber_ice();
+        self.restart_publisher_ice();
+    }
+
+    fn restart_chat_ice(&mut self) {
+        let (Some(handle), Some(rtc)) = (self.textroom_handle, &mut self.rtc) else {
+            return;
+        };
+        match local_candidates(self.cfg.local_addr, &self.cfg.relayed.chat, false) {
+            Ok(candidates) => {
+                for c in candidates {
+                    rtc.add_local_candidate(c);
+                }
+            }
+            Err(e) => return warn!(error = %e, "no candidate on the new network"),
+        }
+        self.plugin_message(
+            Tx::IceRestart,
+            handle,
+            TextRoomApiRequest::Restart.to_body(),
+            None,
+        );
     }
 
     fn on_remote_candidate(&mut self, candidate: TrickleCandidate) {

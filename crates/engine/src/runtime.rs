@@ -29,6 +29,9 @@ use str0m::net::Protocol;
 
 /// How long connecting to the signaling server may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(4);
+/// How often the route to the server is looked at for a change of our
+/// address (a socket connect, nothing sent).
+const ADDRESS_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// Delays between reconnection attempts after the signaling connection drops.
 /// Their sum bounds how long a dead server goes unnoticed.
 pub const RECONNECT_DELAYS: [Duration; 4] = [
@@ -207,6 +210,14 @@ fn describe_ws_error(e: &tokio_tungstenite::tungstenite::Error) -> String {
 /// loopback server, otherwise the interface the OS would route through.
 /// Nothing is sent to find it out.
 async fn local_ip_for(server: &str) -> IpAddr {
+    let Some(addr) = server_address(server).await else {
+        return IpAddr::V4(Ipv4Addr::LOCALHOST);
+    };
+    route_ip(addr).unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+/// The signaling server's address (the first the name resolves to).
+async fn server_address(server: &str) -> Option<SocketAddr> {
     let host = server
         .split_once("://")
         .map(|(_, r)| r)
@@ -222,27 +233,28 @@ async fn local_ip_for(server: &str) -> IpAddr {
     } else {
         format!("{host}:443")
     };
-    let Ok(Some(addr)) = tokio::net::lookup_host(with_port)
+    tokio::net::lookup_host(with_port)
         .await
-        .map(|mut a| a.next())
-    else {
-        return IpAddr::V4(Ipv4Addr::LOCALHOST);
-    };
-    if addr.ip().is_loopback() {
-        return addr.ip();
+        .ok()
+        .and_then(|mut a| a.next())
+}
+
+/// Our address on the route to `server` as the OS would choose it now
+/// (`None` without a route: the network is down). Nothing is sent:
+/// connecting a UDP socket only selects a route.
+fn route_ip(server: SocketAddr) -> Option<IpAddr> {
+    if server.ip().is_loopback() {
+        return Some(server.ip());
     }
-    let bind: SocketAddr = if addr.is_ipv4() {
-        "0.0.0.0:0".parse().unwrap_or(addr)
+    let bind: SocketAddr = if server.is_ipv4() {
+        SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0))
     } else {
-        "[::]:0".parse().unwrap_or(addr)
+        SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0))
     };
-    match std::net::UdpSocket::bind(bind).and_then(|s| {
-        s.connect(addr)?;
-        s.local_addr()
-    }) {
-        Ok(local) => local.ip(),
-        Err(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-    }
+    let socket = std::net::UdpSocket::bind(bind).ok()?;
+    socket.connect(server).ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
 }
 
 async fn run(
@@ -256,10 +268,12 @@ async fn run(
             .await
             .map_err(|e| format!("Could not reach the meeting server: {e}"))?,
     );
-    let ip = local_ip_for(&opts.server).await;
-    let (socket, local_addr) = bind_udp(ip).await?;
-    let (media_socket, media_addr) = bind_udp(ip).await?;
-    let (publish_socket, publish_addr) = bind_udp(ip).await?;
+    let server_addr = server_address(&opts.server).await;
+    let mut ip = local_ip_for(&opts.server).await;
+    let (mut socket, mut local_addr) = bind_udp(ip).await?;
+    let (mut media_socket, mut media_addr) = bind_udp(ip).await?;
+    let (mut publish_socket, mut publish_addr) = bind_udp(ip).await?;
+    let mut next_address_check = Instant::now() + ADDRESS_CHECK_INTERVAL;
     let (mut ice_tcp, mut ice_tcp_rx) = crate::ice_tcp::IceTcp::new();
     let (relay_tx, mut relay_rx) = mpsc::unbounded_channel();
     let mut network = opts.network.clone();
@@ -374,6 +388,15 @@ async fn run(
                 } => {
                     let relay = relays.by_address(source);
                     let tcp = proto == str0m::net::Protocol::Tcp;
+                    // A candidate of a network we have left: nothing can
+                    // leave from there any more.
+                    if relay.is_none()
+                        && source != local_addr
+                        && source != media_addr
+                        && source != publish_addr
+                    {
+                        continue;
+                    }
                     // DTLS and media (not ICE checks, which try every
                     // path) go only the way ICE chose.
                     if data.first().is_some_and(|b| *b >= 4) {
@@ -466,6 +489,42 @@ async fn run(
                 let _ = events.send(EngineEvent::Stats { stats });
             }
         }
+        // The way to the server goes out from another address now (the
+        // laptop moved from Wi-Fi to a hotspot): new sockets there, a new
+        // signaling connection, and ICE restarts on every peer connection.
+        if Instant::now() >= next_address_check {
+            next_address_check = Instant::now() + ADDRESS_CHECK_INTERVAL;
+            if let Some(new_ip) = server_addr.and_then(route_ip).filter(|new| *new != ip) {
+                match (
+                    bind_udp(new_ip).await,
+                    bind_udp(new_ip).await,
+                    bind_udp(new_ip).await,
+                ) {
+                    (Ok(chat), Ok(receiving), Ok(sending)) => {
+                        info!("the network changed");
+                        ip = new_ip;
+                        (socket, local_addr) = chat;
+                        (media_socket, media_addr) = receiving;
+                        (publish_socket, publish_addr) = sending;
+                        let now = Instant::now();
+                        if ws.take().is_some() {
+                            reconnect = Some((0, now));
+                            client.handle_input(now, Input::SignalLost);
+                        }
+                        client.handle_input(
+                            now,
+                            Input::AddressChanged {
+                                chat: local_addr,
+                                media: media_addr,
+                                publish: publish_addr,
+                            },
+                        );
+                        continue;
+                    }
+                    _ => debug!("no sockets on the new network yet"),
+                }
+            }
+        }
         if client.is_finished() {
             media.finish();
             if let Some(mut w) = ws.take() {
@@ -477,7 +536,7 @@ async fn run(
         if let Some(t) = media.next_deadline() {
             wake = wake.min(t);
         }
-        wake = wake.min(next_stats);
+        wake = wake.min(next_stats).min(next_address_check);
         watch.at(Phase::Waiting);
         tokio::select! {
             frame = next_frame(&mut ws) => match frame {

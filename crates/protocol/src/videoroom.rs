@@ -167,6 +167,10 @@ pub enum VideoRoomRequest {
         /// What the published streams are.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         descriptions: Option<Vec<StreamDescription>>,
+        /// Subscribers: ask for a new offer with an ICE restart (the
+        /// subscriber's network changed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        restart: Option<bool>,
     },
     /// Start publishing (a JSEP offer is attached).
     Publish {

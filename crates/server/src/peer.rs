@@ -226,6 +226,25 @@ impl Peer {
         Ok(answer.to_sdp_string())
     }
 
+    /// A new offer of ours with fresh ICE credentials (an ICE restart the
+    /// client asked for: its network changed). The candidates stay; the
+    /// client's new ones come in its answer. Fails while an offer of ours
+    /// still waits for its answer.
+    pub fn restart_offer(&mut self) -> Result<String, PeerError> {
+        if self.pending.is_some() {
+            return Err(PeerError::Sdp(
+                "an offer already waits for its answer".into(),
+            ));
+        }
+        let mut change = self.rtc.sdp_api();
+        change.ice_restart(true);
+        let (offer, pending) = change
+            .apply()
+            .ok_or_else(|| PeerError::Sdp("nothing to offer".into()))?;
+        self.pending = Some(pending);
+        Ok(offer.to_sdp_string())
+    }
+
     /// Applies the client's answer to our offer.
     pub fn accept_answer(&mut self, answer_sdp: &str) -> Result<(), PeerError> {
         let pending = self.pending.take().ok_or(PeerError::NoPendingOffer)?;
@@ -245,6 +264,11 @@ impl Peer {
     /// Whether ICE and DTLS are up.
     pub fn is_connected(&self) -> bool {
         !self.closed && self.rtc.is_connected()
+    }
+
+    /// Whether the peer connection has not ended (it may be between paths).
+    pub fn is_open(&self) -> bool {
+        !self.closed && self.rtc.is_alive()
     }
 
     /// Adds a trickled candidate (`candidate:...`, with or without the prefix).

@@ -175,12 +175,34 @@ impl Server {
                 }
             }
             TextRoomApiRequest::Restart => {
-                let e = error_body(
-                    code::INVALID_REQUEST,
-                    "ICE restarts are not supported",
-                    None,
+                self.ack(&ctx);
+                let offered = match self
+                    .handles
+                    .get_mut(&ctx.handle_id)
+                    .and_then(|h| h.peer.as_mut())
+                {
+                    Some(peer) => peer.restart_offer().map_err(|e| e.to_string()),
+                    None => Err("No PeerConnection to restart: send setup first".to_owned()),
+                };
+                let (body, jsep) = match offered {
+                    Ok(sdp) => (
+                        json!({"textroom": "event", "result": "ok"}),
+                        Some(Jsep {
+                            kind: JsepKind::Offer,
+                            sdp,
+                            restart: true,
+                            e2ee: false,
+                        }),
+                    ),
+                    Err(reason) => (error_body(code::INVALID_REQUEST, &reason, None), None),
+                };
+                self.plugin_event(
+                    ctx.handle_id,
+                    Some(ctx.transaction),
+                    TEXTROOM_PLUGIN,
+                    body,
+                    jsep,
                 );
-                self.plugin_success(&ctx, TEXTROOM_PLUGIN, e);
             }
             other => {
                 let ip = self.remote_ip(ctx.conn);

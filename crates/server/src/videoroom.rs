@@ -235,7 +235,7 @@ impl Server {
                     self.videoroom_join_subscriber(&ctx, room, pin.as_deref(), &wanted, feed);
                 self.reply(&ctx, answer, jsep);
             }
-            VideoRoomRequest::Configure { .. }
+            VideoRoomRequest::Configure { restart, .. }
                 if matches!(
                     self.videoroom_role(ctx.handle_id),
                     Some(Role::Subscriber { .. })
@@ -244,7 +244,36 @@ impl Server {
                 self.ack(&ctx);
                 let room = self.subscriber_room(ctx.handle_id);
                 let ok = json!({"videoroom": "event", "room": room, "configured": "ok"});
-                self.reply(&ctx, ok, None);
+                if restart != Some(true) {
+                    self.reply(&ctx, ok, None);
+                    return;
+                }
+                // As Janus: a new offer with fresh ICE credentials, answered
+                // by `start`.
+                let offered = self
+                    .handles
+                    .get_mut(&ctx.handle_id)
+                    .and_then(|h| h.peer.as_mut())
+                    .map(Peer::restart_offer);
+                match offered {
+                    Some(Ok(sdp)) => {
+                        let jsep = Jsep {
+                            kind: JsepKind::Offer,
+                            sdp,
+                            restart: true,
+                            e2ee: false,
+                        };
+                        self.reply(&ctx, ok, Some(jsep));
+                    }
+                    Some(Err(e)) => {
+                        let e = error_body(code::UNKNOWN, &e.to_string());
+                        self.reply(&ctx, e, None);
+                    }
+                    None => {
+                        let e = error_body(code::UNKNOWN, "No PeerConnection to restart");
+                        self.reply(&ctx, e, None);
+                    }
+                }
             }
             VideoRoomRequest::Configure {
                 display,
@@ -707,11 +736,13 @@ impl Server {
                     None,
                 );
             }
+            // A live publisher's peer (connected, or reconnecting with an
+            // ICE restart after its network changed) keeps its connection.
             let existing = self
                 .handles
                 .get_mut(&ctx.handle_id)
                 .and_then(|h| h.peer.as_mut())
-                .filter(|p| p.is_connected());
+                .filter(|p| p.is_connected() || (offer.restart && p.is_open()));
             let answered = match existing {
                 // A renegotiation of a live publisher keeps its connection.
                 Some(peer) => peer.accept_offer(&offer.sdp),

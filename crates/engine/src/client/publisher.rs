@@ -63,6 +63,10 @@ pub(crate) const SCREEN_AUDIO_DESCRIPTION: &str = "screen-audio";
 pub(crate) struct Publisher {
     rtc: Option<Rtc>,
     pending: Option<SdpPendingOffer>,
+    /// An ICE restart waits for the offer in flight to be answered.
+    restart_wanted: bool,
+    /// The offer in flight restarts ICE (its answer asks for keyframes).
+    restarting: bool,
     audio: Option<Mid>,
     video: Option<Mid>,
     started: bool,
@@ -283,6 +287,46 @@ impl Client {
         self.plugin_message(Tx::Publish, handle, body, Some(jsep));
     }
 
+    /// Restarts ICE on the sending connection after the network changed:
+    /// our new candidates in an offer with fresh credentials (the old
+    /// candidates stay, and fail), sent with `configure`.
+    pub(super) fn restart_publisher_ice(&mut self) {
+        if self.publisher.pending.is_some() {
+            self.publisher.restart_wanted = true;
+            return;
+        }
+        let (Some(handle), Some(rtc)) = (self.videoroom_handle, &mut self.publisher.rtc) else {
+            return;
+        };
+        match super::local_candidates(self.cfg.publish_addr, &self.cfg.relayed.publish, false) {
+            Ok(candidates) => {
+                for c in candidates {
+                    rtc.add_local_candidate(c);
+                }
+            }
+            Err(e) => return warn!(error = %e, "no candidate on the new network"),
+        }
+        let mut api = rtc.sdp_api();
+        api.ice_restart(true);
+        let Some((offer, pending)) = api.apply() else {
+            return;
+        };
+        self.publisher.pending = Some(pending);
+        self.publisher.restarting = true;
+        let jsep = Jsep {
+            kind: JsepKind::Offer,
+            sdp: offer.to_sdp_string(),
+            restart: true,
+            e2ee: false,
+        };
+        self.plugin_message(
+            Tx::Publish,
+            handle,
+            json!({"request": "configure"}),
+            Some(jsep),
+        );
+    }
+
     /// The server's answer to our offer.
     pub(super) fn on_publish_answer(&mut self, jsep: Jsep) {
         let (Some(rtc), Some(pending)) = (&mut self.publisher.rtc, self.publisher.pending.take())
@@ -305,6 +349,18 @@ impl Client {
         match applied {
             Ok(()) => {
                 self.drain_publisher();
+                if std::mem::take(&mut self.publisher.restarting) {
+                    // Whoever receives us starts again from a keyframe.
+                    self.out
+                        .push_back(Output::KeyframeRequested { screen: false });
+                    if self.publisher.sharing {
+                        self.out
+                            .push_back(Output::KeyframeRequested { screen: true });
+                    }
+                }
+                if std::mem::take(&mut self.publisher.restart_wanted) {
+                    return self.restart_publisher_ice();
+                }
                 // The user may have started or stopped sharing meanwhile.
                 self.renegotiate_share();
                 if self.publisher.sharing {

@@ -59,6 +59,8 @@ pub(crate) struct Subscriber {
     rtc: Option<Rtc>,
     /// When a datagram last came on this connection.
     last_received: Option<std::time::Instant>,
+    /// An ICE restart waits for the exchange in flight to end.
+    restart_wanted: bool,
     /// Whether the media that was arriving has stopped (see
     /// [`MEDIA_SILENCE`]).
     pub(super) interrupted: bool,
@@ -266,7 +268,11 @@ impl Client {
             "updated" | "updating" => {}
             "event" if data.get("started").is_some() => {
                 self.sub.busy = false;
-                self.sync_subscription();
+                if std::mem::take(&mut self.sub.restart_wanted) {
+                    self.restart_subscriber_ice();
+                } else {
+                    self.sync_subscription();
+                }
                 return;
             }
             _ => {}
@@ -394,6 +400,34 @@ impl Client {
         Ok(())
     }
 
+    /// Restarts ICE on the receiving connection after the network changed:
+    /// our new candidates, and the server asked for an offer with fresh
+    /// credentials (Janus's `configure` with `restart`), answered as any.
+    pub(super) fn restart_subscriber_ice(&mut self) {
+        let (Some(handle), Some(rtc)) = (self.sub.handle, &mut self.sub.rtc) else {
+            return;
+        };
+        match super::local_candidates(self.cfg.media_addr, &self.cfg.relayed.media, false) {
+            Ok(candidates) => {
+                for c in candidates {
+                    rtc.add_local_candidate(c);
+                }
+            }
+            Err(e) => return warn!(error = %e, "no candidate on the new network"),
+        }
+        if self.sub.busy {
+            self.sub.restart_wanted = true;
+            return;
+        }
+        self.sub.busy = true;
+        self.plugin_message(
+            Tx::IceRestart,
+            handle,
+            json!({"request": "configure", "restart": true}),
+            None,
+        );
+    }
+
     /// A trickled candidate for the subscriber's peer.
     pub(super) fn on_subscriber_candidate(&mut self, candidate: TrickleCandidate) {
         if let (Some(c), Some(rtc)) = (super::trickled_candidate(candidate), &mut self.sub.rtc) {
@@ -424,8 +458,26 @@ impl Client {
             self.sub.interrupted = false;
             info!("media is back");
             self.refresh_reconnecting();
+            self.ask_all_keyframes();
         }
         self.drain_subscriber();
+    }
+
+    /// Asks every video we receive for a keyframe at once (the network is
+    /// back after an outage: what arrives next cannot be decoded without
+    /// one, and waiting for the decoder to notice costs a round trip).
+    fn ask_all_keyframes(&mut self) {
+        self.sub.keyframe_asked.clear();
+        let video: Vec<Mid> = self
+            .sub
+            .mids
+            .iter()
+            .filter(|(_, (_, kind))| kind == "video" || kind == "screen")
+            .map(|(mid, _)| *mid)
+            .collect();
+        for mid in video {
+            self.ask_keyframe(mid);
+        }
     }
 
     /// When the receiving connection would count as cut off, while it is

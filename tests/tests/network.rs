@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use conclave_e2e::{new_meeting, server_ip, Peer};
 use conclave_engine::{
-    CameraChoice, Command as EngineCommand, ConnectionPath, EngineEvent, MediaOptions,
-    MicrophoneChoice,
+    CameraChoice, Command as EngineCommand, ConnectionPath, ConnectionQuality, EngineEvent,
+    MediaOptions, MicrophoneChoice,
 };
 use serde_json::Value;
 
@@ -685,6 +685,50 @@ async fn a_changed_address_restarts_ice_without_rejoining() {
         gap_ms < 6_000,
         "the video stood still {gap_ms} ms at the move"
     );
+    let _ = std::fs::remove_dir_all(&saved);
+}
+
+/// A participant on a lossy link (15 % of packets dropped each way) judges
+/// its connection bad or poor and everyone is told, so its tile says so;
+/// when the loss ends it is told good again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lossy_participant_is_shown_with_a_poor_connection() {
+    let info = new_meeting(false).await;
+    let saved = scratch("quality");
+    let control = saved.join("control");
+    let mut inside = Peer::join_media(&info, "Inside", false, inside_media()).await;
+    let control_arg = control.to_string_lossy().into_owned();
+    let outside = Outside::start(
+        Some(19),
+        &["--control", &control_arg, "--loss", "15"],
+        &info.to_app_link(),
+        "Lossy",
+        &path_to_the_server(),
+    );
+    let joined = outside.wait_for("joined", |v| v["event"] == "joined").await;
+    let id = joined["id"].as_str().expect("its id").to_owned();
+    let told = |good: bool| {
+        let id = id.clone();
+        move |e: &EngineEvent| {
+            matches!(e, EngineEvent::ConnectionQuality { participant, quality }
+                if *participant == id && (*quality == ConnectionQuality::Good) == good)
+        }
+    };
+    inside.wait_for("the lossy one's poor connection", told(false)).await;
+    outside
+        .wait_for("its own judgement in its statistics", |v| {
+            v["event"] == "stats" && v["network"]["quality"] != "good"
+        })
+        .await;
+    let status = Command::new(repo().join("scripts/netns-client-set"))
+        .arg(&control)
+        .arg("clear")
+        .status()
+        .expect("scripts/netns-client-set");
+    assert!(status.success(), "netns-client-set clear");
+    inside.wait_for("the connection good again", told(true)).await;
+    outside.leave();
+    inside.leave().await;
     let _ = std::fs::remove_dir_all(&saved);
 }
 

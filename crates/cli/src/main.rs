@@ -642,6 +642,10 @@ fn event_json(event: &EngineEvent) -> serde_json::Value {
             json!({"event": "disconnected", "message": message})
         }
         EngineEvent::Left => json!({"event": "left"}),
+        EngineEvent::ConnectionQuality {
+            participant,
+            quality,
+        } => json!({"event": "connection_quality", "id": participant, "quality": quality}),
         EngineEvent::Reconnecting { active } => {
             json!({"event": "reconnecting", "active": active})
         }
@@ -709,6 +713,17 @@ fn event_text(event: &EngineEvent) -> String {
         EngineEvent::Error { message } => format!("error: {message}"),
         EngineEvent::Disconnected { message } => format!("Disconnected: {message}"),
         EngineEvent::Left => "Left the meeting".into(),
+        EngineEvent::ConnectionQuality {
+            participant,
+            quality,
+        } => format!(
+            "~ {participant}'s connection is now {}",
+            match quality {
+                conclave_engine::ConnectionQuality::Good => "good",
+                conclave_engine::ConnectionQuality::Poor => "poor",
+                conclave_engine::ConnectionQuality::Bad => "bad",
+            }
+        ),
         EngineEvent::Reconnecting { active: true } => "Reconnecting…".into(),
         EngineEvent::Reconnecting { active: false } => "Reconnected".into(),
         EngineEvent::Recording {

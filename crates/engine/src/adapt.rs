@@ -9,6 +9,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::api::ConnectionQuality;
+
 /// How the sent video is reduced: picture size divided by `scale`, and
 /// only every `frame_skip`-th frame sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -367,8 +369,101 @@ impl AudioProtection {
     }
 }
 
+/// Judges our connection's quality from its loss and round-trip time,
+/// once a statistics period, and says when the judgement shown to others
+/// changes: worse after two periods in a row, better only after five, so
+/// that a tile does not flicker with every burst.
+#[derive(Debug, Default)]
+pub struct QualityJudge {
+    shown: ConnectionQuality,
+    candidate: ConnectionQuality,
+    periods: u32,
+}
+
+impl QualityJudge {
+    /// Periods in a row a worse judgement must hold before it is shown.
+    const WORSE_AFTER: u32 = 2;
+    /// ... and a better one.
+    const BETTER_AFTER: u32 = 5;
+
+    /// The quality one period's figures show: loss in per mille (the worse
+    /// of what we send and receive), round trip in milliseconds (0: not
+    /// known), and whether media is cut off now.
+    pub fn judge(loss_permille: u32, rtt_ms: u32, cut_off: bool) -> ConnectionQuality {
+        if cut_off || loss_permille >= 100 || rtt_ms >= 800 {
+            ConnectionQuality::Bad
+        } else if loss_permille >= 30 || rtt_ms >= 300 {
+            ConnectionQuality::Poor
+        } else {
+            ConnectionQuality::Good
+        }
+    }
+
+    /// The judgement shown now.
+    pub fn shown(&self) -> ConnectionQuality {
+        self.shown
+    }
+
+    /// One period's judgement; returns the new one to show if it changed.
+    pub fn on_period(&mut self, sample: ConnectionQuality) -> Option<ConnectionQuality> {
+        if sample == self.shown {
+            self.periods = 0;
+            return None;
+        }
+        if sample == self.candidate {
+            self.periods += 1;
+        } else {
+            self.candidate = sample;
+            self.periods = 1;
+        }
+        let needed = if sample > self.shown {
+            Self::WORSE_AFTER
+        } else {
+            Self::BETTER_AFTER
+        };
+        if self.periods >= needed {
+            self.shown = sample;
+            self.periods = 0;
+            Some(sample)
+        } else {
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn quality_is_judged_by_loss_round_trip_and_outage() {
+        use ConnectionQuality::*;
+        assert_eq!(QualityJudge::judge(0, 20, false), Good);
+        assert_eq!(QualityJudge::judge(29, 299, false), Good);
+        assert_eq!(QualityJudge::judge(30, 0, false), Poor);
+        assert_eq!(QualityJudge::judge(0, 300, false), Poor);
+        assert_eq!(QualityJudge::judge(100, 0, false), Bad);
+        assert_eq!(QualityJudge::judge(0, 800, false), Bad);
+        assert_eq!(QualityJudge::judge(0, 10, true), Bad);
+    }
+
+    #[test]
+    fn quality_worsens_after_two_periods_and_recovers_after_five() {
+        use ConnectionQuality::*;
+        let mut judge = QualityJudge::default();
+        assert_eq!(judge.on_period(Bad), None);
+        assert_eq!(judge.on_period(Good), None, "one bad period is a burst");
+        assert_eq!(judge.on_period(Bad), None);
+        assert_eq!(judge.on_period(Bad), Some(Bad));
+        assert_eq!(judge.shown(), Bad);
+        for _ in 0..4 {
+            assert_eq!(judge.on_period(Good), None);
+        }
+        assert_eq!(judge.on_period(Good), Some(Good));
+        // A poor spell between bad periods restarts the count.
+        assert_eq!(judge.on_period(Poor), None);
+        assert_eq!(judge.on_period(Bad), None);
+        assert_eq!(judge.on_period(Bad), Some(Bad));
+    }
+
     use super::*;
 
     #[test]

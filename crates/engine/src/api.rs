@@ -121,6 +121,26 @@ pub struct NetworkStats {
     pub receive_loss_permille: u32,
     /// How our media reaches the server.
     pub path: ConnectionPath,
+    /// How well our connection carries the meeting, as the others are
+    /// told (see [`ConnectionQuality`]).
+    pub quality: ConnectionQuality,
+}
+
+/// How well a participant's connection carries the meeting, judged by
+/// each participant from its own loss and round-trip time and shared with
+/// the others (shown on its tile). Ordered from good to bad.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionQuality {
+    /// Loss under 3 % and round trips under 300 ms.
+    #[default]
+    Good,
+    /// Noticeable: loss from 3 %, or round trips from 300 ms.
+    Poor,
+    /// Hard to follow: loss from 10 %, round trips from 800 ms, or media
+    /// cut off.
+    Bad,
 }
 
 /// How a media connection reaches the server.
@@ -296,6 +316,15 @@ pub enum EngineEvent {
     Reconnecting {
         /// Whether we are waiting for the network now.
         active: bool,
+    },
+    /// Someone else's connection got better or worse (as they judge it
+    /// and tell everyone); never sent for ourselves (our own is in
+    /// [`NetworkStats::quality`]).
+    ConnectionQuality {
+        /// Whose (participant id).
+        participant: String,
+        /// How it is now.
+        quality: ConnectionQuality,
     },
     /// We left the meeting on request.
     Left,

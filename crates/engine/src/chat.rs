@@ -39,6 +39,12 @@ pub enum AppMessage {
         /// The sender's recording state.
         state: RecordingState,
     },
+    /// How well the sender's connection carries the meeting, as it judges
+    /// it (sent when that changes, and to newcomers when it is not good).
+    Quality {
+        /// The sender's connection quality.
+        quality: crate::api::ConnectionQuality,
+    },
 }
 
 impl AppMessage {

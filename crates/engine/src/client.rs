@@ -26,7 +26,9 @@ use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event as RtcEvent, IceConnectionState, Rtc};
 use tracing::{debug, info, warn};
 
-use crate::api::{ChatMessage, Command, EngineEvent, Participant, RecordingState};
+use crate::api::{
+    ChatMessage, Command, ConnectionQuality, EngineEvent, Participant, RecordingState,
+};
 use crate::chat::{AppMessage, ChatCodec};
 
 mod publisher;
@@ -388,6 +390,10 @@ pub struct Client {
     own_recording: RecordingState,
     /// Who else records (participant id → state).
     others_recording: BTreeMap<String, RecordingState>,
+    /// Others' connection quality, as they last told it (good if never).
+    others_quality: BTreeMap<String, ConnectionQuality>,
+    /// Our own connection quality, judged each statistics period.
+    quality: crate::adapt::QualityJudge,
 }
 
 impl Client {
@@ -429,6 +435,8 @@ impl Client {
             room: RoomDescription::default(),
             own_recording: RecordingState::Stopped,
             others_recording: BTreeMap::new(),
+            others_quality: BTreeMap::new(),
+            quality: Default::default(),
         };
         let transaction = client.transaction(Tx::CreateSession);
         client.send(Request::Create { transaction });
@@ -530,6 +538,7 @@ impl Client {
             send_loss_permille: send.loss_permille,
             receive_loss_permille: receive.loss_permille,
             path: crate::api::ConnectionPath::Unknown,
+            quality: self.quality.shown(),
         }
     }
 
@@ -1233,9 +1242,15 @@ impl Client {
                     },
                     true,
                 );
-                // Someone who joins learns that we record.
-                if self.own_recording != RecordingState::Stopped && username != self.self_id {
-                    self.send_recording_notice(Some(username));
+                // Someone who joins learns that we record, and that our
+                // connection is poor if it is.
+                if username != self.self_id {
+                    if self.quality.shown() != ConnectionQuality::Good {
+                        self.send_quality_notice(Some(username.clone()));
+                    }
+                    if self.own_recording != RecordingState::Stopped {
+                        self.send_recording_notice(Some(username));
+                    }
                 }
             }
             TextRoomEvent::Leave { username, .. } | TextRoomEvent::Kicked { username, .. } => {
@@ -1404,8 +1419,61 @@ impl Client {
                     self.emit_recording(from, state);
                 }
             }
+            Some(Ok(AppMessage::Quality { quality })) => {
+                let before = self.others_quality.insert(from.to_owned(), quality);
+                debug!(from, ?quality, "connection quality notice");
+                if self.phase == Phase::InMeeting
+                    && before.unwrap_or_default() != quality
+                    && from != self.self_id
+                {
+                    self.emit(EngineEvent::ConnectionQuality {
+                        participant: from.to_owned(),
+                        quality,
+                    });
+                }
+            }
             Some(Err(_)) | None => debug!(from, "an app message this version does not know"),
         }
+    }
+
+    /// One statistics period's network figures (the runtime's, each
+    /// second): our connection quality is judged from them, and everyone
+    /// is told when the judgement changes. Returns the judgement shown.
+    pub fn on_network_period(&mut self, network: &crate::api::NetworkStats) -> ConnectionQuality {
+        let sample = crate::adapt::QualityJudge::judge(
+            network.send_loss_permille.max(network.receive_loss_permille),
+            network.rtt_ms,
+            self.reconnecting_shown,
+        );
+        if let Some(quality) = self.quality.on_period(sample) {
+            info!(?quality, "our connection quality changed");
+            if self.phase == Phase::InMeeting {
+                self.send_quality_notice(None);
+            }
+        }
+        self.quality.shown()
+    }
+
+    /// Tells everyone (or one newcomer) how our connection is.
+    fn send_quality_notice(&mut self, to: Option<String>) {
+        let quality = self.quality.shown();
+        let name = &self.cfg.nickname;
+        let sentence = match quality {
+            ConnectionQuality::Good => format!("{name}'s connection is good."),
+            ConnectionQuality::Poor => format!("{name}'s connection is poor."),
+            ConnectionQuality::Bad => format!("{name}'s connection is bad."),
+        };
+        let text = AppMessage::Quality { quality }.to_text(&sentence);
+        let wire = self.codec.seal(&self.self_id, to.as_deref(), &text);
+        let room = self.cfg.info.room.0;
+        self.dc_request(DcTx::AppMessage, |transaction| TextRoomRequest::Message {
+            transaction,
+            room,
+            text: wire,
+            to,
+            tos: None,
+            ack: true,
+        });
     }
 
     fn emit_recording(&mut self, id: &str, state: RecordingState) {
@@ -1421,8 +1489,10 @@ impl Client {
         });
     }
 
-    /// Someone left: if they recorded, that recording is over for us.
+    /// Someone left: if they recorded, that recording is over for us (and
+    /// what they said of their connection is forgotten).
     fn forget_recording(&mut self, participant: &Participant) {
+        self.others_quality.remove(&participant.id);
         let was = self.others_recording.remove(&participant.id);
         if was.is_some_and(|s| s != RecordingState::Stopped) && self.phase == Phase::InMeeting {
             self.emit(EngineEvent::Recording {

@@ -28,7 +28,8 @@ pub mod tls;
 pub mod video;
 
 pub use api::{
-    ChatMessage, Command, ConnectionPath, EffectsStats, EngineEvent, MediaStats, NetworkStats,
+    ChatMessage, Command, ConnectionPath, ConnectionQuality, EffectsStats, EngineEvent, MediaStats,
+    NetworkStats,
     Participant, RecordingState, RemoteMediaStats, SendingStats,
 };
 pub use conclave_codec::VideoCodec;

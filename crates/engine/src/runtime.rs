@@ -486,6 +486,7 @@ async fn run(
                 let mut stats = media.stats();
                 stats.network = client.network_stats();
                 stats.network.path = shown_path(&paths);
+                stats.network.quality = client.on_network_period(&stats.network);
                 let _ = events.send(EngineEvent::Stats { stats });
             }
         }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ChatMessage, EngineEvent, Participant } from "./bindings";
-import { applyEvent, formatElapsed, fromJoined, groupMessages, hueFor, initials } from "./meeting";
+import { applyEvent, formatElapsed, fromJoined, groupMessages, hueFor, initials, qualityOf } from "./meeting";
 
 const me: Participant = { id: "1", nickname: "Me", is_self: true };
 const ada: Participant = { id: "2", nickname: "Ada", is_self: false };
@@ -89,6 +89,20 @@ describe("meeting state", () => {
     expect(s.participants).toHaveLength(2);
     s = applyEvent(s, { type: "reconnecting", active: false }).state;
     expect(s.reconnecting).toBe(false);
+  });
+
+  it("keeps each participant's connection quality, forgets it when they leave", () => {
+    let s = joined([me, ada, bob]);
+    expect(qualityOf(s, ada.id)).toBe("good");
+    s = applyEvent(s, { type: "connection_quality", participant: ada.id, quality: "poor" }).state;
+    s = applyEvent(s, { type: "connection_quality", participant: bob.id, quality: "bad" }).state;
+    expect(qualityOf(s, ada.id)).toBe("poor");
+    expect(qualityOf(s, bob.id)).toBe("bad");
+    s = applyEvent(s, { type: "connection_quality", participant: ada.id, quality: "good" }).state;
+    expect(qualityOf(s, ada.id)).toBe("good");
+    s = applyEvent(s, { type: "participant_left", participant: bob }).state;
+    expect(qualityOf(s, bob.id)).toBe("good");
+    expect(Object.keys(s.quality)).not.toContain(bob.id);
   });
 
   it("turns warnings and errors into notices without changing state", () => {

@@ -2,7 +2,7 @@
  * The meeting as the UI shows it, built only from engine events. Pure
  * functions, so the whole screen state can be tested without a backend.
  */
-import type { ChatMessage, ConnectionPath, EffectsStats, EngineEvent, Participant, RecordingState } from "./bindings";
+import type { ChatMessage, ConnectionPath, ConnectionQuality, EffectsStats, EngineEvent, Participant, RecordingState } from "./bindings";
 
 /** Someone recording the meeting on their device. */
 export interface Recorder {
@@ -63,6 +63,8 @@ export interface MeetingState {
   connectionPath: ConnectionPath;
   /** Whether the network is gone for now and we wait for it to return. */
   reconnecting: boolean;
+  /** Connection quality by participant id (ours too); absent means good. */
+  quality: Record<string, ConnectionQuality>;
 }
 
 /** A short-lived notice for the user. */
@@ -104,7 +106,13 @@ export function fromJoined(event: Extract<EngineEvent, { type: "joined" }>, now:
     cpuLimited: false,
     connectionPath: "unknown",
     reconnecting: false,
+    quality: {},
   };
+}
+
+/** A participant's connection quality as last told (good if never). */
+export function qualityOf(state: MeetingState, id: string): ConnectionQuality {
+  return state.quality[id] ?? "good";
 }
 
 const without = (list: string[], id: string) => list.filter((x) => x !== id);
@@ -146,6 +154,7 @@ export function applyEvent(
           withVideo: without(state.withVideo, id),
           sharing: without(state.sharing, id),
           recorders: state.recorders.filter((r) => r.id !== id),
+          quality: Object.fromEntries(Object.entries(state.quality).filter(([k]) => k !== id)),
         },
         notice: known
           ? { kind: "info", key: "meeting.leftToast", params: { name: event.participant.nickname } }
@@ -164,6 +173,8 @@ export function applyEvent(
       return { state: { ...state, status: "left" }, notice: null };
     case "reconnecting":
       return { state: { ...state, reconnecting: event.active }, notice: null };
+    case "connection_quality":
+      return { state: { ...state, quality: { ...state.quality, [event.participant]: event.quality } }, notice: null };
     case "joined":
       return { state: fromJoined(event, state.joinedAt), notice: null };
     case "talking":
@@ -210,6 +221,7 @@ export function applyEvent(
           effects: event.stats.effects,
           cpuLimited: event.stats.sending.video_limited_by_cpu,
           connectionPath: event.stats.network.path,
+          quality: state.quality[state.selfId] === event.stats.network.quality ? state.quality : { ...state.quality, [state.selfId]: event.stats.network.quality },
         },
         notice: null,
       };

@@ -5,7 +5,7 @@ import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync } from "node:child_process";
 import { createInterface } from "node:readline";
-import { existsSync, mkdirSync, rmSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import https from "node:https";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -853,6 +853,74 @@ test("a relay added in the Connection settings carries the meeting (only through
   assert.equal(after.relays.length, 0);
   assert.equal(after.relay_only, false);
   assert.ok(!after.remembered.some((n) => n.startsWith("relay ")), "the keychain entry is forgotten");
+});
+
+/** The local UDP ports of process `pid` (its sockets, from /proc). */
+function udpPorts(pid) {
+  const inodes = new Set();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = readlinkSync(`/proc/${pid}/fd/${fd}`).match(/^socket:\[(\d+)\]$/);
+      if (m) inodes.add(m[1]);
+    } catch {
+      // Closed meanwhile.
+    }
+  }
+  const ports = new Set();
+  for (const table of ["/proc/net/udp", "/proc/net/udp6"]) {
+    for (const line of readFileSync(table, "utf8").split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f.length > 9 && inodes.has(f[9])) ports.add(parseInt(f[1].split(":").pop(), 16));
+    }
+  }
+  return [...ports];
+}
+
+/** Drops every UDP packet to and from `ports` (nftables, in the test
+ * namespace), or (`ports` null) lets them through again. */
+function udpBlackout(ports) {
+  if (!ports) {
+    execFileSync("nft", ["delete", "table", "inet", "app_blackout"]);
+    return;
+  }
+  const set = `{ ${ports.join(", ")} }`;
+  execFileSync("nft", ["-f", "-"], {
+    input: `table inet app_blackout {
+  chain out { type filter hook output priority 0; policy accept; udp sport ${set} drop; }
+  chain in { type filter hook input priority 0; policy accept; udp dport ${set} drop; }
+}
+`,
+  });
+}
+
+test("a network outage shows Reconnecting… in the app, and the meeting goes on after it", async () => {
+  const room = createMeeting("outage pass");
+  const guest = new CliPeer(room.link, "Grace (cli)", ["--camera", "synthetic:320x180@15", "--mic", "tone:440"]);
+  await guest.waitEvent("cli joined", (e) => e.event === "joined");
+  await joinFromScreen(session, room.link, "Ada (app)");
+  await guest.waitEvent("app joins", (e) => e.event === "participant_joined" && e.nickname === "Ada (app)");
+  await waitFor("the cli's video drawn", async () =>
+    (await session.findAll('[data-testid="stage-tile"][data-video="on"]')).length >= 1, 20000);
+  assert.equal((await session.findAll('[data-testid="reconnecting"]')).length, 0, "no banner while media flows");
+  const [pid] = appPids(env("CONCLAVE_APP_CONFIG"));
+  const ports = udpPorts(pid);
+  assert.ok(ports.length >= 3, `the app's media sockets: ${ports}`);
+  udpBlackout(ports);
+  try {
+    await session.waitFind('[data-testid="reconnecting"]', 10000);
+    await screenshot(session, "meeting-reconnecting");
+  } finally {
+    udpBlackout(null);
+  }
+  await waitFor("the banner gone", async () => (await session.findAll('[data-testid="reconnecting"]')).length === 0, 15000);
+  // Still in the meeting for both: nobody left, video flows again.
+  assert.equal((await session.findAll('[data-testid="meeting-screen"]')).length, 1);
+  assert.ok(!guest.events.some((e) => e.event === "participant_left" && e.nickname === "Ada (app)"), "the app was seen to leave");
+  await waitFor("the cli's video drawn again", async () =>
+    (await session.findAll('[data-testid="stage-tile"][data-video="on"]')).length >= 1, 15000);
+  await session.click('[data-testid="leave-button"]');
+  await session.waitFind('[data-testid="join-screen"]');
+  await guest.stop();
 });
 
 test("remember a password in the keychain; settings: consent, a diagnostics bundle without secrets, delete all local data", async () => {

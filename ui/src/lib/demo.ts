@@ -60,6 +60,11 @@ export function demoBackend(): Backend {
         setTimeout(() => emit({ type: "participant_joined", participant: others[1] }), 1500);
         setTimeout(() => emit({ type: "recording", participant: others[0].id, nickname: others[0].nickname, state: "recording" }), 2000);
         setTimeout(() => emit({ type: "chat", message: say(others[0], "Hello! Can everyone see the agenda?") }), 2500);
+        // `#quality` in the address: one connection is poor, another bad.
+        if (location.hash.includes("quality")) {
+          setTimeout(() => emit({ type: "connection_quality", participant: others[0].id, quality: "poor" }), 2000);
+          setTimeout(() => emit({ type: "connection_quality", participant: others[1].id, quality: "bad" }), 2000);
+        }
         // `#reconnecting` in the address: the network goes away for a while.
         if (location.hash.includes("reconnecting")) {
           setTimeout(() => emit({ type: "reconnecting", active: true }), 3000);

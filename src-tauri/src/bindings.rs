@@ -5,8 +5,8 @@
 //! `CONCLAVE_WRITE_BINDINGS=1` with the same command rewrites it.
 
 use conclave_engine::{
-    ChatMessage, ConnectionPath, EffectsStats, EngineEvent, MediaStats, NetworkStats, Participant,
-    RecordingState, RemoteMediaStats, SendingStats,
+    ChatMessage, ConnectionPath, ConnectionQuality, EffectsStats, EngineEvent, MediaStats,
+    NetworkStats, Participant, RecordingState, RemoteMediaStats, SendingStats,
 };
 use ts_rs::TS;
 
@@ -326,6 +326,7 @@ fn render() -> String {
         ChatMessage::decl(),
         RemoteMediaStats::decl(),
         ConnectionPath::decl(),
+        ConnectionQuality::decl(),
         NetworkStats::decl(),
         EffectsStats::decl(),
         SendingStats::decl(),

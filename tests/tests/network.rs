@@ -714,7 +714,9 @@ async fn a_lossy_participant_is_shown_with_a_poor_connection() {
                 if *participant == id && (*quality == ConnectionQuality::Good) == good)
         }
     };
-    inside.wait_for("the lossy one's poor connection", told(false)).await;
+    inside
+        .wait_for("the lossy one's poor connection", told(false))
+        .await;
     outside
         .wait_for("its own judgement in its statistics", |v| {
             v["event"] == "stats" && v["network"]["quality"] != "good"
@@ -726,7 +728,9 @@ async fn a_lossy_participant_is_shown_with_a_poor_connection() {
         .status()
         .expect("scripts/netns-client-set");
     assert!(status.success(), "netns-client-set clear");
-    inside.wait_for("the connection good again", told(true)).await;
+    inside
+        .wait_for("the connection good again", told(true))
+        .await;
     outside.leave();
     inside.leave().await;
     let _ = std::fs::remove_dir_all(&saved);

@@ -807,7 +807,7 @@ test("a relay added in the Connection settings carries the meeting (only through
   const [user, password] = execFileSync(join(fileURLToPath(new URL("../..", import.meta.url)), "scripts/turn"), ["credentials"], { encoding: "utf8" }).trim().split("\n");
   planted.push(password);
   const room = createMeeting("relay pass");
-  const guest = new CliPeer(room.link, "Grace (cli)");
+  const guest = new CliPeer(room.link, "Grace (cli)", ["--camera", "synthetic:320x180@15", "--mic", "tone:440"]);
   await guest.waitEvent("cli joined", (e) => e.event === "joined");
   await leaveIfInMeeting(session);
   await session.click('[data-testid="settings-button"]');
@@ -836,8 +836,11 @@ test("a relay added in the Connection settings carries the meeting (only through
   const path = await waitFor("the header says the relay carries the media", () =>
     session.execute("return document.querySelector('[data-testid=\"connection-path\"]')?.dataset.path ?? ''"), 20000);
   assert.equal(path, "relay_tcp");
-  // The app's audio reaches the cli through the relay.
-  await guest.waitEvent("the app's audio", (e) => e.event === "stats" && (e.remotes ?? []).some((r) => r.audio_packets >= 50), 20000);
+  // Media both ways through the relay: the cli's video is drawn in the
+  // app, and the app's audio (silence here, so few packets) reaches the cli.
+  await waitFor("the cli's video drawn", async () =>
+    (await session.findAll('[data-testid="stage-tile"][data-video="on"]')).length >= 1, 20000);
+  await guest.waitEvent("the app's audio", (e) => e.event === "stats" && (e.remotes ?? []).some((r) => r.audio_packets >= 5), 20000);
   await screenshot(session, "meeting-relayed");
   await session.click('[data-testid="leave-button"]');
   await session.waitFind('[data-testid="join-screen"]');
@@ -893,7 +896,7 @@ function udpBlackout(ports) {
   });
 }
 
-test("a network outage shows Reconnecting… in the app, and the meeting goes on after it", async () => {
+test("a UDP outage: the app shows Reconnecting… (and with conclave-server moves its media to TCP), and the meeting goes on after it", async () => {
   const room = createMeeting("outage pass");
   const guest = new CliPeer(room.link, "Grace (cli)", ["--camera", "synthetic:320x180@15", "--mic", "tone:440"]);
   await guest.waitEvent("cli joined", (e) => e.event === "joined");
@@ -909,6 +912,19 @@ test("a network outage shows Reconnecting… in the app, and the meeting goes on
   try {
     await session.waitFind('[data-testid="reconnecting"]', 10000);
     await screenshot(session, "meeting-reconnecting");
+    if (process.env.CONCLAVE_TEST_BACKEND === "conclave") {
+      // conclave-server takes media over TCP on its WebSocket's port too:
+      // once ICE gives the UDP path up (about 20 s of unanswered checks),
+      // the media moves there, the banner goes and the header says so.
+      const path = await waitFor("the media moved to TCP", () =>
+        session.execute("return document.querySelector('[data-testid=\"connection-path\"]')?.dataset.path ?? ''")
+          .then((p) => (p === "direct_tcp" ? p : null)), 45000);
+      assert.equal(path, "direct_tcp");
+      await waitFor("the banner gone, UDP still blocked", async () => (await session.findAll('[data-testid="reconnecting"]')).length === 0, 15000);
+      await waitFor("the cli's video drawn over TCP", async () =>
+        (await session.findAll('[data-testid="stage-tile"][data-video="on"]')).length >= 1, 15000);
+      await screenshot(session, "meeting-over-tcp");
+    }
   } finally {
     udpBlackout(null);
   }

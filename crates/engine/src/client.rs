@@ -1441,7 +1441,9 @@ impl Client {
     /// is told when the judgement changes. Returns the judgement shown.
     pub fn on_network_period(&mut self, network: &crate::api::NetworkStats) -> ConnectionQuality {
         let sample = crate::adapt::QualityJudge::judge(
-            network.send_loss_permille.max(network.receive_loss_permille),
+            network
+                .send_loss_permille
+                .max(network.receive_loss_permille),
             network.rtt_ms,
             self.reconnecting_shown,
         );

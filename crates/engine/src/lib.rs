@@ -29,8 +29,7 @@ pub mod video;
 
 pub use api::{
     ChatMessage, Command, ConnectionPath, ConnectionQuality, EffectsStats, EngineEvent, MediaStats,
-    NetworkStats,
-    Participant, RecordingState, RemoteMediaStats, SendingStats,
+    NetworkStats, Participant, RecordingState, RemoteMediaStats, SendingStats,
 };
 pub use conclave_codec::VideoCodec;
 pub use conclave_media::processing::ProcessingSettings;

@@ -97,6 +97,8 @@ video_height: number, };
 
 export type ConnectionPath = "unknown" | "direct" | "direct_tcp" | "relay_udp" | "relay_tcp" | "relay_tls";
 
+export type ConnectionQuality = "good" | "poor" | "bad";
+
 export type NetworkStats = { 
 /**
  * Media sent, in kbit/s (all packets, with overhead).
@@ -125,7 +127,12 @@ receive_loss_permille: number,
 /**
  * How our media reaches the server.
  */
-path: ConnectionPath, };
+path: ConnectionPath, 
+/**
+ * How well our connection carries the meeting, as the others are
+ * told (see [`ConnectionQuality`]).
+ */
+quality: ConnectionQuality, };
 
 export type EffectsStats = { 
 /**
@@ -294,7 +301,15 @@ message: string, } | { "type": "reconnecting",
 /**
  * Whether we are waiting for the network now.
  */
-active: boolean, } | { "type": "left" } | { "type": "track_added", 
+active: boolean, } | { "type": "connection_quality", 
+/**
+ * Whose (participant id).
+ */
+participant: string, 
+/**
+ * How it is now.
+ */
+quality: ConnectionQuality, } | { "type": "left" } | { "type": "track_added", 
 /**
  * Whose (participant id).
  */

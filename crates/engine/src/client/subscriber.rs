@@ -61,6 +61,10 @@ pub(crate) struct Subscriber {
     last_received: Option<std::time::Instant>,
     /// An ICE restart waits for the exchange in flight to end.
     restart_wanted: bool,
+    /// The protocol media last came over: ICE checks count as signs of
+    /// life only on that path (checks of an idle TCP pair go on while the
+    /// UDP path carrying the media is cut).
+    media_proto: Option<Protocol>,
     /// Whether the media that was arriving has stopped (see
     /// [`MEDIA_SILENCE`]).
     pub(super) interrupted: bool,
@@ -452,6 +456,13 @@ impl Client {
         };
         if let Err(e) = rtc.handle_input(str0m::Input::Receive(self.now, receive)) {
             debug!(error = %e, "media input failed");
+        }
+        // STUN starts with 0 or 1; DTLS, RTP and RTCP with more.
+        let is_stun = data.first().is_some_and(|b| *b < 2);
+        if !is_stun {
+            self.sub.media_proto = Some(proto);
+        } else if self.sub.media_proto.is_some_and(|p| p != proto) {
+            return self.drain_subscriber();
         }
         self.sub.last_received = Some(self.now);
         if self.sub.interrupted {

@@ -7,11 +7,19 @@
 //   there, who sends a loud tone), on the open test network; median of
 //   NETWORK_JOINS (5) joins.
 // - join_ms_relay_tcp: the same from a namespace of its own with every UDP
-//   packet dropped, through coturn over TCP.
+//   packet dropped, through coturn over TCP (`--relay-only`: conclave-server
+//   would otherwise take it over ICE-TCP, which comes before a relay).
+// - join_ms_ice_tcp: UDP dropped and no relay: over ICE-TCP to
+//   conclave-server's WebSocket port.
 // - blackout_recovery_ms: a participant sending the test pattern loses
 //   its network for 5 s (scripts/netns-client-set blackout); the time from
 //   the network's return to the first frame of its decoded at the other
 //   participant; median of NETWORK_BLACKOUTS (3).
+// - move_standstill_ms: the sender's address changes under it
+//   (scripts/netns-client-set move: new address and route, old one
+//   deleted); the longest gap between its frames decoded at the other
+//   participant around the move (ICE restart included); median of
+//   NETWORK_BLACKOUTS runs.
 //
 // Not measured yet (docs/network.md): the Chromium reference, PESQ under
 // loss, freezes under loss, the 500 kbit/s cap.
@@ -100,16 +108,55 @@ async function joins(kind) {
     const opts =
       kind === "udp"
         ? { wrap: null, args: ["--stdin"] }
-        : {
-            wrap: ["--id", "31", "--block-udp"],
-            args: ["--stdin", "--ice-server", `turn:${TURN}:3478?transport=tcp`, ...credentials()],
-          };
+        : kind === "ice_tcp"
+          ? { wrap: ["--id", "33", "--block-udp"], args: ["--stdin"] }
+          : {
+              wrap: ["--id", "31", "--block-udp"],
+              args: ["--stdin", "--relay-only", "--ice-server", `turn:${TURN}:3478?transport=tcp`, ...credentials()],
+            };
     const ms = await joinOnce(link, opts);
     if (ms !== null) times.push(ms);
     await sleep(500);
   }
   await speaker.stop();
   return times;
+}
+
+/** The frame receive times (µs) of the one decoded stream saved in `saved`. */
+async function frameTimes(saved) {
+  const log = (await readdir(saved)).find((f) => f.endsWith("-video.csv"));
+  return (await readFile(join(saved, log), "utf8"))
+    .trim()
+    .split("\n")
+    .slice(1)
+    .map((l) => Number(l.split(",")[2]));
+}
+
+/** The longest stand-still (ms) of a sender's video around a move of its
+ * address. */
+async function moveOnce() {
+  const link = newMeeting();
+  const dir = await mkdtemp(join(tmpdir(), "conclave-bench-network-"));
+  const control = join(dir, "control");
+  const saved = join(dir, "saved");
+  const receiver = participant(link, "Receiver", ["--stdin", "--save-received", saved]);
+  const sender = participant(link, "Mover", ["--stdin", "--camera", "synthetic:320x180@15", "--mic", "tone"], {
+    wrap: ["--id", "34", "--control", control],
+  });
+  await sleep(6000);
+  const moved = Date.now() * 1000;
+  execFileSync(join(ROOT, "scripts/netns-client-set"), [control, "move"]);
+  await sleep(6000);
+  await sender.stop();
+  await receiver.stop();
+  const times = await frameTimes(saved);
+  await rm(dir, { recursive: true, force: true });
+  if (!times.some((t) => t > moved + 2_000_000)) return null;
+  let gap = 0;
+  for (let i = 1; i < times.length; i++) {
+    if (times[i] >= moved) gap = Math.max(gap, times[i] - times[i - 1]);
+  }
+  return gap / 1000;
 }
 
 /** ms from the network's return to the first decoded frame. */
@@ -130,12 +177,7 @@ async function blackoutOnce() {
   await sleep(4000);
   await sender.stop();
   await receiver.stop();
-  const log = (await readdir(saved)).find((f) => f.endsWith("-video.csv"));
-  const times = (await readFile(join(saved, log), "utf8"))
-    .trim()
-    .split("\n")
-    .slice(1)
-    .map((l) => Number(l.split(",")[2]));
+  const times = await frameTimes(saved);
   await rm(dir, { recursive: true, force: true });
   const first = times.find((t) => t >= back);
   return first === undefined ? null : (first - back) / 1000;
@@ -144,25 +186,35 @@ async function blackoutOnce() {
 async function main() {
   const udp = await joins("udp");
   const relay = await joins("relay_tcp");
+  const iceTcp = await joins("ice_tcp");
   const recoveries = [];
+  const moves = [];
   for (let i = 0; i < BLACKOUTS; i++) {
     const ms = await blackoutOnce();
     if (ms !== null) recoveries.push(ms);
+    const still = await moveOnce();
+    if (still !== null) moves.push(still);
   }
   const fmt = (xs) => xs.map((x) => Math.round(x)).join(", ");
   console.log("figure                  median ms   each run (ms)");
   console.log(`join, UDP open          ${String(median(udp)).padStart(9)}   ${fmt(udp)}`);
   console.log(`join, relay over TCP    ${String(median(relay)).padStart(9)}   ${fmt(relay)}`);
+  console.log(`join, ICE-TCP           ${String(median(iceTcp)).padStart(9)}   ${fmt(iceTcp)}`);
   console.log(`blackout recovery       ${String(Math.round(median(recoveries))).padStart(9)}   ${fmt(recoveries)}`);
+  console.log(`address move standstill ${String(Math.round(median(moves))).padStart(9)}   ${fmt(moves)}`);
   console.log(
     JSON.stringify({
       join_ms_udp: median(udp),
       join_ms_relay_tcp: median(relay),
+      join_ms_ice_tcp: median(iceTcp),
       blackout_recovery_ms: recoveries.length ? Math.round(median(recoveries)) : null,
+      move_standstill_ms: moves.length ? Math.round(median(moves)) : null,
       joins: JOINS,
       joins_failed_udp: JOINS - udp.length,
       joins_failed_relay_tcp: JOINS - relay.length,
+      joins_failed_ice_tcp: JOINS - iceTcp.length,
       blackouts_failed: BLACKOUTS - recoveries.length,
+      moves_failed: BLACKOUTS - moves.length,
     }),
   );
 }

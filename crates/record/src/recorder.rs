@@ -382,7 +382,7 @@ impl Recording {
             // starved thread finds the sound it missed waiting here.
             inputs.extend(rx.try_iter());
             for input in inputs {
-                if let Some(at) = self.handle(input)? {
+                if let Some(at) = self.handle(input, latest)? {
                     return self.stop(at, latest);
                 }
             }
@@ -400,7 +400,7 @@ impl Recording {
     }
 
     /// Takes one input; returns the moment to stop at, if told to.
-    fn handle(&mut self, input: Input) -> Result<Option<Instant>, MkvError> {
+    fn handle(&mut self, input: Input, latest: &LatestFrames) -> Result<Option<Instant>, MkvError> {
         match input {
             Input::Audio(id, at, samples) => {
                 if self.clock.paused_since.is_none() {
@@ -428,6 +428,10 @@ impl Recording {
             }
             Input::Pause(true, at) => {
                 if self.clock.paused_since.is_none() {
+                    // What came before the pause is recorded before the
+                    // clock stands still: a starved thread may not have
+                    // written it yet, and nothing writes while paused.
+                    self.catch_up(at, latest)?;
                     self.clock.paused_since = Some(at);
                 }
             }
@@ -487,6 +491,12 @@ impl Recording {
         if self.clock.paused_since.is_some() {
             return Ok(());
         }
+        self.catch_up(at, latest)
+    }
+
+    /// Records everything up to `at` at once (a stop or a pause): the
+    /// sound, and a canvas for the last slot not yet drawn.
+    fn catch_up(&mut self, at: Instant, latest: &LatestFrames) -> Result<(), MkvError> {
         let end_ms = self.clock.ms(at);
         while self.next_audio_ms < end_ms {
             self.audio_block(self.next_audio_ms)?;
@@ -494,7 +504,9 @@ impl Recording {
         }
         let last_slot = end_ms.saturating_sub(1);
         if self.next_video_ms <= last_slot || self.next_video_ms == 0 {
-            self.video_frame(latest, last_slot.max(self.next_video_ms))?;
+            let slot = last_slot.max(self.next_video_ms);
+            self.video_frame(latest, slot)?;
+            self.next_video_ms = slot + FRAME_MS;
         }
         Ok(())
     }
@@ -801,7 +813,7 @@ mod tests {
                 inputs.drain(..split).map(|(_, i)| i).collect()
             };
             for input in due {
-                assert!(recording.handle(input).expect("input").is_none());
+                assert!(recording.handle(input, &latest).expect("input").is_none());
             }
             // The last gap ends with the stop: the thread did not run in it.
             if run + 1 < schedule.runs_ms.len() {

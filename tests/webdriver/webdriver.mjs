@@ -99,7 +99,16 @@ export class Session {
 
   async click(css) {
     try {
-      await this.cmd("POST", `/element/${await this.waitFind(css)}/click`, {});
+      const id = await this.waitFind(css);
+      try {
+        await this.cmd("POST", `/element/${id}/click`, {});
+      } catch (e) {
+        if (!/not interactable/.test(String(e.message))) throw e;
+        // Below the fold of a scrolling panel: WebKitWebDriver does not
+        // scroll there itself.
+        await this.execute(`document.querySelector(${JSON.stringify(css)})?.scrollIntoView({ block: "center" })`);
+        await this.cmd("POST", `/element/${id}/click`, {});
+      }
     } catch (e) {
       if (!/intercepted/.test(String(e.message))) throw e;
       // Say what lies over the element.

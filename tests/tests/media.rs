@@ -177,7 +177,7 @@ async fn synthetic_720p_camera_and_tone_are_encoded_sent_decoded_and_saved() {
 async fn h264_is_negotiated_instead_of_vp8_and_decodes_intact() {
     let info = new_meeting(false).await;
     let dir = std::env::temp_dir().join(format!("conclave-h264-test-{}", rand_suffix()));
-    let sender = Peer::join_media(
+    let mut sender = Peer::join_media(
         &info,
         "Sender",
         false,
@@ -205,6 +205,13 @@ async fn h264_is_negotiated_instead_of_vp8_and_decodes_intact() {
         })
         .await;
     receiver.leave().await;
+    // Whether the sender's processor could not keep up (the suite runs
+    // tests side by side): then its adaptation may send smaller pictures.
+    sender.settle(std::time::Duration::from_millis(10)).await;
+    let limited = sender
+        .seen
+        .iter()
+        .any(|e| matches!(e, EngineEvent::Stats { stats } if stats.sending.video_limited_by_cpu));
     sender.leave().await;
 
     let csv = std::fs::read_dir(&dir)
@@ -221,7 +228,17 @@ async fn h264_is_negotiated_instead_of_vp8_and_decodes_intact() {
     assert!(frames.len() >= 30, "H.264 frames decoded: {}", frames.len());
     assert!(frames.iter().all(|n| *n >= 0), "every stamp reads back");
     assert!(frames.windows(2).all(|w| w[1] > w[0]), "counters increase");
-    assert!(text.lines().skip(1).all(|l| l.ends_with(",640,360")));
+    let sizes: &[&str] = if limited {
+        &[",640,360", ",480,270", ",320,180", ",240,135", ",160,90"]
+    } else {
+        &[",640,360"]
+    };
+    assert!(
+        text.lines()
+            .skip(1)
+            .all(|l| sizes.iter().any(|s| l.ends_with(s))),
+        "sizes (limited by the processor: {limited}): {text}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

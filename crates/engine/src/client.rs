@@ -1465,7 +1465,13 @@ impl Client {
             ConnectionQuality::Poor => format!("{name}'s connection is poor."),
             ConnectionQuality::Bad => format!("{name}'s connection is bad."),
         };
-        let text = AppMessage::Quality { quality }.to_text(&sentence);
+        self.send_app_message(&AppMessage::Quality { quality }, &sentence, to);
+    }
+
+    /// Sends an app message (sealed like chat) to everyone or to `to`,
+    /// with `sentence` for clients that show it as chat.
+    fn send_app_message(&mut self, message: &AppMessage, sentence: &str, to: Option<String>) {
+        let text = message.to_text(sentence);
         let wire = self.codec.seal(&self.self_id, to.as_deref(), &text);
         let room = self.cfg.info.room.0;
         self.dc_request(DcTx::AppMessage, |transaction| TextRoomRequest::Message {
@@ -1540,20 +1546,10 @@ impl Client {
             RecordingState::Paused => format!("{name} paused recording this meeting."),
             RecordingState::Stopped => format!("{name} stopped recording this meeting."),
         };
-        let text = AppMessage::Recording {
+        let message = AppMessage::Recording {
             state: self.own_recording,
-        }
-        .to_text(&sentence);
-        let wire = self.codec.seal(&self.self_id, to.as_deref(), &text);
-        let room = self.cfg.info.room.0;
-        self.dc_request(DcTx::AppMessage, |transaction| TextRoomRequest::Message {
-            transaction,
-            room,
-            text: wire,
-            to,
-            tos: None,
-            ack: true,
-        });
+        };
+        self.send_app_message(&message, &sentence, to);
     }
 
     fn on_command(&mut self, cmd: Command) {

@@ -502,7 +502,11 @@ impl Recording {
             self.audio_block(self.next_audio_ms)?;
             self.next_audio_ms += BLOCK_MS;
         }
-        let last_slot = end_ms.saturating_sub(1);
+        // The last canvas stays on the frame grid like every other: a
+        // picture off it (say 51 ms after the one before) made players
+        // guess another frame rate and stamp two frames alike.
+        let last_ms = end_ms.saturating_sub(1);
+        let last_slot = last_ms - last_ms % FRAME_MS;
         if self.next_video_ms <= last_slot || self.next_video_ms == 0 {
             let slot = last_slot.max(self.next_video_ms);
             self.video_frame(latest, slot)?;

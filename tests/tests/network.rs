@@ -526,6 +526,39 @@ async fn an_unreachable_relay_is_a_warning_and_the_meeting_goes_on() {
     inside.leave().await;
 }
 
+/// Changes the impairments of a participant started with `--control`
+/// (scripts/netns-client-set).
+fn netns_set(control: &Path, what: &[&str]) {
+    let status = Command::new(repo().join("scripts/netns-client-set"))
+        .arg(control)
+        .args(what)
+        .status()
+        .expect("scripts/netns-client-set");
+    assert!(status.success(), "netns-client-set {what:?}");
+}
+
+/// Whether a stats event shows at least `n` video frames decoded from
+/// someone.
+fn video_frames_at_least(n: u64) -> impl Fn(&EngineEvent) -> bool {
+    move |e| match e {
+        EngineEvent::Stats { stats } => stats.remotes.iter().any(|r| r.video_frames >= n),
+        _ => false,
+    }
+}
+
+/// The most video frames decoded from anyone, by `peer`'s latest
+/// statistics.
+fn video_frames_seen(peer: &Peer) -> u64 {
+    peer.seen
+        .iter()
+        .rev()
+        .find_map(|e| match e {
+            EngineEvent::Stats { stats } => stats.remotes.iter().map(|r| r.video_frames).max(),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
 /// An empty folder of this test process for `name`.
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -611,33 +644,16 @@ async fn a_changed_address_restarts_ice_without_rejoining() {
         "Mover",
         &[],
     );
-    let frames = |n: u64| {
-        move |e: &EngineEvent| match e {
-            EngineEvent::Stats { stats } => stats.remotes.iter().any(|r| r.video_frames >= n),
-            _ => false,
-        }
-    };
-    inside.wait_for("the mover's video", frames(30)).await;
-    let status = Command::new(repo().join("scripts/netns-client-set"))
-        .arg(&control)
-        .arg("move")
-        .status()
-        .expect("scripts/netns-client-set");
-    assert!(status.success(), "netns-client-set move");
+    inside
+        .wait_for("the mover's video", video_frames_at_least(30))
+        .await;
+    netns_set(&control, &["move"]);
     let moved_at = unix_us();
-    let before = inside
-        .seen
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            EngineEvent::Stats { stats } => stats.remotes.iter().map(|r| r.video_frames).max(),
-            _ => None,
-        })
-        .unwrap_or(0);
+    let before = video_frames_seen(&inside);
     inside
         .wait_for(
             "the mover's video from its new address",
-            frames(before + 30),
+            video_frames_at_least(before + 30),
         )
         .await;
     // It hears us again too.
@@ -709,14 +725,7 @@ async fn a_lossy_participant_is_shown_with_a_poor_connection() {
     let id = joined["id"].as_str().expect("its id").to_owned();
     // The loss starts once it is in: joining through 15 % loss each way
     // can take longer than the join allows (docs/network.md).
-    let set = |what: &[&str]| {
-        let status = Command::new(repo().join("scripts/netns-client-set"))
-            .arg(&control)
-            .args(what)
-            .status()
-            .expect("scripts/netns-client-set");
-        assert!(status.success(), "netns-client-set {what:?}");
-    };
+    let set = |what: &[&str]| netns_set(&control, what);
     set(&["loss", "15"]);
     let told = |good: bool| {
         let id = id.clone();
@@ -781,40 +790,21 @@ async fn a_five_second_blackout_is_ridden_out_without_rejoining() {
         "Traveller",
         &args,
     );
-    let frames = |n: u64| {
-        move |e: &EngineEvent| match e {
-            EngineEvent::Stats { stats } => stats.remotes.iter().any(|r| r.video_frames >= n),
-            _ => false,
-        }
-    };
-    inside.wait_for("the traveller's video", frames(30)).await;
-    let set = |what: &str| {
-        let status = Command::new(repo().join("scripts/netns-client-set"))
-            .arg(&control)
-            .arg(what)
-            .status()
-            .expect("scripts/netns-client-set");
-        assert!(status.success(), "netns-client-set {what}");
-    };
+    inside
+        .wait_for("the traveller's video", video_frames_at_least(30))
+        .await;
+    let set = |what: &str| netns_set(&control, &[what]);
     let dark_from = unix_us();
     set("blackout");
     tokio::time::sleep(Duration::from_secs(5)).await;
     set("clear");
     let back_at = unix_us();
     // Video flows again: a second's worth more than before the blackout.
-    let before = inside
-        .seen
-        .iter()
-        .rev()
-        .find_map(|e| match e {
-            EngineEvent::Stats { stats } => stats.remotes.iter().map(|r| r.video_frames).max(),
-            _ => None,
-        })
-        .unwrap_or(0);
+    let before = video_frames_seen(&inside);
     inside
         .wait_for(
             "the traveller's video after the blackout",
-            frames(before + 15),
+            video_frames_at_least(before + 15),
         )
         .await;
     let left_meanwhile = inside.seen.iter().any(|e| {
@@ -900,12 +890,7 @@ async fn a_dropped_signaling_connection_is_resumed_without_rejoining() {
         .next()
         .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
         .expect("the server's port");
-    let status = Command::new(repo().join("scripts/netns-client-set"))
-        .arg(&control)
-        .args(["drop-tcp", &port.to_string()])
-        .status()
-        .expect("scripts/netns-client-set");
-    assert!(status.success(), "drop-tcp");
+    netns_set(&control, &["drop-tcp", &port.to_string()]);
     outside
         .wait_for("reconnecting", |v| {
             v["event"] == "reconnecting" && v["active"] == true

@@ -120,6 +120,9 @@ enum ConnEvent {
 /// ICE-TCP connections held at once; more are refused.
 const MAX_ICE_TCP_LINKS: usize = 2000;
 
+/// An ICE-TCP connection that sends nothing for this long is closed.
+const ICE_TCP_IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Framed packets queued for one ICE-TCP connection; beyond it they are
 /// dropped, as a full UDP buffer would drop them.
 const ICE_TCP_QUEUE: usize = 512;
@@ -400,11 +403,20 @@ async fn ice_tcp_link(
     let (mut reader, mut writer) = stream.into_split();
     let mut decoder = conclave_protocol::framing::FrameDecoder::new();
     let mut buf = vec![0u8; 16 * 1024];
+    // ICE sends a consent check at least every few seconds on a path in
+    // use: a connection silent for longer holds a slot for nothing.
+    let idle = tokio::time::sleep(ICE_TCP_IDLE);
+    tokio::pin!(idle);
     loop {
         tokio::select! {
+            () = &mut idle => {
+                debug!(%remote, "ICE-TCP connection idle; closed");
+                break;
+            }
             read = reader.read(&mut buf) => match read {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    idle.as_mut().reset(tokio::time::Instant::now() + ICE_TCP_IDLE);
                     decoder.push(buf.get(..n).unwrap_or_default());
                     while let Some(packet) = decoder.next_packet() {
                         if events.send(ConnEvent::IceTcpPacket { remote, packet }).is_err() {

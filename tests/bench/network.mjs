@@ -21,16 +21,43 @@
 //   participant around the move (ICE restart included); median of
 //   NETWORK_BLACKOUTS runs.
 //
-// Not measured yet (docs/network.md): the Chromium reference, PESQ under
-// loss, freezes under loss, the 500 kbit/s cap.
+// Second part: the same impairments for Conclave and for Chromium (our
+// peer page, tests/bench/peer.html), in the same run. A sender in a
+// namespace of its own (scripts/netns-client) publishes 640x360 video at
+// 30 frames/s and a spoken passage in a loop (espeak-ng, 11 s); a receiver
+// of the same kind on the open network plays it. Conclave: two
+// conclave-cli (release), the receiver saving what it plays
+// (--save-received). Chromium: the sender's page in a headless Chromium
+// inside the namespace (tests/bench/chromium-sender.mjs), the receiver's
+// page recording the samples its WebAudio graph is given.
 //
-// Env: CONCLAVE_TEST_SERVER, CONCLAVE_CLI, CONCLAVE_TURN_IP.
+// - audio_pesq_lossN: N % of the sender's packets dropped at random each
+//   way (nftables), from 6 s after joining; after 4 s more, the received
+//   speech of the next NETWORK_SECONDS (30) is cut into loops, each
+//   aligned on the original and scored by PESQ (P.862.2 wide band; 4.64
+//   is a perfect copy), averaged (tests/bench/speech_quality.py; STOI
+//   too).
+// - video_longest_freeze_ms_loss10: at 10 % loss, the longest time
+//   between two received frames shown (decoded, for conclave-cli) in that
+//   window.
+// - cap500_*: the sender's link capped to 500 kbit/s each way (tc tbf)
+//   from the start: received frames per second and PESQ.
+// - blackout_recovery_ms for both: as in the first part, with the video
+//   at 640x360.
+//
+// Env: CONCLAVE_TEST_SERVER, CONCLAVE_CLI, CONCLAVE_TURN_IP,
+// CONCLAVE_PYTHON (a Python with pesq and pystoi), NETWORK_SECONDS,
+// NETWORK_PARTS (`join,quality`: which parts run).
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtemp, rm, readFile, readdir } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createInterface } from "node:readline";
+import { writeFileSync } from "node:fs";
+import { waitFor } from "../webdriver/webdriver.mjs";
+import { readWav } from "../audio/wav.mjs";
+import { peerPages } from "./peers.mjs";
 
 const SERVER = process.env.CONCLAVE_TEST_SERVER;
 const CLI = process.env.CONCLAVE_CLI;
@@ -38,6 +65,12 @@ const TURN = process.env.CONCLAVE_TURN_IP;
 const JOINS = Number(process.env.NETWORK_JOINS ?? 5);
 const BLACKOUTS = Number(process.env.NETWORK_BLACKOUTS ?? 3);
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const HERE = dirname(fileURLToPath(import.meta.url));
+const SECONDS = Number(process.env.NETWORK_SECONDS ?? 30);
+const PARTS = (process.env.NETWORK_PARTS ?? "join,quality").split(",");
+const PYTHON = process.env.CONCLAVE_PYTHON ?? "python3";
+const WARMUP_MS = 6000;
+const SETTLE_MS = 4000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const children = new Set();
 
@@ -48,8 +81,13 @@ function median(xs) {
 }
 
 function newMeeting() {
+  return newRoom().link;
+}
+
+/** A new meeting: `{room, link}`. */
+function newRoom() {
   const out = execFileSync(CLI, ["create-room", "--server", SERVER, "--json"]).toString().trim().split("\n").pop();
-  return JSON.parse(out).link;
+  return JSON.parse(out);
 }
 
 function credentials() {
@@ -183,7 +221,228 @@ async function blackoutOnce() {
   return first === undefined ? null : (first - back) / 1000;
 }
 
-async function main() {
+const PASSAGE =
+  "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background. " +
+  "It is easy to tell the depth of a well. These days a chicken leg is a rare dish.";
+
+/** The spoken passage every sender of the second part sends (48 kHz mono,
+ * 0.6 s of silence after it); its length in ms. */
+function speechFile(dir) {
+  const raw = join(dir, "speech-raw.wav");
+  const out = join(dir, "speech.wav");
+  execFileSync("espeak-ng", ["-w", raw, "-s", "150", "-v", "en-us", PASSAGE]);
+  execFileSync("ffmpeg", ["-loglevel", "error", "-y", "-i", raw, "-af", "apad=pad_dur=0.6", "-ar", "48000", "-ac", "1", "-c:a", "pcm_s16le", out]);
+  return out;
+}
+
+function writeWav(path, pcm, rate = 48000) {
+  const header = Buffer.alloc(44);
+  header.write("RIFF", 0);
+  header.writeUInt32LE(36 + pcm.length, 4);
+  header.write("WAVEfmt ", 8);
+  header.writeUInt32LE(16, 16);
+  header.writeUInt16LE(1, 20);
+  header.writeUInt16LE(1, 22);
+  header.writeUInt32LE(rate, 24);
+  header.writeUInt32LE(rate * 2, 28);
+  header.writeUInt16LE(2, 32);
+  header.writeUInt16LE(16, 34);
+  header.write("data", 36);
+  header.writeUInt32LE(pcm.length, 40);
+  writeFileSync(path, Buffer.concat([header, pcm]));
+}
+
+const netnsSet = (control, ...what) => execFileSync(join(ROOT, "scripts/netns-client-set"), [control, ...what]);
+let nextClient = 40;
+
+/** A sender of `kind` (`conclave` or `chromium`) in a namespace of its own
+ * (its link capped to `rate` kbit/s if given) and a receiver of the same
+ * kind on the open network. `finish()` ends both and gives the times (ms)
+ * of the received frames and the received sound as a WAV file. */
+async function startPair(kind, { rate = null, sound, dir }) {
+  const id = String(nextClient++);
+  const control = join(dir, `control-${id}`);
+  const wrap = ["--id", id, "--control", control, ...(rate ? ["--rate", String(rate)] : [])];
+  const { room, link } = newRoom();
+  if (kind === "conclave") {
+    const saved = join(dir, `saved-${id}`);
+    const receiver = participant(link, "Receiver", ["--stdin", "--save-received", saved]);
+    const sender = participant(link, "Sender", ["--stdin", "--camera", "synthetic:640x360@30", "--mic", sound], { wrap });
+    return {
+      control,
+      async finish() {
+        await sender.stop();
+        await receiver.stop();
+        const frames = (await frameTimes(saved)).map((t) => t / 1000);
+        const wav = (await readdir(saved)).find((f) => f.endsWith("-audio.wav"));
+        return { frames, wav: wav ? join(saved, wav) : null };
+      },
+    };
+  }
+  const child = spawn(
+    join(ROOT, "scripts/netns-client"),
+    [...wrap, "--", "node", join(HERE, "chromium-sender.mjs"), SERVER, String(room), sound, "640", "360"],
+    { stdio: ["pipe", "pipe", "ignore"] },
+  );
+  children.add(child);
+  const exited = new Promise((r) => child.once("exit", r));
+  const first = await Promise.race([
+    new Promise((r) => createInterface({ input: child.stdout }).once("line", r)),
+    sleep(40000).then(() => "timed out"),
+  ]);
+  if (first !== "publishing") throw new Error(`the Chromium sender: ${first}`);
+  const pages = await peerPages();
+  const page = await pages.open();
+  await page.navigate(pages.url({ server: SERVER, room, role: "recv", name: "receiver", expect: 1, record: 1 }));
+  await waitFor("the Chromium receiver", async () => (await page.execute("return window.bench && window.bench.state")) === "receiving", 30000);
+  return {
+    control,
+    async finish() {
+      const frames = await page.execute("return window.bench.frames");
+      const pcm = Buffer.from(await page.execute("return window.takePcm()"), "base64");
+      const wav = join(dir, `chromium-${id}.wav`);
+      writeWav(wav, pcm);
+      await pages.stop();
+      child.stdin.end();
+      const t = setTimeout(() => child.kill("SIGKILL"), 10000);
+      await exited;
+      clearTimeout(t);
+      children.delete(child);
+      return { frames, wav };
+    },
+  };
+}
+
+/** PESQ and STOI of the last `pieces` loops of `wav`. */
+function speechQuality(reference, wav, pieces) {
+  if (!wav) return { pesq: null, stoi: null };
+  const out = execFileSync(PYTHON, [join(HERE, "speech_quality.py"), reference, wav, "--last", String(pieces)]);
+  return JSON.parse(out.toString().trim().split("\n").pop());
+}
+
+/** The longest stand-still (ms) and the frame rate of `frames` in [from, to]. */
+function videoFigures(frames, from, to) {
+  const shown = frames.filter((t) => t >= from && t <= to);
+  let longest = 0;
+  let previous = from;
+  for (const t of shown) {
+    longest = Math.max(longest, t - previous);
+    previous = t;
+  }
+  longest = Math.max(longest, to - previous);
+  return { freeze_ms: Math.round(longest), fps: Math.round((shown.length / ((to - from) / 1000)) * 10) / 10 };
+}
+
+/** Audio and video figures of one pair under loss (set once joined) or a cap. */
+async function impaired(kind, { loss = 0, rate = null, sound, loopMs, dir }) {
+  try {
+    const pair = await startPair(kind, { rate, sound, dir });
+    await sleep(WARMUP_MS);
+    if (loss) netnsSet(pair.control, "loss", String(loss));
+    await sleep(SETTLE_MS);
+    const from = Date.now();
+    await sleep(SECONDS * 1000);
+    const to = Date.now();
+    const { frames, wav } = await pair.finish();
+    const pieces = Math.max(1, Math.floor((SECONDS * 1000 - 1000) / loopMs));
+    const audio = speechQuality(sound, wav, pieces);
+    return { ...videoFigures(frames, from, to), pesq: audio.pesq, stoi: audio.stoi };
+  } catch (e) {
+    console.error(`${kind}, loss ${loss}, cap ${rate}: ${e.message}`);
+    return { freeze_ms: null, fps: null, pesq: null, stoi: null };
+  }
+}
+
+/** ms from the end of a 5 s blackout of the sender to the next frame shown. */
+async function blackoutPair(kind, { sound, dir }) {
+  try {
+    const pair = await startPair(kind, { sound, dir });
+    await sleep(WARMUP_MS);
+    netnsSet(pair.control, "blackout");
+    await sleep(5000);
+    netnsSet(pair.control, "clear");
+    const back = Date.now();
+    await sleep(4000);
+    const { frames } = await pair.finish();
+    const first = frames.find((t) => t >= back);
+    return first === undefined ? null : Math.round(first - back);
+  } catch (e) {
+    console.error(`${kind}, blackout: ${e.message}`);
+    return null;
+  }
+}
+
+async function qualityPart() {
+  const dir = await mkdtemp(join(tmpdir(), "conclave-bench-quality-"));
+  try {
+    const sound = speechFile(dir);
+    const loopMs = (readWav(await readFile(sound)).samples.length / 48000) * 1000;
+    const rows = [
+      ["loss 0 %", { loss: 0 }],
+      ["loss 10 %", { loss: 10 }],
+      ["loss 20 %", { loss: 20 }],
+      ["loss 30 %", { loss: 30 }],
+      ["cap 500 kbit/s", { rate: 500 }],
+    ];
+    const results = {};
+    for (const [label, opts] of rows) {
+      results[label] = {};
+      for (const kind of ["conclave", "chromium"]) {
+        results[label][kind] = await impaired(kind, { ...opts, sound, loopMs, dir });
+      }
+    }
+    const blackouts = { conclave: [], chromium: [] };
+    for (let i = 0; i < BLACKOUTS; i++) {
+      for (const kind of ["conclave", "chromium"]) {
+        const ms = await blackoutPair(kind, { sound, dir });
+        if (ms !== null) blackouts[kind].push(ms);
+      }
+    }
+    const cell = (v, w = 8) => String(v ?? "-").padStart(w);
+    console.log("");
+    console.log(`${SECONDS} s of speech and 640x360@30 video from a sender behind the impairment`);
+    console.log("condition          PESQ conclave/chromium   STOI conclave/chromium   longest freeze ms   frames/s");
+    for (const [label] of rows) {
+      const c = results[label].conclave;
+      const g = results[label].chromium;
+      console.log(
+        `${label.padEnd(16)} ${cell(c.pesq)} ${cell(g.pesq)}        ${cell(c.stoi)} ${cell(g.stoi)}        ${cell(c.freeze_ms)} ${cell(g.freeze_ms)}   ${cell(c.fps, 5)} ${cell(g.fps, 5)}`,
+      );
+    }
+    const fmt = (xs) => xs.join(", ");
+    console.log(`blackout recovery ms, 640x360: conclave ${fmt(blackouts.conclave)}; chromium ${fmt(blackouts.chromium)}`);
+    const r = (label, kind, key) => results[label][kind][key];
+    return {
+      audio_pesq_loss0: r("loss 0 %", "conclave", "pesq"),
+      chromium_audio_pesq_loss0: r("loss 0 %", "chromium", "pesq"),
+      audio_pesq_loss20: r("loss 20 %", "conclave", "pesq"),
+      chromium_audio_pesq_loss20: r("loss 20 %", "chromium", "pesq"),
+      audio_pesq_loss30: r("loss 30 %", "conclave", "pesq"),
+      chromium_audio_pesq_loss30: r("loss 30 %", "chromium", "pesq"),
+      audio_pesq_loss10: r("loss 10 %", "conclave", "pesq"),
+      chromium_audio_pesq_loss10: r("loss 10 %", "chromium", "pesq"),
+      audio_stoi_loss20: r("loss 20 %", "conclave", "stoi"),
+      chromium_audio_stoi_loss20: r("loss 20 %", "chromium", "stoi"),
+      video_longest_freeze_ms_loss10: r("loss 10 %", "conclave", "freeze_ms"),
+      chromium_video_longest_freeze_ms_loss10: r("loss 10 %", "chromium", "freeze_ms"),
+      video_fps_loss10: r("loss 10 %", "conclave", "fps"),
+      chromium_video_fps_loss10: r("loss 10 %", "chromium", "fps"),
+      cap500_video_fps: r("cap 500 kbit/s", "conclave", "fps"),
+      chromium_cap500_video_fps: r("cap 500 kbit/s", "chromium", "fps"),
+      cap500_audio_pesq: r("cap 500 kbit/s", "conclave", "pesq"),
+      chromium_cap500_audio_pesq: r("cap 500 kbit/s", "chromium", "pesq"),
+      cap500_video_longest_freeze_ms: r("cap 500 kbit/s", "conclave", "freeze_ms"),
+      chromium_cap500_video_longest_freeze_ms: r("cap 500 kbit/s", "chromium", "freeze_ms"),
+      blackout_recovery_ms_640x360: blackouts.conclave.length ? median(blackouts.conclave) : null,
+      chromium_blackout_recovery_ms: blackouts.chromium.length ? median(blackouts.chromium) : null,
+      quality_seconds: SECONDS,
+    };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function joinPart() {
   const udp = await joins("udp");
   const relay = await joins("relay_tcp");
   const iceTcp = await joins("ice_tcp");
@@ -202,21 +461,26 @@ async function main() {
   console.log(`join, ICE-TCP           ${String(median(iceTcp)).padStart(9)}   ${fmt(iceTcp)}`);
   console.log(`blackout recovery       ${String(Math.round(median(recoveries))).padStart(9)}   ${fmt(recoveries)}`);
   console.log(`address move standstill ${String(Math.round(median(moves))).padStart(9)}   ${fmt(moves)}`);
-  console.log(
-    JSON.stringify({
-      join_ms_udp: median(udp),
-      join_ms_relay_tcp: median(relay),
-      join_ms_ice_tcp: median(iceTcp),
-      blackout_recovery_ms: recoveries.length ? Math.round(median(recoveries)) : null,
-      move_standstill_ms: moves.length ? Math.round(median(moves)) : null,
-      joins: JOINS,
-      joins_failed_udp: JOINS - udp.length,
-      joins_failed_relay_tcp: JOINS - relay.length,
-      joins_failed_ice_tcp: JOINS - iceTcp.length,
-      blackouts_failed: BLACKOUTS - recoveries.length,
-      moves_failed: BLACKOUTS - moves.length,
-    }),
-  );
+  return {
+    join_ms_udp: median(udp),
+    join_ms_relay_tcp: median(relay),
+    join_ms_ice_tcp: median(iceTcp),
+    blackout_recovery_ms: recoveries.length ? Math.round(median(recoveries)) : null,
+    move_standstill_ms: moves.length ? Math.round(median(moves)) : null,
+    joins: JOINS,
+    joins_failed_udp: JOINS - udp.length,
+    joins_failed_relay_tcp: JOINS - relay.length,
+    joins_failed_ice_tcp: JOINS - iceTcp.length,
+    blackouts_failed: BLACKOUTS - recoveries.length,
+    moves_failed: BLACKOUTS - moves.length,
+  };
+}
+
+async function main() {
+  let figures = {};
+  if (PARTS.includes("join")) figures = { ...figures, ...(await joinPart()) };
+  if (PARTS.includes("quality")) figures = { ...figures, ...(await qualityPart()) };
+  console.log(JSON.stringify(figures));
 }
 
 try {

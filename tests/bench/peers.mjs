@@ -17,10 +17,20 @@ export function newRoom(cli, server) {
 
 /** The peer page and a chromedriver: `url(query)`, `open()` a headless
  * Chromium, `stop()` everything. `driverPid` roots Chromium's processes.
- * With `cpu`, the driver and every Chromium it starts run on that core. */
-export async function peerPages({ cpu } = {}) {
+ * With `cpu`, the driver and every Chromium it starts run on that core.
+ * `files` maps more paths the page may load (e.g. `/speech.wav`) to files. */
+export async function peerPages({ cpu, files = {} } = {}) {
   const page = await readFile(join(HERE, "peer.html"));
-  const http = createServer((req, res) => { res.writeHead(200, { "content-type": "text/html" }); res.end(page); });
+  const http = createServer(async (req, res) => {
+    const path = new URL(req.url, "http://x").pathname;
+    if (files[path]) {
+      res.writeHead(200, { "content-type": "application/octet-stream" });
+      res.end(await readFile(files[path]));
+      return;
+    }
+    res.writeHead(200, { "content-type": "text/html" });
+    res.end(page);
+  });
   await new Promise((r) => http.listen(0, "127.0.0.1", r));
   const base = `http://127.0.0.1:${http.address().port}/peer.html`;
   const port = 9515 + Math.floor(Math.random() * 400);

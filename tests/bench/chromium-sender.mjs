@@ -23,7 +23,12 @@ try {
   }, 30000);
   console.log(state);
   if (state !== "publishing") code = 1;
-  else await new Promise((r) => createInterface({ input: process.stdin }).on("close", r));
+  else {
+    await new Promise((r) => createInterface({ input: process.stdin }).on("close", r));
+    // Its own counters, for the benchmark's notes.
+    console.log(`stats ${JSON.stringify(await page.execute("return window.sendStats()"))}`);
+    if (process.env.NETWORK_SDP) console.log(await page.execute("return window.sdps()"));
+  }
 } catch (e) {
   console.log(`error: ${e.message}`);
   code = 1;

@@ -70,6 +70,8 @@ const SECONDS = Number(process.env.NETWORK_SECONDS ?? 30);
 const PARTS = (process.env.NETWORK_PARTS ?? "join,quality").split(",");
 const PYTHON = process.env.CONCLAVE_PYTHON ?? "python3";
 const WARMUP_MS = 6000;
+// For trying one thing quickly: NETWORK_KINDS=conclave, NETWORK_ROWS=loss20,cap500.
+const KINDS = (process.env.NETWORK_KINDS ?? "conclave,chromium").split(",");
 const SETTLE_MS = 4000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const children = new Set();
@@ -286,10 +288,9 @@ async function startPair(kind, { rate = null, sound, dir }) {
   );
   children.add(child);
   const exited = new Promise((r) => child.once("exit", r));
-  const first = await Promise.race([
-    new Promise((r) => createInterface({ input: child.stdout }).once("line", r)),
-    sleep(40000).then(() => "timed out"),
-  ]);
+  const lines = createInterface({ input: child.stdout });
+  const first = await Promise.race([new Promise((r) => lines.once("line", r)), sleep(40000).then(() => "timed out")]);
+  lines.on("line", (l) => console.error(`chromium sender: ${l}`));
   if (first !== "publishing") throw new Error(`the Chromium sender: ${first}`);
   const pages = await peerPages();
   const page = await pages.open();
@@ -299,6 +300,12 @@ async function startPair(kind, { rate = null, sound, dir }) {
     control,
     async finish() {
       const frames = await page.execute("return window.bench.frames");
+      const inbound = await page.execute("return window.inboundStats()");
+      if (process.env.NETWORK_SDP) console.error(await page.execute("return window.remoteSdp()"));
+      for (const r of inbound) {
+        const keys = ["kind", "packetsReceived", "packetsLost", "fecPacketsReceived", "fecPacketsDiscarded", "concealedSamples", "totalSamplesReceived", "jitterBufferDelay", "jitterBufferEmittedCount", "framesDecoded", "frameWidth", "framesPerSecond", "freezeCount", "totalFreezesDuration", "nackCount", "retransmittedPacketsReceived"];
+        console.error(`chromium receiver: ${JSON.stringify(Object.fromEntries(keys.filter((k) => k in r).map((k) => [k, r[k]])))}`);
+      }
       const pcm = Buffer.from(await page.execute("return window.takePcm()"), "base64");
       const wav = join(dir, `chromium-${id}.wav`);
       writeWav(wav, pcm);
@@ -377,23 +384,24 @@ async function qualityPart() {
   try {
     const sound = speechFile(dir);
     const loopMs = (readWav(await readFile(sound)).samples.length / 48000) * 1000;
+    const only = process.env.NETWORK_ROWS?.split(",");
     const rows = [
       ["loss 0 %", { loss: 0 }],
       ["loss 10 %", { loss: 10 }],
       ["loss 20 %", { loss: 20 }],
       ["loss 30 %", { loss: 30 }],
       ["cap 500 kbit/s", { rate: 500 }],
-    ];
+    ].filter(([label]) => !only || only.includes(label.split(" ").slice(0, 2).join("")));
     const results = {};
     for (const [label, opts] of rows) {
       results[label] = {};
-      for (const kind of ["conclave", "chromium"]) {
+      for (const kind of KINDS) {
         results[label][kind] = await impaired(kind, { ...opts, sound, loopMs, dir });
       }
     }
     const blackouts = { conclave: [], chromium: [] };
     for (let i = 0; i < BLACKOUTS; i++) {
-      for (const kind of ["conclave", "chromium"]) {
+      for (const kind of KINDS) {
         const ms = await blackoutPair(kind, { sound, dir });
         if (ms !== null) blackouts[kind].push(ms);
       }
@@ -403,15 +411,16 @@ async function qualityPart() {
     console.log(`${SECONDS} s of speech and 640x360@30 video from a sender behind the impairment`);
     console.log("condition          PESQ conclave/chromium   STOI conclave/chromium   longest freeze ms   frames/s");
     for (const [label] of rows) {
-      const c = results[label].conclave;
-      const g = results[label].chromium;
+      const none = { pesq: null, stoi: null, freeze_ms: null, fps: null };
+      const c = results[label].conclave ?? none;
+      const g = results[label].chromium ?? none;
       console.log(
         `${label.padEnd(16)} ${cell(c.pesq)} ${cell(g.pesq)}        ${cell(c.stoi)} ${cell(g.stoi)}        ${cell(c.freeze_ms)} ${cell(g.freeze_ms)}   ${cell(c.fps, 5)} ${cell(g.fps, 5)}`,
       );
     }
     const fmt = (xs) => xs.join(", ");
     console.log(`blackout recovery ms, 640x360: conclave ${fmt(blackouts.conclave)}; chromium ${fmt(blackouts.chromium)}`);
-    const r = (label, kind, key) => results[label][kind][key];
+    const r = (label, kind, key) => results[label]?.[kind]?.[key] ?? null;
     return {
       audio_pesq_loss0: r("loss 0 %", "conclave", "pesq"),
       chromium_audio_pesq_loss0: r("loss 0 %", "chromium", "pesq"),

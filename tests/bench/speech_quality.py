@@ -18,7 +18,6 @@ a virtual environment of the project's).
 import argparse
 import json
 import sys
-import wave
 
 import numpy as np
 from scipy.signal import fftconvolve, resample_poly
@@ -27,12 +26,28 @@ RATE = 16000
 
 
 def read_wav(path):
-    with wave.open(path, "rb") as w:
-        channels, width, rate, frames = w.getnchannels(), w.getsampwidth(), w.getframerate(), w.getnframes()
-        data = w.readframes(frames)
-    if width != 2:
-        raise SystemExit(f"{path}: only 16-bit WAV files are read")
-    samples = np.frombuffer(data, dtype="<i2").astype(np.float64) / 32768.0
+    """The first channel of a 16-bit PCM WAV file, at 16 kHz. Tolerates a
+    recording whose header sizes were never filled in."""
+    with open(path, "rb") as f:
+        buf = f.read()
+    if buf[0:4] != b"RIFF" or buf[8:12] != b"WAVE":
+        raise SystemExit(f"{path}: not a WAV file")
+    at, channels, rate, width, data = 12, 1, 0, 2, None
+    while at + 8 <= len(buf):
+        chunk, size = buf[at : at + 4], int.from_bytes(buf[at + 4 : at + 8], "little")
+        if chunk == b"fmt ":
+            channels = int.from_bytes(buf[at + 10 : at + 12], "little")
+            rate = int.from_bytes(buf[at + 12 : at + 16], "little")
+            width = int.from_bytes(buf[at + 22 : at + 24], "little") // 8
+        elif chunk == b"data":
+            if size in (0, 0xFFFFFFFF) or at + 8 + size > len(buf):
+                size = len(buf) - at - 8
+            data = buf[at + 8 : at + 8 + size]
+            break
+        at += 8 + size + (size & 1)
+    if data is None or width != 2 or rate == 0:
+        raise SystemExit(f"{path}: not a 16-bit PCM WAV file")
+    samples = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.float64) / 32768.0
     if channels > 1:
         samples = samples[: len(samples) // channels * channels].reshape(-1, channels)[:, 0]
     if rate != RATE:

@@ -356,6 +356,13 @@ impl Client {
                     .enable_vp8(true)
                     .enable_h264(true)
                     .set_stats_interval(Some(super::STATS_INTERVAL))
+                    // Audio packets are handed over as they come: the
+                    // jitter buffer puts them in order and rebuilds a lost
+                    // one from the next one's FEC. Holding packets back
+                    // behind a gap (str0m's default, 15 packets) waits for
+                    // a retransmission audio never gets and, under loss,
+                    // delayed every packet after a gap by up to 150 ms.
+                    .set_reordering_size_audio(0)
                     .build(self.now);
                 let candidates = super::local_candidates(
                     self.cfg.media_addr,

@@ -14,6 +14,8 @@ pub struct OpusEncoder {
     inner: opus::Encoder,
     pending: Vec<i16>,
     frame_samples: usize,
+    /// A packet size asked for, taken at the next packet boundary.
+    next_frame_samples: Option<usize>,
 }
 
 impl OpusEncoder {
@@ -39,8 +41,9 @@ impl OpusEncoder {
         inner.set_packet_loss_perc(10).map_err(setup)?;
         let mut encoder = OpusEncoder {
             inner,
-            pending: Vec::with_capacity(frame_samples),
+            pending: Vec::with_capacity(FRAME_SAMPLES),
             frame_samples,
+            next_frame_samples: None,
         };
         encoder.set_bitrate(bitrate)?;
         Ok(encoder)
@@ -61,6 +64,23 @@ impl OpusEncoder {
             .map_err(|e| CodecError::Setup(e.to_string()))
     }
 
+    /// Changes the packet size (480: 10 ms, 960: 20 ms) from the next
+    /// packet on; a packet under way keeps its size.
+    pub fn set_frame_samples(&mut self, frame_samples: usize) -> Result<(), CodecError> {
+        if frame_samples != AUDIO_BLOCK && frame_samples != FRAME_SAMPLES {
+            return Err(CodecError::Setup(format!(
+                "{frame_samples} samples per packet: 480 or 960 are supported"
+            )));
+        }
+        self.next_frame_samples = Some(frame_samples);
+        Ok(())
+    }
+
+    /// Samples in the packet under way.
+    pub fn frame_samples(&self) -> usize {
+        self.frame_samples
+    }
+
     /// Takes one 10 ms block; returns a packet when a frame is full. In DTX
     /// silence the packets are tiny (1–2 bytes) and may be skipped.
     pub fn encode(&mut self, block: &AudioFrame) -> Result<Option<Vec<u8>>, CodecError> {
@@ -69,6 +89,11 @@ impl OpusEncoder {
                 "{} samples, expected {AUDIO_BLOCK}",
                 block.samples.len()
             )));
+        }
+        if self.pending.is_empty() {
+            if let Some(n) = self.next_frame_samples.take() {
+                self.frame_samples = n;
+            }
         }
         self.pending.extend_from_slice(&block.samples);
         if self.pending.len() < self.frame_samples {
@@ -185,5 +210,24 @@ mod tests {
         );
         // Garbage is an error or noise, never a crash.
         let _ = dec.decode(&[0xff, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn the_packet_size_changes_at_a_packet_boundary() {
+        let mut enc = OpusEncoder::with_frame(32_000, AUDIO_BLOCK).expect("encoder");
+        let blocks = tone(8, 440.0);
+        assert!(enc.encode(&blocks[0]).expect("encode").is_some());
+        enc.set_frame_samples(FRAME_SAMPLES).expect("20 ms");
+        assert!(enc.encode(&blocks[1]).expect("encode").is_none());
+        assert!(enc.encode(&blocks[2]).expect("encode").is_some());
+        assert_eq!(enc.frame_samples(), FRAME_SAMPLES);
+        // Back to 10 ms: the half-made 20 ms packet is finished first.
+        assert!(enc.encode(&blocks[3]).expect("encode").is_none());
+        enc.set_frame_samples(AUDIO_BLOCK).expect("10 ms");
+        assert!(enc.encode(&blocks[4]).expect("encode").is_some());
+        assert_eq!(enc.frame_samples(), FRAME_SAMPLES);
+        assert!(enc.encode(&blocks[5]).expect("encode").is_some());
+        assert_eq!(enc.frame_samples(), AUDIO_BLOCK);
+        assert!(enc.set_frame_samples(100).is_err());
     }
 }

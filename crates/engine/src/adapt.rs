@@ -317,6 +317,31 @@ impl AudioProtection {
         self.percent
     }
 
+    /// Whether the loss calls for redundant audio (RED): until the first
+    /// report says how the link is (a meeting may start on a lossy one),
+    /// then from the 5 % step up (reached above 5.5 % smoothed loss, left
+    /// below 4.5 %), as the in-band FEC alone repairs only what the next
+    /// packet still carries, at a lower quality.
+    pub fn wants_redundancy(&self) -> bool {
+        self.loss.is_none() || self.percent >= 5
+    }
+
+    /// The expected loss to give Opus while RED repairs single losses:
+    /// what RED leaves (a loss whose next packet is lost too, about the
+    /// square of the loss for random loss), at the step at or above it.
+    /// Opus's in-band FEC takes bits from the voice in proportion to this
+    /// setting; sized for the raw loss, it spends them twice (20 % turned
+    /// clean speech into a PESQ of 1.9 at 2 % loss, measured with
+    /// `examples/opus_loss`).
+    pub fn percent_with_redundancy(&self) -> u8 {
+        let residual = self.loss.map_or(0.0, |l| l * l * 100.0);
+        Self::STEPS
+            .iter()
+            .copied()
+            .find(|s| f64::from(*s) >= residual)
+            .unwrap_or(Self::STEPS[Self::STEPS.len() - 1])
+    }
+
     /// The smoothed loss, as a fraction, once reported.
     pub fn loss(&self) -> Option<f64> {
         self.loss
@@ -605,10 +630,15 @@ mod tests {
         let mut p = AudioProtection::default();
         let mut now = Instant::now();
         assert_eq!(p.percent(), 0, "no loss expected before any report");
+        assert!(p.wants_redundancy(), "RED until the link is known");
         assert!(report(&mut p, &mut now, 0.0, 10).is_empty());
         assert_eq!(p.percent(), 0);
-        // A quarter lost: protection rises within a few seconds, step by step.
-        let steps = report(&mut p, &mut now, 0.25, 6);
+        assert!(!p.wants_redundancy(), "no RED on a clean link");
+        // A quarter lost: protection rises within a few seconds, step by step,
+        // and RED comes with the first report.
+        let steps = report(&mut p, &mut now, 0.25, 1);
+        assert!(p.wants_redundancy(), "{steps:?}");
+        let steps = report(&mut p, &mut now, 0.25, 5);
         assert_eq!(p.percent(), 20, "{steps:?}");
         assert!(steps.windows(2).all(|w| w[1] > w[0]), "{steps:?}");
         // Clean again: it falls, more slowly, back to none.
@@ -619,6 +649,22 @@ mod tests {
         );
         report(&mut p, &mut now, 0.0, 60);
         assert_eq!(p.percent(), 0);
+        assert!(!p.wants_redundancy());
+    }
+
+    #[test]
+    fn with_red_opus_protects_only_what_red_leaves() {
+        let mut p = AudioProtection::default();
+        let mut now = Instant::now();
+        assert_eq!(p.percent_with_redundancy(), 0);
+        report(&mut p, &mut now, 0.2, 30);
+        assert!(p.percent() >= 10);
+        // 20 % lost at random: 4 % lose their neighbour too.
+        assert_eq!(p.percent_with_redundancy(), 5);
+        report(&mut p, &mut now, 0.3, 30);
+        assert_eq!(p.percent_with_redundancy(), 10);
+        report(&mut p, &mut now, 0.05, 60);
+        assert_eq!(p.percent_with_redundancy(), 1);
     }
 
     #[test]

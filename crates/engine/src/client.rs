@@ -241,6 +241,9 @@ pub enum Output {
     /// The share of our audio the receiving server reports lost (0..1,
     /// from its RTCP receiver reports), for the encoder's protection.
     AudioLoss(f32),
+    /// Whether our audio now goes out with RED (RFC 2198): the encoder's
+    /// own protection is sized for what RED leaves unrepaired.
+    AudioRedundancy(bool),
     /// An encoded frame from another participant, for decoding.
     RemoteMedia {
         /// The participant (publisher id).

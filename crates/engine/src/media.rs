@@ -510,6 +510,10 @@ pub(crate) struct MediaIo {
     audio_sent: u64,
     /// How much protection our audio gets, from the loss reported.
     protection: crate::adapt::AudioProtection,
+    /// Whether our audio goes out with RED (the publisher says).
+    redundancy: bool,
+    /// The expected loss Opus was last given, in percent.
+    protection_percent: u8,
 }
 
 fn open_microphone(
@@ -658,6 +662,8 @@ impl MediaIo {
             next_playout: now + Duration::from_millis(10),
             audio_sent: 0,
             protection: crate::adapt::AudioProtection::default(),
+            redundancy: false,
+            protection_percent: crate::adapt::AudioProtection::default().percent(),
             save: options.save_received.clone(),
             audio_tap: options.audio_tap.clone(),
             remotes: BTreeMap::new(),
@@ -732,7 +738,7 @@ impl MediaIo {
         self.share = None;
         self.share_audio = None;
         if audio {
-            match open_share_audio(Instant::now(), self.protection.percent()) {
+            match open_share_audio(Instant::now(), self.protection_percent) {
                 Ok(a) => self.share_audio = Some(a),
                 Err(e) => self.notices.push(MediaNotice::Warning(e)),
             }
@@ -859,10 +865,43 @@ impl MediaIo {
     /// The share of our audio the server reports lost: Opus's protection
     /// (its expected-loss setting, which paces its in-band FEC) follows.
     pub fn on_audio_loss(&mut self, fraction: f32, now: Instant) {
-        let Some(percent) = self.protection.on_report(fraction, now) else {
-            return;
+        if self.protection.on_report(fraction, now).is_some() || self.redundancy {
+            self.apply_protection();
+        }
+    }
+
+    /// Our audio goes out with RED (RFC 2198) or not any more: with it,
+    /// Opus protects only what RED leaves, in 20 ms packets (half the
+    /// packets to lose, and the codec's concealment and FEC work better on
+    /// them: PESQ 3.24 against 2.60 at 4 % loss, `examples/opus_loss`);
+    /// without it, 10 ms packets for the lowest delay.
+    pub fn set_audio_redundancy(&mut self, on: bool) {
+        self.redundancy = on;
+        info!(on, "audio sent with redundancy");
+        let frame = if on {
+            conclave_codec::opus::FRAME_SAMPLES
+        } else {
+            AUDIO_BLOCK
         };
-        info!(percent, loss = fraction, "audio protection");
+        if let Some(m) = &mut self.mic {
+            if let Err(e) = m.encoder.set_frame_samples(frame) {
+                debug!(error = %e, "could not change the audio packet size");
+            }
+        }
+        self.apply_protection();
+    }
+
+    fn apply_protection(&mut self) {
+        let percent = if self.redundancy {
+            self.protection.percent_with_redundancy()
+        } else {
+            self.protection.percent()
+        };
+        if percent == self.protection_percent {
+            return;
+        }
+        self.protection_percent = percent;
+        info!(percent, loss = ?self.protection.loss(), redundancy = self.redundancy, "audio protection");
         if let Some(m) = &mut self.mic {
             if let Err(e) = m.encoder.set_expected_loss(percent) {
                 debug!(error = %e, "could not set the expected loss");
@@ -911,7 +950,7 @@ impl MediaIo {
                     .protection
                     .loss()
                     .map_or(0, |l| (l * 1000.0).round() as u32),
-                audio_protection_percent: u32::from(self.protection.percent()),
+                audio_protection_percent: u32::from(self.protection_percent),
                 ..self
                     .camera
                     .as_ref()
@@ -1127,11 +1166,14 @@ impl MediaIo {
                         match mic.encoder.encode(&block) {
                             Ok(Some(data)) => {
                                 self.audio_sent += 1;
+                                // A packet's time is its first sample's.
+                                let blocks = mic.encoder.frame_samples() / AUDIO_BLOCK;
+                                let earlier = Duration::from_millis(10 * (blocks as u64 - 1));
                                 out.push(Encoded {
                                     video: false,
                                     screen: false,
                                     data,
-                                    captured: block.captured,
+                                    captured: block.captured.saturating_sub(earlier),
                                     level,
                                     _in_flight: None,
                                 });

@@ -448,6 +448,7 @@ async fn run(
                 Output::KeyframeRequested { screen } => media.request_keyframe(screen),
                 Output::VideoBitrate(bps) => media.set_video_bitrate(bps),
                 Output::AudioLoss(fraction) => media.on_audio_loss(fraction, Instant::now()),
+                Output::AudioRedundancy(on) => media.set_audio_redundancy(on),
                 Output::RemoteMedia {
                     participant,
                     video,

@@ -4,7 +4,7 @@
 //! [`PeerEvent`]s. Media is forwarded packet by packet, never decoded.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::{ChannelConfig, ChannelId};
@@ -68,15 +68,19 @@ pub struct Peer {
     closed: bool,
 }
 
-/// Codecs the server negotiates: Opus, VP8 and H.264 (as Janus's VideoRoom
-/// offers by default, plus H.264), forwarded in RTP mode.
+/// Codecs the server negotiates: Opus (with RED, RFC 2198, where the peer
+/// has it), VP8 and H.264 (as Janus's VideoRoom offers by default, plus
+/// H.264), forwarded in RTP mode.
 fn new_rtc(now: Instant, candidates: &IceAddresses) -> Rtc {
     let mut rtc = Rtc::builder()
         .clear_codecs()
-        .enable_opus(true, false)
+        .enable_opus(true, true)
         .enable_vp8(true)
         .enable_h264(true)
         .set_rtp_mode(true)
+        // Receiver reports on audio each second (str0m's default is 5 s):
+        // a sender learns of loss soon enough to protect its audio.
+        .set_rtcp_report_interval_audio(Duration::from_secs(1))
         .build(now);
     let host = candidates
         .host
@@ -352,12 +356,27 @@ impl Peer {
         }
     }
 
-    /// The codec of payload type `pt` as negotiated on this peer.
-    pub fn codec_of(&self, pt: Pt) -> Option<CodecSpec> {
+    /// The codec of payload type `pt` as negotiated on this peer, and
+    /// whether `pt` is that codec wrapped in RED (RFC 2198).
+    pub fn codec_of(&self, pt: Pt) -> Option<(CodecSpec, bool)> {
+        self.rtc.codec_config().params().iter().find_map(|p| {
+            if p.pt() == pt {
+                Some((p.spec(), false))
+            } else if p.red() == Some(pt) {
+                Some((p.spec(), true))
+            } else {
+                None
+            }
+        })
+    }
+
+    /// The RED payload type this peer accepted for the codec sent as `pt`,
+    /// if it takes RED.
+    pub fn red_pt_for(&self, pt: Pt) -> Option<Pt> {
         self.rtc
             .codec_config()
             .find(|p| p.pt() == pt)
-            .map(|p| p.spec())
+            .and_then(|p| p.red())
     }
 
     /// The payload type the remote accepted on `mid` for this codec.

@@ -11,6 +11,7 @@
 //! resend cache. Audio levels give talking events. Nothing is stored.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use conclave_protocol::janus::{Jsep, JsepKind, VIDEOROOM_PLUGIN};
@@ -55,7 +56,10 @@ pub(crate) struct SubStream {
     /// Sequence-number and timestamp continuity across sources.
     pub rewriter: Rewriter,
     /// The last payload type mapping (publisher's to ours).
-    pt_cache: Option<(u64, Pt, Pt)>,
+    /// The last payload type mapping: publisher, its payload type, ours to
+    /// this subscriber, and the RED payload type the subscriber takes for
+    /// it (when the publisher's packets are RED).
+    pt_cache: Option<(u64, Pt, Pt, Option<Pt>)>,
 }
 
 /// A subscriber handle's subscription.
@@ -513,7 +517,7 @@ impl Server {
         let Some(routes) = self.sfu.routes.get(&(publisher, mid)).cloned() else {
             return;
         };
-        let Some(spec) = self
+        let Some((spec, red_in)) = self
             .handles
             .get(&publisher)
             .and_then(|h| h.peer.as_ref())
@@ -521,6 +525,10 @@ impl Server {
         else {
             return;
         };
+        // A RED packet goes as it is to subscribers that take RED, and as
+        // its primary block (the packet's own audio) to the others: made
+        // once, when the first of those needs it.
+        let mut primary: Option<Option<Arc<[u8]>>> = None;
         let clock_rate = spec.clock_rate.get();
         let video = matches!(spec.codec.kind(), MediaKind::Video);
         let ext = ExtensionValues {
@@ -551,15 +559,29 @@ impl Server {
             let Some(out_mid) = stream.mid else {
                 continue;
             };
-            let pt = match stream.pt_cache {
-                Some((p, from, to)) if p == publisher && from == header.payload_type => to,
+            let (pt, red_out) = match stream.pt_cache {
+                Some((p, from, to, red)) if p == publisher && from == header.payload_type => {
+                    (to, red)
+                }
                 _ => match peer.pt_for(out_mid, &spec) {
                     Some(to) => {
-                        stream.pt_cache = Some((publisher, header.payload_type, to));
-                        to
+                        let red = if red_in { peer.red_pt_for(to) } else { None };
+                        stream.pt_cache = Some((publisher, header.payload_type, to, red));
+                        (to, red)
                     }
                     None => continue,
                 },
+            };
+            let (pt, payload) = match (red_in, red_out) {
+                (false, _) => (pt, packet.payload.clone()),
+                (true, Some(red)) => (red, packet.payload.clone()),
+                (true, None) => {
+                    let block = primary.get_or_insert_with(|| red_primary(&packet.payload));
+                    match block {
+                        Some(p) => (pt, p.clone()),
+                        None => continue,
+                    }
+                }
             };
             let Some(out) = stream.rewriter.rewrite(
                 (publisher, *header.ssrc),
@@ -571,16 +593,10 @@ impl Server {
                 continue;
             };
             switched |= out.switched && video;
-            let write = RtpWrite::new(
-                pt,
-                out.seq.into(),
-                out.timestamp,
-                packet.timestamp,
-                packet.payload.clone(),
-            )
-            .marker(header.marker)
-            .ext_vals(ext.clone())
-            .nackable(video);
+            let write = RtpWrite::new(pt, out.seq.into(), out.timestamp, packet.timestamp, payload)
+                .marker(header.marker)
+                .ext_vals(ext.clone())
+                .nackable(video);
             if peer.write_rtp(out_mid, write) {
                 peer.flush(now);
                 self.drain_peer(sub_handle);
@@ -636,6 +652,16 @@ fn offer(sdp: String) -> Jsep {
     }
 }
 
+/// The primary block of a RED payload (RFC 2198): the packet's own media,
+/// without the redundant copies of earlier ones. None if it is malformed.
+fn red_primary(payload: &[u8]) -> Option<Arc<[u8]>> {
+    let blocks = str0m::rtp::RedDecoder::decode(payload).ok()?;
+    blocks
+        .into_iter()
+        .find(|b| b.is_primary)
+        .map(|b| Arc::from(b.payload))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -657,5 +683,22 @@ mod tests {
             last = m.add(127);
         }
         assert_eq!(last, Some((false, 127.0)));
+    }
+
+    #[test]
+    fn a_red_payload_gives_its_primary_block_and_a_bad_one_nothing() {
+        use str0m::rtp::{RedEncoder, RedundantBlock};
+        let red = RedEncoder::encode(
+            111,
+            b"primary",
+            &[RedundantBlock {
+                pt: 111,
+                timestamp_offset: 960,
+                payload: b"earlier".to_vec(),
+            }],
+        );
+        assert_eq!(red_primary(&red).as_deref(), Some(&b"primary"[..]));
+        assert_eq!(red_primary(&[0x80, 0x01]), None);
+        assert_eq!(red_primary(&[]), None);
     }
 }

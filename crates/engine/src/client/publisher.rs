@@ -20,7 +20,7 @@ const MAX_VIDEO_BPS: u32 = 2_500_000;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Event as RtcEvent, Rtc};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::{Client, Output, Tx, STATS_INTERVAL};
 use crate::api::EngineEvent;
@@ -87,6 +87,13 @@ pub(crate) struct Publisher {
     pub(super) meter: super::LinkMeter,
     /// The video bitrate last aimed for, bits/s.
     pub(super) video_target: u32,
+    /// The loss the server reports for our audio, smoothed as the Opus
+    /// protection is: it also decides on redundant audio (RED).
+    protection: crate::adapt::AudioProtection,
+    /// Whether our audio goes out with RED (RFC 2198) now.
+    pub(super) redundancy: bool,
+    /// What the media side was last told about RED (sent and negotiated).
+    redundancy_told: Option<bool>,
 }
 
 impl Client {
@@ -105,7 +112,9 @@ impl Client {
         let h264 = want.video_codec == conclave_codec::VideoCodec::H264;
         let mut rtc = Rtc::builder()
             .clear_codecs()
-            .enable_opus(true, false)
+            // Opus with RED (RFC 2198) offered: sent only while the loss
+            // calls for it (`update_redundancy`).
+            .enable_opus(true, true)
             // One video codec: what is offered is what the encoder makes.
             .enable_vp8(!h264)
             .enable_h264(h264)
@@ -506,6 +515,8 @@ impl Client {
                 {
                     if let Some(loss) = s.loss {
                         self.out.push_back(Output::AudioLoss(loss));
+                        self.publisher.protection.on_report(loss, self.now);
+                        self.update_redundancy(false);
                     }
                 }
                 str0m::Output::Event(RtcEvent::PeerStats(s)) => self.publisher.meter.update(
@@ -516,6 +527,9 @@ impl Client {
                 ),
                 str0m::Output::Event(RtcEvent::Connected) => {
                     debug!("sending media");
+                    // str0m sends RED as soon as it is negotiated: not
+                    // until the loss calls for it.
+                    self.update_redundancy(true);
                     // Start with a keyframe for whoever is watching.
                     self.out
                         .push_back(Output::KeyframeRequested { screen: false });
@@ -524,6 +538,38 @@ impl Client {
                 }
                 str0m::Output::Event(_) => {}
             }
+        }
+    }
+
+    /// Sends our audio with RED while the loss the server reports calls
+    /// for it, and without on a clean link (it doubles the audio's
+    /// bitrate). Only where the server negotiated RED.
+    fn update_redundancy(&mut self, always: bool) {
+        let want = self.publisher.protection.wants_redundancy();
+        if want == self.publisher.redundancy && !always {
+            return;
+        }
+        if want != self.publisher.redundancy {
+            info!(on = want, "redundant audio");
+        }
+        self.publisher.redundancy = want;
+        let mids = [self.publisher.audio, self.publisher.screen_audio];
+        let mut sent = false;
+        if let Some(rtc) = self.publisher.rtc.as_mut() {
+            // Negotiated: the server took RED for Opus.
+            let negotiated = rtc
+                .codec_config()
+                .find(|p| p.spec().codec == str0m::format::Codec::Opus && p.red().is_some())
+                .is_some();
+            let mut api = rtc.direct_api();
+            for mid in mids.into_iter().flatten() {
+                api.set_red_send(mid, want);
+            }
+            sent = want && negotiated;
+        }
+        if self.publisher.redundancy_told != Some(sent) {
+            self.publisher.redundancy_told = Some(sent);
+            self.out.push_back(Output::AudioRedundancy(sent));
         }
     }
 }

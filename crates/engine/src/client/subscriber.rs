@@ -352,7 +352,10 @@ impl Client {
             None => {
                 let mut rtc = Rtc::builder()
                     .clear_codecs()
-                    .enable_opus(true, false)
+                    // RED (RFC 2198) taken where the server offers it:
+                    // str0m rebuilds a lost packet from the next one's
+                    // redundant copy.
+                    .enable_opus(true, true)
                     .enable_vp8(true)
                     .enable_h264(true)
                     .set_stats_interval(Some(super::STATS_INTERVAL))

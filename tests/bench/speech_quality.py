@@ -84,22 +84,22 @@ def main():
         print(json.dumps({"error": "the recording is shorter than two loops", "seconds": len(received) / RATE}))
         return 1
     # The phase of the loop in the recording: the best match of a whole
-    # loop within the second loop's length.
-    first = best_lag(received, reference, loop // 2, loop // 2)
-    starts = []
-    at = first
+    # loop within the first two loops' length, then back to the earliest
+    # whole loop (the match may be the second one).
     search = RATE // 2
+    at = best_lag(received, reference, loop // 2, loop // 2)
+    while at is not None and at - loop >= 0:
+        earlier = best_lag(received, reference, at - loop, search)
+        if earlier is None or earlier >= at:
+            break
+        at = earlier
+    starts = []
     while at is not None and at + loop <= len(received):
         found = best_lag(received, reference, at, search)
         if found is None or found + loop > len(received):
             break
         starts.append(found)
         at = found + loop
-    # The piece before the first found one, if whole.
-    if first is not None and first - loop >= 0:
-        earlier = best_lag(received, reference, first - loop, search)
-        if earlier is not None and earlier >= 0:
-            starts.insert(0, earlier)
     if args.last:
         starts = starts[-args.last :]
     pesqs, stois = [], []
@@ -115,6 +115,7 @@ def main():
         "pesq": round(float(np.mean(pesqs)), 2) if pesqs else None,
         "stoi": round(float(np.mean(stois)), 3) if stois else None,
         "pieces": len(starts),
+        "seconds": round(len(received) / RATE, 1),
         "pesq_each": [round(p, 2) for p in pesqs],
         "stoi_each": [round(s, 3) for s in stois],
     }

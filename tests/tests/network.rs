@@ -110,9 +110,16 @@ impl Outside {
             }
             None => Command::new(conclave_e2e::cli_path()),
         };
+        // A tone unless the test gives a sound of its own.
+        let mic: &[&str] = if extra.iter().any(|a| a == "--mic") {
+            &[]
+        } else {
+            &["--mic", "tone:660"]
+        };
         let mut child = command
             .args(["join", link, "--name", name, "--json", "--stdin"])
-            .args(["--camera", "synthetic:320x180@15", "--mic", "tone:660"])
+            .args(["--camera", "synthetic:320x180@15"])
+            .args(mic)
             .args(extra)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -944,5 +951,172 @@ async fn a_dropped_signaling_connection_is_resumed_without_rejoining() {
     outside.leave();
     later.leave().await;
     inside.leave().await;
+    let _ = std::fs::remove_dir_all(&saved);
+}
+
+/// `text` without its terminal colour codes (`ESC [ … m`).
+fn without_colours(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// A spoken passage (espeak-ng, 48 kHz mono, 0.6 s of silence after it)
+/// in `dir`, as `scripts/bench network` makes it.
+fn speech_file(dir: &Path) -> PathBuf {
+    let raw = dir.join("speech-raw.wav");
+    let out = dir.join("speech.wav");
+    let passage = "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background. \
+                   It is easy to tell the depth of a well. These days a chicken leg is a rare dish.";
+    let status = Command::new("espeak-ng")
+        .args([
+            "-w",
+            &raw.to_string_lossy(),
+            "-s",
+            "150",
+            "-v",
+            "en-us",
+            passage,
+        ])
+        .status()
+        .expect("espeak-ng (scripts/setup test installs it)");
+    assert!(status.success(), "espeak-ng failed");
+    let status = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-i", &raw.to_string_lossy()])
+        .args([
+            "-af",
+            "apad=pad_dur=0.6",
+            "-ar",
+            "48000",
+            "-ac",
+            "1",
+            "-c:a",
+            "pcm_s16le",
+        ])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg (scripts/setup test installs it)");
+    assert!(status.success(), "ffmpeg failed");
+    out
+}
+
+/// PESQ (wide band) and STOI of the last `pieces` loops of `received`
+/// against `reference`, by tests/bench/speech_quality.py in the project's
+/// Python environment (scripts/setup test).
+fn speech_quality(reference: &Path, received: &Path, pieces: u32) -> (f64, f64) {
+    let python = std::env::var_os("CONCLAVE_PYTHON_ENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/conclave/python")
+        })
+        .join("bin/python");
+    let out = Command::new(&python)
+        .arg(repo().join("tests/bench/speech_quality.py"))
+        .arg(reference)
+        .arg(received)
+        .args(["--last", &pieces.to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (scripts/setup test makes it)", python.display()));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(text.lines().last().unwrap_or("")).unwrap_or_else(|e| {
+        panic!(
+            "speech_quality.py said {text:?} ({e}); {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    eprintln!("speech quality: {v}");
+    (
+        v["pesq"].as_f64().expect("a PESQ score"),
+        v["stoi"].as_f64().expect("a STOI score"),
+    )
+}
+
+/// Speech from a participant whose link loses 20 % of packets each way
+/// stays intelligible: its audio goes out with redundancy (RED) and FEC
+/// sized for what RED leaves, in 20 ms packets. Scored by PESQ and STOI
+/// against what was said. Chromium, through the same server and loss,
+/// measured PESQ 2.87 (before conclave-server negotiated RED) to 3.75 and
+/// STOI 0.85 to 0.99 (`scripts/bench network`, docs/benchmarks.md); the
+/// test asks for PESQ 2.5 and STOI 0.85, a margin for debug builds on a
+/// busy machine. Janus 1.1 (Debian 12's) does not negotiate RED: there
+/// Opus's FEC alone, in 20 ms packets, protects the speech, and the test
+/// asks for what that gives (PESQ 1.5, STOI 0.8; measured 1.9 offline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speech_stays_intelligible_through_twenty_percent_loss() {
+    let info = new_meeting(false).await;
+    let saved = scratch("speech");
+    let control = saved.join("control");
+    let speech = speech_file(&saved);
+    let received = saved.join("received");
+    let mut inside = Peer::join_media(
+        &info,
+        "Listener",
+        false,
+        MediaOptions {
+            save_received: Some(received.clone()),
+            ..Default::default()
+        },
+    )
+    .await;
+    let control_arg = control.to_string_lossy().into_owned();
+    let mut extra = vec!["--mic".to_string(), speech.to_string_lossy().into_owned()];
+    extra.extend(path_to_the_server());
+    let outside = Outside::start(
+        Some(20),
+        &["--control", &control_arg],
+        &info.to_app_link(),
+        "Speaker",
+        &extra,
+    );
+    outside.wait_for("joined", |v| v["event"] == "joined").await;
+    inside
+        .wait_for("the speaker's audio", |e| {
+            matches!(e, EngineEvent::Talking { talking: true, .. })
+        })
+        .await;
+    // The loss starts once it is in (joining through heavy loss is slow,
+    // docs/network.md); then 4 s for the protection to follow, and two
+    // passages (11.3 s each) to score, with room to find them.
+    netns_set(&control, &["loss", "20"]);
+    tokio::time::sleep(Duration::from_secs(36)).await;
+    let log = without_colours(&outside.leave());
+    inside.leave().await;
+    for line in log.lines().filter(|l| {
+        l.contains("audio protection")
+            || l.contains("audio packet size")
+            || l.contains("redundancy")
+    }) {
+        eprintln!("speaker: {line}");
+    }
+    let janus = conclave_e2e::backend() == "janus";
+    assert!(
+        janus || log.contains("audio sent with redundancy on=true"),
+        "the speaker never sent redundant audio"
+    );
+    assert!(
+        log.contains("audio packet size ms=20"),
+        "the speaker did not go to 20 ms packets"
+    );
+    let wav = std::fs::read_dir(&received)
+        .expect("saved audio")
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().ends_with("-audio.wav"))
+        .expect("the speaker's audio")
+        .path();
+    let (pesq, stoi) = speech_quality(&speech, &wav, 2);
+    let (min_pesq, min_stoi) = if janus { (1.5, 0.8) } else { (2.5, 0.85) };
+    assert!(pesq >= min_pesq, "PESQ {pesq} through 20 % loss");
+    assert!(stoi >= min_stoi, "STOI {stoi} through 20 % loss");
     let _ = std::fs::remove_dir_all(&saved);
 }

@@ -115,6 +115,10 @@ impl Client {
             // Opus with RED (RFC 2198) offered: sent only while the loss
             // calls for it (`update_redundancy`).
             .enable_opus(true, true)
+            // Each packet carries the two before it: at 20 % random loss
+            // one level leaves 4 % unrepaired (a loss whose next packet is
+            // lost too), two leave 0.8 %.
+            .set_red_distances(&[1, 2])
             // One video codec: what is offered is what the encoder makes.
             .enable_vp8(!h264)
             .enable_h264(h264)

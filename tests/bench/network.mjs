@@ -49,7 +49,7 @@
 // CONCLAVE_PYTHON (a Python with pesq and pystoi), NETWORK_SECONDS,
 // NETWORK_PARTS (`join,quality`: which parts run).
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtemp, rm, readFile, readdir } from "node:fs/promises";
+import { mkdtemp, rm, readFile, readdir, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -162,9 +162,19 @@ async function joins(kind) {
   return times;
 }
 
+/** The largest file in `dir` whose name ends with `suffix` (a sender seen
+ * under two identities leaves two; the name of each is said). */
+async function largest(dir, suffix) {
+  const names = (await readdir(dir)).filter((f) => f.endsWith(suffix));
+  if (names.length > 1) console.error(`${dir}: ${names.length} files *${suffix}: ${names.join(", ")}`);
+  const sizes = await Promise.all(names.map(async (n) => [(await stat(join(dir, n))).size, n]));
+  sizes.sort((a, b) => b[0] - a[0]);
+  return sizes.length ? sizes[0][1] : undefined;
+}
+
 /** The frame receive times (µs) of the one decoded stream saved in `saved`. */
 async function frameTimes(saved) {
-  const log = (await readdir(saved)).find((f) => f.endsWith("-video.csv"));
+  const log = await largest(saved, "-video.csv");
   return (await readFile(join(saved, log), "utf8"))
     .trim()
     .split("\n")
@@ -276,7 +286,7 @@ async function startPair(kind, { rate = null, sound, dir }) {
         await sender.stop();
         await receiver.stop();
         const frames = (await frameTimes(saved)).map((t) => t / 1000);
-        const wav = (await readdir(saved)).find((f) => f.endsWith("-audio.wav"));
+        const wav = await largest(saved, "-audio.wav");
         return { frames, wav: wav ? join(saved, wav) : null };
       },
     };

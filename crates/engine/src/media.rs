@@ -570,7 +570,9 @@ impl MediaIo {
                     }
                     Err(e) => return Err(format!("Could not open the microphone: {e}")),
                 };
-                // 10 ms packets: the lowest delay Opus offers for voice.
+                // 10 ms packets: the lowest delay Opus offers for voice
+                // (20 ms while the loss calls for protection or RED is
+                // sent: `apply_protection`).
                 let mut encoder = OpusEncoder::with_frame(32_000, AUDIO_BLOCK)
                     .map_err(|e| format!("Could not start the audio encoder: {e}"))?;
                 // No loss is expected until the server reports some: FEC

@@ -131,6 +131,7 @@ async fn synthetic_720p_camera_and_tone_are_encoded_sent_decoded_and_saved() {
     } else {
         &[",1280,720"]
     };
+    // Every frame line (the first line is the CSV's header).
     assert!(
         text.lines()
             .skip(1)
@@ -233,6 +234,7 @@ async fn h264_is_negotiated_instead_of_vp8_and_decodes_intact() {
     } else {
         &[",640,360"]
     };
+    // Every frame line (the first line is the CSV's header).
     assert!(
         text.lines()
             .skip(1)

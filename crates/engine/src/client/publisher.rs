@@ -91,7 +91,7 @@ pub(crate) struct Publisher {
     /// protection is: it also decides on redundant audio (RED).
     protection: crate::adapt::AudioProtection,
     /// Whether our audio goes out with RED (RFC 2198) now.
-    pub(super) redundancy: bool,
+    redundancy: bool,
     /// What the media side was last told about RED (sent and negotiated).
     redundancy_told: Option<bool>,
 }
